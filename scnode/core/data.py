@@ -1,0 +1,109 @@
+"""Trajectories as tensors: the input of the training loop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
+
+
+def _as_tensor(x: ArrayLike, dtype: torch.dtype, name: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x, dtype=np.float64) if not isinstance(x, torch.Tensor) else x)
+    t = t.to(dtype)
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return t
+
+
+@dataclass
+class Trajectories:
+    """Observed trajectories that share one vector field.
+
+    Attributes
+    ----------
+    times
+        One increasing 1-D tensor per trajectory.
+    values
+        One ``(len(times[b]), n_vars)`` tensor per trajectory.
+    x0
+        Initial positions, ``(B, n_vars)``.
+    v0
+        Initial velocities ``(B, n_vars)`` for second-order systems, or ``None`` (then predicted).
+    """
+
+    times: list[torch.Tensor]
+    values: list[torch.Tensor]
+    x0: torch.Tensor
+    v0: torch.Tensor | None = None
+
+    @classmethod
+    def from_arrays(
+        cls,
+        times: ArrayLike | Sequence[ArrayLike],
+        values: ArrayLike | Sequence[ArrayLike],
+        *,
+        x0: ArrayLike | None = None,
+        v0: ArrayLike | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Trajectories:
+        """Validate and convert arrays.
+
+        ``values`` is one ``(T, n_vars)`` array or a list of them; ``times`` is one ``(T,)`` array or
+        a list of them, in the same order. ``x0`` defaults to each trajectory's first observation.
+        """
+        single = np.ndim(values[0]) == 1 if isinstance(values, list | tuple) else np.ndim(values) == 2
+        if single:
+            times, values = [times], [values]
+        if len(times) != len(values):
+            raise ValueError(f"Got {len(times)} time grids for {len(values)} trajectories.")
+        ts = [_as_tensor(t, dtype, f"times[{b}]") for b, t in enumerate(times)]
+        ys = [_as_tensor(y, dtype, f"values[{b}]") for b, y in enumerate(values)]
+        n_vars = ys[0].shape[-1] if ys[0].ndim == 2 else None
+        for b, (t, y) in enumerate(zip(ts, ys, strict=True)):
+            if t.ndim != 1:
+                raise ValueError(f"times[{b}] must be 1-D, got shape {tuple(t.shape)}.")
+            if y.ndim != 2 or y.shape[0] != t.shape[0]:
+                raise ValueError(
+                    f"values[{b}] must have shape (len(times[{b}]), n_vars) = ({len(t)}, n_vars), "
+                    f"got {tuple(y.shape)}."
+                )
+            if y.shape[1] != n_vars:
+                raise ValueError(f"values[{b}] has {y.shape[1]} variables, values[0] has {n_vars}.")
+            if len(t) < 2:
+                raise ValueError(f"Trajectory {b} has {len(t)} time point(s); at least 2 are needed.")
+            if not (t[1:] > t[:-1]).all():
+                raise ValueError(f"times[{b}] must be strictly increasing.")
+        x0_t = torch.stack([y[0] for y in ys]) if x0 is None else _as_tensor(x0, dtype, "x0").reshape(len(ys), -1)
+        v0_t = None if v0 is None else _as_tensor(v0, dtype, "v0").reshape(len(ys), -1)
+        for name, arr in (("x0", x0_t), ("v0", v0_t)):
+            if arr is not None and arr.shape != (len(ys), n_vars):
+                raise ValueError(f"{name} must have shape ({len(ys)}, {n_vars}), got {tuple(arr.shape)}.")
+        return cls(ts, ys, x0_t, v0_t)
+
+    @property
+    def n_vars(self) -> int:
+        """Number of observed variables."""
+        return self.values[0].shape[1]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def to(self, device: torch.device | str) -> Trajectories:
+        """Copy to ``device``."""
+        return Trajectories(
+            [t.to(device) for t in self.times],
+            [y.to(device) for y in self.values],
+            self.x0.to(device),
+            None if self.v0 is None else self.v0.to(device),
+        )
+
+    def padded_values(self, t_max: int) -> torch.Tensor:
+        """Values padded with zeros to ``(B, t_max, n_vars)``."""
+        out = self.values[0].new_zeros(len(self), t_max, self.n_vars)
+        for b, y in enumerate(self.values):
+            out[b, : len(y)] = y
+        return out

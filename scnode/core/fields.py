@@ -1,0 +1,313 @@
+"""Vector fields: the MLP ``f_theta`` and the first- and second-order systems built on it.
+
+All fields are autonomous (``f`` does not depend on ``t``), so trajectories that start at
+different times can be shifted to start at zero and solved together in one batched call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from .layers import SparseLinear
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+    "softplus": nn.Softplus,
+    "silu": nn.SiLU,
+    "relu": nn.ReLU,
+}
+
+
+def _activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]()
+
+
+class MLP(nn.Module):
+    """Fully connected network ``W^{L+1} sigma(... sigma(W^1 x + b^1) ...) + b^{L+1}``.
+
+    Parameters
+    ----------
+    n_in, n_out
+        Input and output dimension.
+    hidden
+        Hidden widths (``L`` entries; may be empty for a linear map).
+    activation
+        Name of the activation (``"elu"``, ``"tanh"``, ``"softplus"``, ``"silu"``, ``"relu"``).
+    gated
+        One hard-concrete gate per weight (L0, PathReg).
+    grouped
+        One sub-network per output, all evaluated as one batched tensor operation (GroupLasso).
+    init_keep
+        Initial probability that a gate is non-zero.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        hidden: Sequence[int] = (32, 32),
+        *,
+        activation: str = "elu",
+        gated: bool = False,
+        grouped: bool = False,
+        init_keep: float = 0.9,
+    ) -> None:
+        super().__init__()
+        self.n_in, self.n_out, self.grouped = n_in, n_out, grouped
+        widths = [n_in, *hidden, 1 if grouped else n_out]
+        groups = n_out if grouped else None
+        self.layers = nn.ModuleList(
+            SparseLinear(a, b, groups=groups, gated=gated, init_keep=init_keep, first=i == 0)
+            for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True))
+        )
+        self.act = _activation(activation)
+        self._z: list[torch.Tensor | None] | None = None
+        self._w: list[torch.Tensor] | None = None
+
+    @property
+    def gated(self) -> bool:
+        """Whether the layers carry gates."""
+        return self.layers[0].gated
+
+    def prepare(self, *, sample: bool, generator: torch.Generator | None = None) -> None:
+        """Fix the gates and effective weights used by the next forward passes (one solve)."""
+        self._z = [layer.gate_values(sample=sample, generator=generator) for layer in self.layers]
+        self._w = [layer.effective_weight(z) for layer, z in zip(self.layers, self._z, strict=True)]
+
+    @property
+    def gate_samples(self) -> list[torch.Tensor | None]:
+        """Gates fixed by the last :meth:`prepare`."""
+        if self._z is None:
+            raise RuntimeError("Call prepare() before using the field.")
+        return self._z
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """Effective weights fixed by the last :meth:`prepare`."""
+        if self._w is None:
+            raise RuntimeError("Call prepare() before using the field.")
+        return self._w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluate the field on ``x`` of shape ``(..., n_in)``."""
+        weights = self.weights
+        h = x
+        for i, (layer, w) in enumerate(zip(self.layers, weights, strict=True)):
+            h = layer.linear(h, w)
+            if i < len(weights) - 1:
+                h = self.act(h)
+        return h.squeeze(-1) if self.grouped else h
+
+    def path_product(self, matrices: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``M^{L+1} ... M^1`` of per-layer matrices, as an ``(n_out, n_in)`` matrix.
+
+        For grouped networks each output's own chain is multiplied (batched).
+        """
+        out = matrices[0]
+        for m in matrices[1:]:
+            out = m @ out
+        return out.squeeze(1) if self.grouped else out
+
+    @property
+    def n_paths(self) -> int:
+        """Number of input-output paths through the hidden units per (output, input) pair."""
+        n = 1
+        for layer in self.layers[1:]:
+            n *= layer.n_in
+        return n
+
+
+class Intervention:
+    """Changes applied to a system while it is integrated.
+
+    Parameters
+    ----------
+    hold
+        ``{index: value}``: the variable is set to ``value`` at the start and held there
+        (its rate, and for second-order systems its velocity, are zero).
+    replace
+        ``{index: fn}``: the variable's mechanism is replaced. ``fn(x, v)`` returns its new
+        rate (first order; ``v`` is ``None``) or acceleration (second order) for states of shape
+        ``(..., n_vars)``.
+    """
+
+    def __init__(
+        self,
+        hold: Mapping[int, float] | None = None,
+        replace: Mapping[int, Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]] | None = None,
+    ) -> None:
+        self.hold = dict(hold or {})
+        self.replace = dict(replace or {})
+        overlap = set(self.hold) & set(self.replace)
+        if overlap:
+            raise ValueError(f"Variables {sorted(overlap)} are both held and replaced.")
+
+    def check(self, n_vars: int) -> None:
+        """Raise if an index is out of range."""
+        for i in [*self.hold, *self.replace]:
+            if not 0 <= int(i) < n_vars:
+                raise ValueError(f"Intervention on variable {i}, but the system has {n_vars} variables.")
+
+    def apply_initial(self, x0: torch.Tensor, v0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Set held variables in the initial state."""
+        if not self.hold:
+            return x0, v0
+        x0 = x0.clone()
+        v0 = None if v0 is None else v0.clone()
+        for i, value in self.hold.items():
+            x0[..., i] = value
+            if v0 is not None:
+                v0[..., i] = 0.0
+        return x0, v0
+
+    def apply_rate(self, rate: torch.Tensor, x: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor:
+        """Rates (or accelerations) after the intervention."""
+        if not (self.hold or self.replace):
+            return rate
+        cols = list(rate.unbind(-1))
+        for i in self.hold:
+            cols[i] = torch.zeros_like(cols[i])
+        for i, fn in self.replace.items():
+            cols[i] = fn(x, v).to(rate)
+        return torch.stack(cols, -1)
+
+
+class ODESystem(nn.Module):
+    """A first- or second-order system with the vector field ``f_theta``.
+
+    First order: ``dx/dt = f(x) (+ S^T x for LassoNet-inner)``. Second order (SONODE): the state
+    is ``(x, v)``, ``dx/dt = v``, ``dv/dt = f([x, v]) (+ S^T [x, v])``, and ``v(0)`` is given or
+    predicted from ``x(0)`` by a small learned network. LassoNet-outer adds ``S^T x(t)`` to the
+    solved positions (our reading of eq. 8 of the paper: a linear skip applied after the solver).
+
+    Parameters
+    ----------
+    n_vars
+        Number of observed variables ``d``.
+    order
+        1 or 2.
+    hidden, activation, gated, grouped, init_keep
+        Passed to :class:`MLP`.
+    skip
+        ``None``, ``"inner"`` or ``"outer"`` (LassoNet).
+    velocity_hidden
+        Hidden widths of the initial-velocity network (second order).
+    """
+
+    def __init__(
+        self,
+        n_vars: int,
+        *,
+        order: int = 1,
+        hidden: Sequence[int] = (32, 32),
+        activation: str = "elu",
+        gated: bool = False,
+        grouped: bool = False,
+        skip: str | None = None,
+        init_keep: float = 0.9,
+        velocity_hidden: Sequence[int] = (16,),
+    ) -> None:
+        super().__init__()
+        if order not in (1, 2):
+            raise ValueError(f"order must be 1 or 2, got {order}.")
+        if skip not in (None, "inner", "outer"):
+            raise ValueError(f"skip must be None, 'inner' or 'outer', got {skip!r}.")
+        self.n_vars, self.order, self.skip_mode = n_vars, order, skip
+        self.n_in = n_vars * order
+        self.field = MLP(
+            self.n_in, n_vars, hidden, activation=activation, gated=gated, grouped=grouped, init_keep=init_keep
+        )
+        if skip is None:
+            self.skip = None
+        else:
+            self.skip = SparseLinear(self.n_in if skip == "inner" else n_vars, n_vars, bias=False)
+            nn.init.zeros_(self.skip.weight)
+        self.velocity = (
+            MLP(n_vars, n_vars, velocity_hidden, activation=activation) if order == 2 else None
+        )
+        self.intervention = Intervention()
+        self.nfe = 0
+
+    @contextmanager
+    def intervene(self, intervention: Intervention | None) -> Iterator[None]:
+        """Apply ``intervention`` to every solve inside the ``with`` block."""
+        if intervention is None:
+            yield
+            return
+        intervention.check(self.n_vars)
+        previous, self.intervention = self.intervention, intervention
+        try:
+            yield
+        finally:
+            self.intervention = previous
+
+    def prepare(self, *, sample: bool, generator: torch.Generator | None = None) -> None:
+        """Fix gates and effective weights for the next solve."""
+        self.field.prepare(sample=sample, generator=generator)
+        if self.velocity is not None:
+            self.velocity.prepare(sample=False)
+
+    def skip_weight(self) -> torch.Tensor | None:
+        """Effective LassoNet skip matrix ``S^T`` as ``(n_vars, inputs)``, or ``None``."""
+        return None if self.skip is None else self.skip.effective_weight(None)
+
+    def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """Right-hand side of the ODE for states of shape ``(..., order * n_vars)``."""
+        self.nfe += 1
+        d = self.n_vars
+        x = state[..., :d]
+        v = state[..., d:] if self.order == 2 else None
+        rate = self.field(state)
+        if self.skip_mode == "inner":
+            rate = rate + state @ self.skip_weight().T
+        rate = self.intervention.apply_rate(rate, x, v)
+        if self.order == 1:
+            return rate
+        return torch.cat([v, rate], -1)
+
+    def initial_state(self, x0: torch.Tensor, v0: torch.Tensor | None = None) -> torch.Tensor:
+        """Full initial state: ``x0``, or ``[x0, v0]`` with ``v0`` predicted when not given."""
+        if self.order == 1:
+            x0, _ = self.intervention.apply_initial(x0, None)
+            return x0
+        if v0 is None:
+            v0 = self.velocity(x0)
+        x0, v0 = self.intervention.apply_initial(x0, v0)
+        return torch.cat([x0, v0], -1)
+
+    def readout(self, states: torch.Tensor) -> torch.Tensor:
+        """Observed variables from solved states (positions, plus the outer skip)."""
+        x = states[..., : self.n_vars]
+        if self.skip_mode == "outer":
+            x = x + x @ self.skip_weight().T
+        return x
+
+    def field_weights(self) -> list[torch.Tensor]:
+        """Effective weights of the field and of the skip (what weight sparsity counts)."""
+        ws = list(self.field.weights)
+        s = self.skip_weight()
+        return ws if s is None else [*ws, s]
+
+    def adjacency(self) -> torch.Tensor:
+        """Input -> output dependency scores of the field, ``(n_vars, order * n_vars)``.
+
+        The product ``|W^{L+1}| ... |W^1|`` of effective weights (deterministic gates): zero
+        exactly where no path with non-zero weights joins input ``j`` to output ``i``, in which
+        case output ``i`` does not depend on input ``j``. LassoNet adds ``|S^T|``.
+        """
+        a = self.field.path_product([w.abs() for w in self.field.weights])
+        s = self.skip_weight()
+        if s is not None:
+            if self.skip_mode == "inner":
+                a = a + s.abs()
+            else:
+                a = a.clone()
+                a[:, : self.n_vars] += s.abs()
+        return a

@@ -1,0 +1,70 @@
+"""Scores: MSE, GRN scores in the BEELINE convention, and structural Hamming distance."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mse(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean squared error over all entries."""
+    pred, target = np.asarray(pred, float), np.asarray(target, float)
+    if pred.shape != target.shape:
+        raise ValueError(f"Shapes differ: prediction {pred.shape}, target {target.shape}.")
+    return float(np.mean((pred - target) ** 2))
+
+
+def _flatten(scores: np.ndarray, truth: np.ndarray, exclude_diagonal: bool) -> tuple[np.ndarray, np.ndarray]:
+    scores, truth = np.abs(np.asarray(scores, float)), np.asarray(truth) != 0
+    if scores.shape != truth.shape:
+        raise ValueError(f"Scores {scores.shape} and true network {truth.shape} differ in shape.")
+    keep = np.ones(scores.shape, bool)
+    if exclude_diagonal:
+        n = min(scores.shape)
+        keep[np.arange(n), np.arange(n)] = False
+    return scores[keep], truth[keep]
+
+
+def auprc(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = False) -> float:
+    """Area under the precision-recall curve (average precision; tied scores form one step)."""
+    s, y = _flatten(scores, truth, exclude_diagonal)
+    if y.sum() == 0:
+        raise ValueError("The true network has no edges.")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each block of tied scores
+    tp = np.cumsum(y)[last]
+    precision = tp / (last + 1)
+    recall = tp / y.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def auroc(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = False) -> float:
+    """Area under the ROC curve (ties count one half)."""
+    s, y = _flatten(scores, truth, exclude_diagonal)
+    pos, neg = s[y], s[~y]
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("AUROC needs both true edges and non-edges.")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def auprc_ratio(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = True) -> float:
+    """AUPRC divided by the edge density (the AUPRC of a random ranking)."""
+    _, y = _flatten(scores, truth, exclude_diagonal)
+    return auprc(scores, truth, exclude_diagonal=exclude_diagonal) / y.mean()
+
+
+def epr(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = True) -> float:
+    """Early precision ratio: precision among the top-k scores (k = true edges) over edge density."""
+    s, y = _flatten(scores, truth, exclude_diagonal)
+    k = int(y.sum())
+    top = np.argsort(-s, kind="stable")[:k]
+    return float(y[top].mean() / y.mean())
+
+
+def shd(support: np.ndarray, truth: np.ndarray) -> int:
+    """Structural Hamming distance of two directed supports: entries where they disagree."""
+    a, b = np.asarray(support) != 0, np.asarray(truth) != 0
+    if a.shape != b.shape:
+        raise ValueError(f"Supports {a.shape} and {b.shape} differ in shape.")
+    return int((a != b).sum())

@@ -1,0 +1,178 @@
+"""The seven methods in one registry: model flags, penalty term and proximal step.
+
+Every penalty is normalised so that one ``lam`` means roughly the same across problem sizes:
+
+* ``l0``: the mean of ``P(z != 0)`` over all gates of the field;
+* ``cnode``: the mean entry of ``|W^{L+1}| ... |W^1|`` divided by the number of paths through
+  the hidden units (so it is the mean over (output, input, path) of the path's weight product);
+* ``pathreg``: the same mean for the gate-probability product ``G^{L+1} ... G^1`` (``lam``) plus the
+  one for ``|W^{L+1} z| ... |W^1 z|`` (``lam1``);
+* ``lassonet_inner`` / ``lassonet_outer``: the mean over inputs ``k`` of ``||S[:, k]||_2``
+  (LassoNet's multi-output penalty, for which its hierarchical proximal operator is exact);
+* ``grouplasso``: the mean over (output ``i``, input ``k``) of ``||W^1_i[:, k]||_2``.
+
+The last two are applied by their proximal steps after each optimiser step (with threshold
+``lr * lam / n_groups``); their penalty value is reported, not differentiated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from . import gates
+from .fields import ODESystem
+
+PenaltyFn = Callable[..., torch.Tensor]
+ProxFn = Callable[..., None]
+
+
+def _normalised_path_mean(system: ODESystem, matrices: list[torch.Tensor]) -> torch.Tensor:
+    field = system.field
+    return field.path_product(matrices).mean() / field.n_paths
+
+
+def l0_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
+    """``lam`` times the mean probability that a gate of the field is non-zero."""
+    probs = [gates.prob_nonzero(layer.log_alpha).flatten() for layer in system.field.layers]
+    return lam * torch.cat(probs).mean()
+
+
+def cnode_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
+    """``lam`` times the normalised mean of ``|W^{L+1}| ... |W^1|``."""
+    return lam * _normalised_path_mean(system, [w.abs() for w in system.field.weights])
+
+
+def pathreg_penalty(system: ODESystem, *, lam: float, lam1: float = 0.0, **_: float) -> torch.Tensor:
+    """PathReg (eq. 11-12): gate-probability path product plus the gated weight path product."""
+    field = system.field
+    probs = [gates.prob_nonzero(layer.log_alpha) * layer.mask for layer in field.layers]
+    value = lam * _normalised_path_mean(system, probs)
+    if lam1:
+        value = value + lam1 * _normalised_path_mean(system, [w.abs() for w in field.weights])
+    return value
+
+
+def lassonet_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
+    """``lam`` times the mean over inputs of the norm of the skip weights leaving that input."""
+    return lam * system.skip_weight().norm(dim=0).mean()
+
+
+def grouplasso_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
+    """``lam`` times the mean norm of the groups ``W^1_i[:, k]`` (output ``i``, input ``k``)."""
+    return lam * (system.field.layers[0].weight * system.field.layers[0].mask).norm(dim=1).mean()
+
+
+@torch.no_grad()
+def hier_prox(skip: torch.Tensor, first: torch.Tensor, *, threshold: float, M: float) -> None:
+    """LassoNet's hierarchical proximal operator, in place.
+
+    For each input ``k`` it solves the proximal problem of ``threshold * ||skip[:, k]||_2`` under the
+    constraint ``max_j |first[j, k]| <= M * ||skip[:, k]||_2`` (Lemhadri et al. 2021, Alg. 2).
+
+    Parameters
+    ----------
+    skip
+        Skip weights ``S^T``, shape ``(n_out, n_in)``; column ``k`` leaves input ``k``.
+    first
+        First-layer weights of the field, shape ``(hidden, n_in)``.
+    threshold
+        Soft-threshold applied to the norm of each skip column.
+    M
+        Hierarchy multiplier.
+    """
+    v_norm = skip.norm(dim=0)  # (n_in,)
+    u = first.abs().T  # (n_in, K)
+    u_sorted, _ = u.sort(dim=1, descending=True)
+    k = u.shape[1]
+    zeros = torch.zeros_like(v_norm)[:, None]
+    cums = torch.cat([zeros, u_sorted.cumsum(1)], 1)  # (n_in, K + 1), m = 0..K
+    m = torch.arange(k + 1, dtype=skip.dtype, device=skip.device)
+    w = M / (1 + m * M**2) * (v_norm[:, None] + M * cums - threshold).clamp_min(0)
+    upper = torch.cat([torch.full_like(zeros, float("inf")), u_sorted], 1)
+    lower = torch.cat([u_sorted, zeros], 1)
+    ok = (lower <= w) & (w <= upper)
+    idx = ok.to(torch.int8).argmax(1, keepdim=True)
+    w_sel = w.gather(1, idx).squeeze(1)  # (n_in,)
+    scale = torch.where(v_norm > 0, w_sel / (M * v_norm.clamp_min(1e-30)), torch.zeros_like(v_norm))
+    skip.mul_(scale[None, :])
+    first.copy_(first.sign() * torch.minimum(first.abs(), w_sel[None, :]))
+
+
+def lassonet_prox(system: ODESystem, *, step: float, lam: float, M: float = 10.0, **_: float) -> None:
+    """Hier-prox on the skip and first-layer weights with threshold ``step * lam / n_inputs``."""
+    skip = system.skip.weight
+    hier_prox(skip.data, system.field.layers[0].weight.data, threshold=step * lam / skip.shape[1], M=M)
+    system.skip.weight.data.mul_(system.skip.mask)
+
+
+@torch.no_grad()
+def group_soft_threshold(weight: torch.Tensor, threshold: float) -> None:
+    """Shrink each group ``weight[i, :, k]`` towards zero by ``threshold`` in norm, in place."""
+    norms = weight.norm(dim=1, keepdim=True)
+    weight.mul_((1 - threshold / norms.clamp_min(1e-30)).clamp_min(0))
+
+
+def grouplasso_prox(system: ODESystem, *, step: float, lam: float, **_: float) -> None:
+    """Group soft-threshold of the first layer with threshold ``step * lam / n_groups``."""
+    w = system.field.layers[0].weight.data
+    group_soft_threshold(w, step * lam / (w.shape[0] * w.shape[2]))
+
+
+@dataclass(frozen=True)
+class Method:
+    """One sparsity method: how its model is built and how it is penalised."""
+
+    name: str
+    description: str
+    gated: bool = False
+    grouped: bool = False
+    skip: str | None = None
+    penalty: PenaltyFn | None = None
+    prox: ProxFn | None = None
+
+    @property
+    def uses_gradient_penalty(self) -> bool:
+        """Whether the penalty is added to the loss (otherwise the proximal step applies it)."""
+        return self.penalty is not None and self.prox is None
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("base", "unregularised neural ODE"),
+        Method("l0", "L0 on every weight via hard-concrete gates", gated=True, penalty=l0_penalty),
+        Method("cnode", "C-NODE: L1 of the |W| path product", penalty=cnode_penalty),
+        Method("pathreg", "PathReg: gate-probability path product", gated=True, penalty=pathreg_penalty),
+        Method(
+            "lassonet_inner",
+            "LassoNet with the skip inside the field",
+            skip="inner",
+            penalty=lassonet_penalty,
+            prox=lassonet_prox,
+        ),
+        Method(
+            "lassonet_outer",
+            "LassoNet with the skip after the solver",
+            skip="outer",
+            penalty=lassonet_penalty,
+            prox=lassonet_prox,
+        ),
+        Method(
+            "grouplasso",
+            "GroupLasso on the inputs of one sub-network per output",
+            grouped=True,
+            penalty=grouplasso_penalty,
+            prox=grouplasso_prox,
+        ),
+    ]
+}
+
+
+def get_method(name: str) -> Method:
+    """Look a method up by name, with a clear error for unknown names."""
+    if name not in METHODS:
+        raise ValueError(f"Unknown method {name!r}; choose one of {list(METHODS)}.")
+    return METHODS[name]

@@ -1,0 +1,317 @@
+"""The fit loop: Adam + ReduceLROnPlateau, full batch or time windows, history, guards, checkpoints.
+
+Gates are sampled once per iteration and held fixed through that iteration's solve (a field
+whose weights change between solver stages makes adaptive solvers take many more steps).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import Trajectories
+from .fields import ODESystem
+from .penalties import Method
+from .solve import SolverOptions, TimeGrid, solve_batched
+
+logger = logging.getLogger("scnode")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss (the best model so far has been restored)."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one fit.
+
+    Parameters
+    ----------
+    n_iter
+        Iterations of the penalised phase.
+    lr
+        Initial Adam learning rate.
+    lr_factor, lr_patience, min_lr
+        ReduceLROnPlateau on the training objective.
+    batch_time
+        ``None`` for full-batch training; else the number of consecutive observations in each
+        time window (windows start from the observation at their first time).
+    batch_size
+        Windows per iteration (time-window mini-batches only).
+    horizon_warmup
+        Iterations over which the fitted time span grows linearly from 10 % of each trajectory
+        to all of it (full-batch training). Long horizons from a random field blow up; a short
+        one first avoids it.
+    refit_iter
+        Iterations of a second phase that freezes the learned sparsity pattern (zero effective
+        weights stay zero, gates fixed at their deterministic values) and fits without penalty.
+    checkpoint
+        File to write checkpoints to; ``None`` for none.
+    checkpoint_every
+        Iterations between checkpoints (and one at the end).
+    resume
+        Checkpoint file to continue from.
+    progress_bar
+        Show a tqdm progress bar with loss and penalty.
+    """
+
+    n_iter: int = 1000
+    lr: float = 1e-2
+    lr_factor: float = 0.5
+    lr_patience: int = 100
+    min_lr: float = 1e-4
+    batch_time: int | None = None
+    batch_size: int = 16
+    refit_iter: int = 0
+    horizon_warmup: int = 0
+    checkpoint: str | None = None
+    checkpoint_every: int = 100
+    resume: str | None = None
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_iter < 0 or self.refit_iter < 0:
+            raise ValueError(f"n_iter and refit_iter must be >= 0, got {self.n_iter}, {self.refit_iter}.")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}.")
+        if self.batch_time is not None and self.batch_time < 2:
+            raise ValueError(f"batch_time must be at least 2 observations, got {self.batch_time}.")
+
+
+@dataclass
+class History:
+    """Per-iteration record of a fit."""
+
+    loss: list[float] = field(default_factory=list)
+    mse: list[float] = field(default_factory=list)
+    penalty: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    nfe: list[int] = field(default_factory=list)
+    interrupted: bool = False
+
+    def as_dict(self) -> dict:
+        """Plain dict of lists (serialisable)."""
+        return asdict(self)
+
+
+def _objective_terms(
+    system: ODESystem,
+    method: Method,
+    data: Trajectories,
+    grid: TimeGrid,
+    target: torch.Tensor,
+    solver: SolverOptions,
+    penalty_kwargs: dict,
+    *,
+    sample: bool,
+    penalised: bool,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    system.prepare(sample=sample, generator=generator)
+    y0 = system.initial_state(data.x0, data.v0)
+    pred = system.readout(solve_batched(system, y0, grid, solver))
+    err = (pred - target) ** 2
+    mse = err[grid.mask].mean()
+    if penalised and method.penalty is not None:
+        pen = method.penalty(system, **penalty_kwargs)
+    else:
+        pen = mse.new_zeros(())
+    return mse, pen
+
+
+def _windows(data: Trajectories, cfg: TrainConfig, generator: torch.Generator) -> Trajectories:
+    """Random windows of ``batch_time`` consecutive observations, started at their first value."""
+    lengths = torch.tensor([len(t) for t in data.times])
+    eligible = torch.nonzero(lengths >= cfg.batch_time).flatten()
+    if len(eligible) == 0:
+        raise ValueError(
+            f"batch_time={cfg.batch_time} is longer than every trajectory (longest has {int(lengths.max())})."
+        )
+    pick = eligible[torch.randint(len(eligible), (cfg.batch_size,), generator=generator)]
+    times, values = [], []
+    for b in pick.tolist():
+        s = int(torch.randint(int(lengths[b]) - cfg.batch_time + 1, (1,), generator=generator))
+        times.append(data.times[b][s : s + cfg.batch_time])
+        values.append(data.values[b][s : s + cfg.batch_time])
+    return Trajectories(times, values, torch.stack([y[0] for y in values]), None)
+
+
+def _truncate(data: Trajectories, fraction: float) -> Trajectories:
+    """Each trajectory up to ``fraction`` of its time span (at least two observations)."""
+    times, values = [], []
+    for t, y in zip(data.times, data.values, strict=True):
+        n = max(2, int(torch.searchsorted(t, t[0] + fraction * (t[-1] - t[0]), right=True)))
+        times.append(t[:n])
+        values.append(y[:n])
+    return Trajectories(times, values, data.x0, data.v0)
+
+
+def _make_optimizer(system: ODESystem, cfg: TrainConfig, lr: float):
+    params = [p for p in system.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
+    )
+    return opt, sched
+
+
+def freeze_pattern(system: ODESystem, tol: float = 1e-5) -> None:
+    """Fold deterministic gates into the weights and freeze the zero pattern as masks."""
+    with torch.no_grad():
+        system.prepare(sample=False)
+        for layer, z in zip(system.field.layers, system.field.gate_samples, strict=True):
+            w = layer.effective_weight(z)
+            layer.weight.copy_(w)
+            layer.mask.copy_((w.abs() >= tol).to(layer.mask))
+            if layer.log_alpha is not None:
+                layer.log_alpha.fill_(20.0)  # deterministic gate exactly 1
+        if system.skip is not None:
+            system.skip.mask.copy_((system.skip.weight.abs() >= tol).to(system.skip.mask))
+    _set_refit_grads(system)
+
+
+def _set_refit_grads(system: ODESystem) -> None:
+    for layer in system.field.layers:
+        if layer.log_alpha is not None:
+            layer.log_alpha.requires_grad_(False)
+
+
+def _nonfinite_message(what: str, it: int, lr: float, best_it: int) -> str:
+    return (
+        f"{what} at iteration {it} (learning rate {lr:.3g}); training stopped and the best model so far "
+        f"(iteration {best_it}) was restored. Try a lower learning rate (lr), tighter solver tolerances "
+        "(rtol/atol) or a fixed-step solver, a smaller penalty, or scaling the data to unit range."
+    )
+
+
+def train(
+    system: ODESystem,
+    method: Method,
+    data: Trajectories,
+    *,
+    penalty_kwargs: dict,
+    solver: SolverOptions,
+    config: TrainConfig,
+    generator: torch.Generator,
+) -> History:
+    """Fit ``system`` to ``data`` with ``method``'s penalty; returns the :class:`History`.
+
+    Raises
+    ------
+    NonFiniteLossError
+        When the loss or the solver breaks down (the best model so far is restored first).
+    """
+    cfg = config
+    history = History()
+    total = cfg.n_iter + cfg.refit_iter
+    opt, sched = _make_optimizer(system, cfg, cfg.lr)
+    start = 0
+    best_state, best_value, best_it = copy.deepcopy(system.state_dict()), math.inf, 0
+    if cfg.resume is not None:
+        ckpt = torch.load(cfg.resume, weights_only=False)
+        system.load_state_dict(ckpt["system"])
+        if ckpt["iteration"] > cfg.n_iter:  # the pattern was frozen already
+            _set_refit_grads(system)
+            opt, sched = _make_optimizer(system, cfg, cfg.lr)
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        generator.set_state(ckpt["generator"])
+        history = History(**ckpt["history"])
+        best_state, best_value, best_it = ckpt["best_state"], ckpt["best_value"], ckpt["best_iteration"]
+        start = ckpt["iteration"]
+
+    full_grid = TimeGrid.from_times(data.times)
+    full_target = data.padded_values(full_grid.index.shape[1])
+
+    def save(it: int) -> None:
+        torch.save(
+            {
+                "system": system.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "generator": generator.get_state(),
+                "history": history.as_dict(),
+                "best_state": best_state,
+                "best_value": best_value,
+                "best_iteration": best_it,
+                "iteration": it,
+            },
+            cfg.checkpoint,
+        )
+
+    bar = tqdm(range(start, total), disable=not cfg.progress_bar, desc=f"scnode {method.name}", leave=False)
+    it = start
+    try:
+        for it in bar:
+            if it == cfg.n_iter and cfg.refit_iter:
+                freeze_pattern(system)
+                opt, sched = _make_optimizer(system, cfg, cfg.lr)
+                best_value = math.inf
+            refit = it >= cfg.n_iter
+            if cfg.batch_time is None and it < cfg.horizon_warmup:
+                batch = _truncate(data, 0.1 + 0.9 * it / cfg.horizon_warmup)
+                grid = TimeGrid.from_times(batch.times)
+                target = batch.padded_values(grid.index.shape[1])
+            elif cfg.batch_time is None:
+                batch, grid, target = data, full_grid, full_target
+            else:
+                batch = _windows(data, cfg, generator)
+                grid = TimeGrid.from_times(batch.times)
+                target = batch.padded_values(grid.index.shape[1])
+            system.nfe = 0
+            opt.zero_grad(set_to_none=True)
+            try:
+                mse, pen = _objective_terms(
+                    system,
+                    method,
+                    batch,
+                    grid,
+                    target,
+                    solver,
+                    penalty_kwargs,
+                    sample=method.gated and not refit,
+                    penalised=not refit,
+                    generator=generator,
+                )
+            except AssertionError as err:  # torchdiffeq: "underflow in dt"
+                system.load_state_dict(best_state)
+                raise NonFiniteLossError(
+                    _nonfinite_message(f"The solver failed ({err})", it, opt.param_groups[0]["lr"], best_it)
+                ) from err
+            loss = mse + pen if method.uses_gradient_penalty else mse
+            value = float((mse + pen).detach())
+            if not math.isfinite(value):
+                system.load_state_dict(best_state)
+                raise NonFiniteLossError(_nonfinite_message(f"The loss became {value}", it, opt.param_groups[0]["lr"], best_it))
+            loss.backward()
+            opt.step()
+            lr = opt.param_groups[0]["lr"]
+            if method.prox is not None and not refit:
+                method.prox(system, step=lr, **penalty_kwargs)
+            sched.step(value)
+            history.loss.append(value)
+            history.mse.append(float(mse.detach()))
+            history.penalty.append(float(pen.detach()))
+            history.lr.append(lr)
+            history.nfe.append(int(system.nfe))
+            if value < best_value:
+                best_value, best_it = value, it
+                best_state = {k: v.detach().clone() for k, v in system.state_dict().items()}
+            bar.set_postfix(loss=f"{history.mse[-1]:.3g}", penalty=f"{history.penalty[-1]:.3g}", lr=f"{lr:.2g}", refresh=False)
+            if cfg.checkpoint is not None and (it + 1) % cfg.checkpoint_every == 0:
+                save(it + 1)
+    except KeyboardInterrupt:
+        logger.warning("Interrupted at iteration %d; keeping the best model so far (iteration %d).", it, best_it)
+        system.load_state_dict(best_state)
+        history.interrupted = True
+    finally:
+        bar.close()
+    if cfg.checkpoint is not None and not history.interrupted:
+        save(total)
+    return history

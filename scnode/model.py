@@ -1,0 +1,398 @@
+"""SparseODE: the user-facing model object (config + fit + predict + adjacency + save/load)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .core import (
+    History,
+    Intervention,
+    ODESystem,
+    SolverOptions,
+    TimeGrid,
+    TrainConfig,
+    Trajectories,
+    feature_sparsity,
+    get_method,
+    solve_batched,
+    train,
+    weight_sparsity,
+)
+from .core import adjacency as _adjacency
+from .core.data import ArrayLike
+
+DEFAULT_LAM: dict[str, float] = {
+    "base": 0.0,
+    "l0": 1e-2,
+    "cnode": 1e-2,
+    "pathreg": 1e-2,
+    "lassonet_inner": 1e-2,
+    "lassonet_outer": 1e-2,
+    "grouplasso": 1e-2,
+}
+"""Default penalty weight of each method (see :mod:`scnode.core.penalties` for the normalisation)."""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; use device='auto' or 'cpu'.")
+    return dev
+
+
+@dataclass
+class ModelConfig:
+    """Everything that defines a :class:`SparseODE` (saved next to its weights)."""
+
+    n_vars: int
+    method: str = "pathreg"
+    order: int = 1
+    hidden: tuple[int, ...] = (32, 32)
+    activation: str = "elu"
+    lam: float | None = None
+    lam1: float = 0.0
+    M: float = 10.0
+    init_keep: float = 0.9
+    velocity_hidden: tuple[int, ...] = (16,)
+    solver: str = "dopri5"
+    rtol: float = 1e-3
+    atol: float = 1e-3
+    step_size: float | None = None
+    adjoint: bool = False
+    random_state: int = 0
+    var_names: list[str] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        get_method(self.method)
+        self.hidden = tuple(int(h) for h in self.hidden)
+        self.velocity_hidden = tuple(int(h) for h in self.velocity_hidden)
+        if self.lam is None:
+            self.lam = DEFAULT_LAM[self.method]
+        if self.lam < 0 or self.lam1 < 0:
+            raise ValueError(f"Penalty weights must be >= 0, got lam={self.lam}, lam1={self.lam1}.")
+        if self.n_vars < 1:
+            raise ValueError(f"n_vars must be positive, got {self.n_vars}.")
+        if self.var_names is not None and len(self.var_names) != self.n_vars:
+            raise ValueError(f"{len(self.var_names)} var_names for n_vars={self.n_vars}.")
+
+    @property
+    def penalty_kwargs(self) -> dict[str, float]:
+        """Keyword arguments of the method's penalty and proximal step."""
+        return {"lam": float(self.lam), "lam1": float(self.lam1), "M": float(self.M)}
+
+    @property
+    def solver_options(self) -> SolverOptions:
+        """The solver settings."""
+        return SolverOptions(self.solver, self.rtol, self.atol, self.step_size, self.adjoint)
+
+
+class SparseODE:
+    """A sparse neural ODE ``dx/dt = f(x)`` (or ``d2x/dt2 = f(x, dx/dt)``) fitted to trajectories.
+
+    Parameters
+    ----------
+    n_vars
+        Number of observed variables.
+    method
+        ``"base"``, ``"l0"``, ``"cnode"``, ``"pathreg"``, ``"lassonet_inner"``, ``"lassonet_outer"``
+        or ``"grouplasso"``.
+    order
+        1 for a first-order system; 2 for a second-order one (state ``(x, v)``).
+    hidden
+        Hidden widths of the vector-field MLP (per output sub-network for GroupLasso).
+    activation
+        Activation of the MLP.
+    lam
+        Penalty weight (``lam0`` for PathReg); ``None`` takes the method's default.
+    lam1
+        PathReg only: weight of the ``|W z|`` path-product term.
+    M
+        LassoNet's hierarchy multiplier.
+    init_keep
+        Initial probability that a gate is open (gated methods).
+    velocity_hidden
+        Hidden widths of the network predicting ``v(0)`` from ``x(0)`` (second order).
+    solver, rtol, atol, step_size, adjoint
+        ODE solver settings, see :class:`scnode.core.SolverOptions`.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    random_state
+        Seed for initialisation, gate samples and mini-batches (CPU runs are repeatable).
+    var_names
+        Names of the variables (checked when loading against data).
+    """
+
+    def __init__(
+        self,
+        n_vars: int,
+        *,
+        method: str = "pathreg",
+        order: int = 1,
+        hidden: Sequence[int] = (32, 32),
+        activation: str = "elu",
+        lam: float | None = None,
+        lam1: float = 0.0,
+        M: float = 10.0,
+        init_keep: float = 0.9,
+        velocity_hidden: Sequence[int] = (16,),
+        solver: str = "dopri5",
+        rtol: float = 1e-3,
+        atol: float = 1e-3,
+        step_size: float | None = None,
+        adjoint: bool = False,
+        device: str | torch.device = "auto",
+        random_state: int = 0,
+        var_names: Sequence[str] | None = None,
+    ) -> None:
+        self.config = ModelConfig(
+            n_vars=n_vars,
+            method=method,
+            order=order,
+            hidden=tuple(hidden),
+            activation=activation,
+            lam=lam,
+            lam1=lam1,
+            M=M,
+            init_keep=init_keep,
+            velocity_hidden=tuple(velocity_hidden),
+            solver=solver,
+            rtol=rtol,
+            atol=atol,
+            step_size=step_size,
+            adjoint=adjoint,
+            random_state=random_state,
+            var_names=None if var_names is None else [str(v) for v in var_names],
+        )
+        self.config.solver_options  # noqa: B018 - validates the solver settings early
+        self.device = resolve_device(device)
+        self.method = get_method(method)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(random_state)
+            self.system = ODESystem(
+                n_vars,
+                order=order,
+                hidden=self.config.hidden,
+                activation=activation,
+                gated=self.method.gated,
+                grouped=self.method.grouped,
+                skip=self.method.skip,
+                init_keep=init_keep,
+                velocity_hidden=self.config.velocity_hidden,
+            ).to(self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(random_state)
+        self.history: History = History()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"SparseODE(n_vars={c.n_vars}, method={c.method!r}, order={c.order}, hidden={c.hidden}, lam={c.lam})"
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        times: ArrayLike | Sequence[ArrayLike],
+        values: ArrayLike | Sequence[ArrayLike],
+        *,
+        x0: ArrayLike | None = None,
+        v0: ArrayLike | None = None,
+        n_iter: int = 1000,
+        lr: float = 1e-2,
+        lr_factor: float = 0.5,
+        lr_patience: int = 100,
+        min_lr: float = 1e-4,
+        batch_time: int | None = None,
+        batch_size: int = 16,
+        refit_iter: int = 0,
+        horizon_warmup: int = 0,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 100,
+        resume: str | Path | None = None,
+        progress_bar: bool = True,
+    ) -> SparseODE:
+        """Fit to one or several trajectories that share the vector field.
+
+        Parameters
+        ----------
+        times
+            ``(T,)`` observation times, or a list with one array per trajectory.
+        values
+            ``(T, n_vars)`` observations, or a list with one array per trajectory.
+        x0
+            Initial positions ``(B, n_vars)``; default: each trajectory's first observation.
+        v0
+            Initial velocities ``(B, n_vars)`` (second order); default: predicted from ``x0``.
+        n_iter, lr, lr_factor, lr_patience, min_lr, batch_time, batch_size, refit_iter, horizon_warmup,
+        checkpoint, checkpoint_every, resume, progress_bar
+            See :class:`scnode.core.TrainConfig`.
+
+        Returns
+        -------
+        ``self``, with :attr:`history` filled.
+        """
+        data = Trajectories.from_arrays(times, values, x0=x0, v0=v0).to(self.device)
+        if data.n_vars != self.config.n_vars:
+            raise ValueError(f"The data have {data.n_vars} variables but the model was built for {self.config.n_vars}.")
+        cfg = TrainConfig(
+            n_iter=n_iter,
+            lr=lr,
+            lr_factor=lr_factor,
+            lr_patience=lr_patience,
+            min_lr=min_lr,
+            batch_time=batch_time,
+            batch_size=batch_size,
+            refit_iter=refit_iter,
+            horizon_warmup=horizon_warmup,
+            checkpoint=None if checkpoint is None else str(checkpoint),
+            checkpoint_every=checkpoint_every,
+            resume=None if resume is None else str(resume),
+            progress_bar=progress_bar,
+        )
+        self.system.train()
+        self.history = train(
+            self.system,
+            self.method,
+            data,
+            penalty_kwargs=self.config.penalty_kwargs,
+            solver=self.config.solver_options,
+            config=cfg,
+            generator=self.generator,
+        )
+        self.system.eval()
+        return self
+
+    # --------------------------------------------------------------- prediction
+    def _intervention(
+        self, hold: Mapping[int | str, float] | None, replace: Mapping[int | str, Callable] | None
+    ) -> Intervention | None:
+        if not hold and not replace:
+            return None
+        return Intervention(
+            {self._index(k): float(v) for k, v in (hold or {}).items()},
+            {self._index(k): fn for k, fn in (replace or {}).items()},
+        )
+
+    def _index(self, key: int | str) -> int:
+        if isinstance(key, str):
+            names = self.config.var_names or []
+            if key not in names:
+                raise KeyError(f"Unknown variable {key!r}; the model's variables are {names}.")
+            return names.index(key)
+        return int(key)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        times: ArrayLike | Sequence[ArrayLike],
+        x0: ArrayLike,
+        *,
+        v0: ArrayLike | None = None,
+        hold: Mapping[int | str, float] | None = None,
+        replace: Mapping[int | str, Callable] | None = None,
+        return_velocity: bool = False,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Integrate from ``x0`` and return the trajectory at ``times`` (also beyond the training range).
+
+        Parameters
+        ----------
+        times
+            ``(T,)`` times for one initial state, or a list of arrays for a batch ``x0`` of shape
+            ``(B, n_vars)``; each trajectory starts at its first time.
+        x0
+            Initial positions, ``(n_vars,)`` or ``(B, n_vars)``.
+        v0
+            Initial velocities (second order); default: predicted from ``x0``.
+        hold
+            Interventions ``{variable: value}``: the variable is set to the value and held there
+            (velocity zero).
+        replace
+            Interventions ``{variable: fn}`` replacing a variable's mechanism; ``fn(x, v)`` receives
+            torch tensors ``(..., n_vars)`` and returns the new rate (first order) or acceleration.
+        return_velocity
+            Second order: return ``[x, v]`` instead of ``x``.
+
+        Returns
+        -------
+        ``(T, n_vars)`` array (``(T, 2 n_vars)`` with velocities), or a list of them for a batch.
+        """
+        single = np.ndim(x0) == 1
+        x0_a = np.atleast_2d(np.asarray(x0, float))
+        times_l = [times] if single else list(times)
+        if len(times_l) != len(x0_a):
+            raise ValueError(f"Got {len(times_l)} time grids for {len(x0_a)} initial states.")
+        data = Trajectories.from_arrays(
+            times_l, [np.zeros((len(np.ravel(t)), x0_a.shape[1])) for t in times_l], x0=x0_a, v0=v0
+        ).to(self.device)
+        grid = TimeGrid.from_times(data.times)
+        with self.system.intervene(self._intervention(hold, replace)):
+            self.system.prepare(sample=False)
+            y0 = self.system.initial_state(data.x0, data.v0)
+            states = solve_batched(self.system, y0, grid, self.config.solver_options)
+        out = states if return_velocity else self.system.readout(states)
+        arrays = [out[b, : len(t)].cpu().numpy() for b, t in enumerate(data.times)]
+        return arrays[0] if single else arrays
+
+    # ----------------------------------------------------------------- structure
+    def adjacency(self) -> np.ndarray:
+        """Dependency scores of each output on each input, ``(n_vars, order * n_vars)``.
+
+        Rows are outputs (the rates or accelerations), columns inputs (positions, then velocities).
+        Exact zeros mean the output does not depend on the input.
+        """
+        return _adjacency(self.system).cpu().numpy()
+
+    @property
+    def feature_sparsity(self) -> float:
+        """Share of zero entries of :meth:`adjacency`."""
+        return feature_sparsity(_adjacency(self.system))
+
+    @property
+    def weight_sparsity(self) -> float:
+        """Share of zero effective weights of the field."""
+        return weight_sparsity(self.system)
+
+    # --------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> None:
+        """Write ``config.json``, ``model.pt`` and ``history.json`` into the directory ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
+        torch.save(self.system.state_dict(), path / "model.pt")
+        (path / "history.json").write_text(json.dumps(self.history.as_dict()))
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, var_names: Sequence[str] | None = None, device: str | torch.device = "auto"
+    ) -> SparseODE:
+        """Read a model written by :meth:`save`.
+
+        Parameters
+        ----------
+        path
+            Directory written by :meth:`save`.
+        var_names
+            If given, must equal the saved variable names (same genes, same order).
+        device
+            Where to put the model.
+        """
+        path = Path(path)
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path} holds no saved SparseODE (config.json is missing).")
+        cfg = json.loads((path / "config.json").read_text())
+        if var_names is not None and list(map(str, var_names)) != cfg["var_names"]:
+            raise ValueError(f"Variable names differ from the saved model's ({cfg['var_names']}).")
+        n_vars = cfg.pop("n_vars")
+        model = cls(n_vars, device=device, **cfg)
+        model.system.load_state_dict(torch.load(path / "model.pt", map_location=model.device))
+        model.system.eval()
+        hist = path / "history.json"
+        if hist.exists():
+            model.history = History(**json.loads(hist.read_text()))
+        return model

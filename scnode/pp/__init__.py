@@ -1,0 +1,5 @@
+"""Preprocessing: AnnData -> trajectories."""
+
+from ._trajectories import trajectories
+
+__all__ = ["trajectories"]
