@@ -13,6 +13,7 @@ import torch
 from .core import (
     History,
     Intervention,
+    NonFiniteLossError,
     ODESystem,
     SolverOptions,
     TimeGrid,
@@ -208,6 +209,7 @@ class SparseODE:
         lr_factor: float = 0.5,
         lr_patience: int = 100,
         min_lr: float = 1e-4,
+        gate_lr_factor: float = 10.0,
         batch_time: int | None = None,
         batch_size: int = 16,
         refit_iter: int = 0,
@@ -229,7 +231,7 @@ class SparseODE:
             Initial positions ``(B, n_vars)``; default: each trajectory's first observation.
         v0
             Initial velocities ``(B, n_vars)`` (second order); default: predicted from ``x0``.
-        n_iter, lr, lr_factor, lr_patience, min_lr, batch_time, batch_size, refit_iter, horizon_warmup,
+        n_iter, lr, lr_factor, lr_patience, min_lr, gate_lr_factor, batch_time, batch_size, refit_iter, horizon_warmup,
         checkpoint, checkpoint_every, resume, progress_bar
             See :class:`scnode.core.TrainConfig`.
 
@@ -246,6 +248,7 @@ class SparseODE:
             lr_factor=lr_factor,
             lr_patience=lr_patience,
             min_lr=min_lr,
+            gate_lr_factor=gate_lr_factor,
             batch_time=batch_time,
             batch_size=batch_size,
             refit_iter=refit_iter,
@@ -256,16 +259,21 @@ class SparseODE:
             progress_bar=progress_bar,
         )
         self.system.train()
-        self.history = train(
-            self.system,
-            self.method,
-            data,
-            penalty_kwargs=self.config.penalty_kwargs,
-            solver=self.config.solver_options,
-            config=cfg,
-            generator=self.generator,
-        )
-        self.system.eval()
+        try:
+            self.history = train(
+                self.system,
+                self.method,
+                data,
+                penalty_kwargs=self.config.penalty_kwargs,
+                solver=self.config.solver_options,
+                config=cfg,
+                generator=self.generator,
+            )
+        except NonFiniteLossError as err:
+            self.history = err.history or History()
+            raise
+        finally:
+            self.system.eval()
         return self
 
     # --------------------------------------------------------------- prediction
@@ -335,7 +343,7 @@ class SparseODE:
             self.system.prepare(sample=False)
             y0 = self.system.initial_state(data.x0, data.v0)
             states = solve_batched(self.system, y0, grid, self.config.solver_options)
-        out = states if return_velocity else self.system.readout(states)
+            out = states if return_velocity else self.system.readout(states)
         arrays = [out[b, : len(t)].cpu().numpy() for b, t in enumerate(data.times)]
         return arrays[0] if single else arrays
 

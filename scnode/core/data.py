@@ -77,11 +77,14 @@ class Trajectories:
                 raise ValueError(f"Trajectory {b} has {len(t)} time point(s); at least 2 are needed.")
             if not (t[1:] > t[:-1]).all():
                 raise ValueError(f"times[{b}] must be strictly increasing.")
-        x0_t = torch.stack([y[0] for y in ys]) if x0 is None else _as_tensor(x0, dtype, "x0").reshape(len(ys), -1)
-        v0_t = None if v0 is None else _as_tensor(v0, dtype, "v0").reshape(len(ys), -1)
-        for name, arr in (("x0", x0_t), ("v0", v0_t)):
-            if arr is not None and arr.shape != (len(ys), n_vars):
-                raise ValueError(f"{name} must have shape ({len(ys)}, {n_vars}), got {tuple(arr.shape)}.")
+        def initial(arr: ArrayLike, name: str) -> torch.Tensor:
+            t = _as_tensor(arr, dtype, name)
+            if t.numel() != len(ys) * n_vars:
+                raise ValueError(f"{name} must have shape ({len(ys)}, {n_vars}), got {tuple(t.shape)}.")
+            return t.reshape(len(ys), n_vars)
+
+        x0_t = torch.stack([y[0] for y in ys]) if x0 is None else initial(x0, "x0")
+        v0_t = None if v0 is None else initial(v0, "v0")
         return cls(ts, ys, x0_t, v0_t)
 
     @property

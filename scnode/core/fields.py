@@ -184,8 +184,9 @@ class ODESystem(nn.Module):
 
     First order: ``dx/dt = f(x) (+ S^T x for LassoNet-inner)``. Second order (SONODE): the state
     is ``(x, v)``, ``dx/dt = v``, ``dv/dt = f([x, v]) (+ S^T [x, v])``, and ``v(0)`` is given or
-    predicted from ``x(0)`` by a small learned network. LassoNet-outer adds ``S^T x(t)`` to the
-    solved positions (our reading of eq. 8 of the paper: a linear skip applied after the solver).
+    predicted from ``x(0)`` by a small learned network. LassoNet-outer adds ``S^T s(t)`` to the
+    solved positions, ``s(t)`` being the solved state (our reading of eq. 8 of the paper: a linear
+    skip applied after the solver); held variables stay at their held values.
 
     Parameters
     ----------
@@ -227,7 +228,7 @@ class ODESystem(nn.Module):
         if skip is None:
             self.skip = None
         else:
-            self.skip = SparseLinear(self.n_in if skip == "inner" else n_vars, n_vars, bias=False)
+            self.skip = SparseLinear(self.n_in, n_vars, bias=False)
             nn.init.zeros_(self.skip.weight)
         self.velocity = (
             MLP(n_vars, n_vars, velocity_hidden, activation=activation) if order == 2 else None
@@ -286,7 +287,9 @@ class ODESystem(nn.Module):
         """Observed variables from solved states (positions, plus the outer skip)."""
         x = states[..., : self.n_vars]
         if self.skip_mode == "outer":
-            x = x + x @ self.skip_weight().T
+            x = x + states @ self.skip_weight().T
+            for i, value in self.intervention.hold.items():
+                x[..., i] = value
         return x
 
     def field_weights(self) -> list[torch.Tensor]:
@@ -304,10 +307,4 @@ class ODESystem(nn.Module):
         """
         a = self.field.path_product([w.abs() for w in self.field.weights])
         s = self.skip_weight()
-        if s is not None:
-            if self.skip_mode == "inner":
-                a = a + s.abs()
-            else:
-                a = a.clone()
-                a[:, : self.n_vars] += s.abs()
-        return a
+        return a if s is None else a + s.abs()

@@ -96,8 +96,9 @@ def hier_prox(skip: torch.Tensor, first: torch.Tensor, *, threshold: float, M: f
     ok = (lower <= w) & (w <= upper)
     idx = ok.to(torch.int8).argmax(1, keepdim=True)
     w_sel = w.gather(1, idx).squeeze(1)  # (n_in,)
-    scale = torch.where(v_norm > 0, w_sel / (M * v_norm.clamp_min(1e-30)), torch.zeros_like(v_norm))
-    skip.mul_(scale[None, :])
+    # A zero skip column has no direction; any unit direction attains the proximal optimum.
+    direction = torch.where(v_norm > 0, skip / v_norm.clamp_min(1e-30), skip.new_full((), skip.shape[0] ** -0.5))
+    skip.copy_(direction * (w_sel / M)[None, :])
     first.copy_(first.sign() * torch.minimum(first.abs(), w_sel[None, :]))
 
 

@@ -24,7 +24,14 @@ logger = logging.getLogger("scnode")
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss (the best model so far has been restored)."""
+    """Training produced a NaN or infinite loss (the best model so far has been restored).
+
+    The attribute ``history`` holds the record up to the failure.
+    """
+
+    def __init__(self, message: str, history: History | None = None) -> None:
+        super().__init__(message)
+        self.history = history
 
 
 @dataclass
@@ -39,6 +46,10 @@ class TrainConfig:
         Initial Adam learning rate.
     lr_factor, lr_patience, min_lr
         ReduceLROnPlateau on the training objective.
+    gate_lr_factor
+        Learning rate of the gate parameters ``log_alpha`` relative to ``lr``. Gates start open
+        (``log_alpha`` well above the closing point) and must travel several units to close;
+        a faster rate lets them do so within a fit.
     batch_time
         ``None`` for full-batch training; else the number of consecutive observations in each
         time window (windows start from the observation at their first time).
@@ -66,6 +77,7 @@ class TrainConfig:
     lr_factor: float = 0.5
     lr_patience: int = 100
     min_lr: float = 1e-4
+    gate_lr_factor: float = 10.0
     batch_time: int | None = None
     batch_size: int = 16
     refit_iter: int = 0
@@ -153,8 +165,12 @@ def _truncate(data: Trajectories, fraction: float) -> Trajectories:
 
 
 def _make_optimizer(system: ODESystem, cfg: TrainConfig, lr: float):
-    params = [p for p in system.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
+    gate_params = [p for n, p in system.named_parameters() if n.endswith("log_alpha") and p.requires_grad]
+    others = [p for n, p in system.named_parameters() if not n.endswith("log_alpha") and p.requires_grad]
+    groups = [{"params": others, "lr": lr}]
+    if gate_params:
+        groups.append({"params": gate_params, "lr": lr * cfg.gate_lr_factor})
+    opt = torch.optim.Adam(groups)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
     )
@@ -282,13 +298,18 @@ def train(
             except AssertionError as err:  # torchdiffeq: "underflow in dt"
                 system.load_state_dict(best_state)
                 raise NonFiniteLossError(
-                    _nonfinite_message(f"The solver failed ({err})", it, opt.param_groups[0]["lr"], best_it)
+                    _nonfinite_message(f"The solver failed ({err})", it, opt.param_groups[0]["lr"], best_it), history
                 ) from err
             loss = mse + pen if method.uses_gradient_penalty else mse
             value = float((mse + pen).detach())
             if not math.isfinite(value):
                 system.load_state_dict(best_state)
-                raise NonFiniteLossError(_nonfinite_message(f"The loss became {value}", it, opt.param_groups[0]["lr"], best_it))
+                raise NonFiniteLossError(
+                    _nonfinite_message(f"The loss became {value}", it, opt.param_groups[0]["lr"], best_it), history
+                )
+            if value < best_value:
+                best_value, best_it = value, it
+                best_state = {k: v.detach().clone() for k, v in system.state_dict().items()}
             loss.backward()
             opt.step()
             lr = opt.param_groups[0]["lr"]
@@ -300,9 +321,6 @@ def train(
             history.penalty.append(float(pen.detach()))
             history.lr.append(lr)
             history.nfe.append(int(system.nfe))
-            if value < best_value:
-                best_value, best_it = value, it
-                best_state = {k: v.detach().clone() for k, v in system.state_dict().items()}
             bar.set_postfix(loss=f"{history.mse[-1]:.3g}", penalty=f"{history.penalty[-1]:.3g}", lr=f"{lr:.2g}", refresh=False)
             if cfg.checkpoint is not None and (it + 1) % cfg.checkpoint_every == 0:
                 save(it + 1)

@@ -1,0 +1,71 @@
+import math
+
+import pytest
+import torch
+
+from scnode.core import gates
+
+
+@pytest.mark.parametrize("log_alpha", [-3.0, -1.5, -0.5, 0.0, 0.7, 2.0, 3.0])
+def test_prob_nonzero_matches_monte_carlo(log_alpha):
+    gen = torch.Generator().manual_seed(1234)
+    la = torch.full((200_000,), log_alpha, dtype=torch.float64)
+    z = gates.sample(la, gen)
+    mc = (z != 0).double().mean().item()
+    p = gates.prob_nonzero(torch.tensor(log_alpha, dtype=torch.float64)).item()
+    assert abs(mc - p) < 0.01
+
+
+def test_prob_nonzero_closed_form():
+    # P(z != 0) = sigmoid(log_alpha - beta log(-gamma / zeta)), beta = 2/3, gamma = -0.1, zeta = 1.1
+    la = torch.linspace(-4, 4, 9, dtype=torch.float64)
+    expected = [1.0 / (1.0 + math.exp(-(v - (2.0 / 3.0) * math.log(0.1 / 1.1)))) for v in la.tolist()]
+    assert torch.allclose(gates.prob_nonzero(la), torch.tensor(expected, dtype=torch.float64), atol=1e-12)
+
+
+def test_deterministic_exact_zeros_and_ones():
+    la = torch.tensor([-50.0, -10.0, -5.0, -3.0])
+    assert (gates.deterministic(la) == 0.0).all()
+    la = torch.tensor([3.5, 5.0, 10.0, 50.0])
+    assert (gates.deterministic(la) == 1.0).all()
+    mid = gates.deterministic(torch.linspace(-6, 6, 101))
+    assert ((mid >= 0) & (mid <= 1)).all()
+    # strictly between 0 and 1 near log_alpha = 0: sigmoid(0) * 1.2 - 0.1 = 0.5
+    assert gates.deterministic(torch.tensor(0.0)).item() == pytest.approx(0.5)
+    # monotone non-decreasing
+    assert (mid[1:] >= mid[:-1]).all()
+
+
+def test_sample_in_unit_interval_and_differentiable():
+    gen = torch.Generator().manual_seed(0)
+    la = torch.linspace(-3, 3, 1000).requires_grad_(True)
+    z = gates.sample(la, gen)
+    assert z.shape == la.shape
+    assert ((z >= 0) & (z <= 1)).all()
+    # both clamped ends are reached and some values lie strictly inside
+    assert (z == 0).any() and (z == 1).any() and ((z > 0) & (z < 1)).any()
+    (z * torch.arange(1000.0)).sum().backward()
+    assert la.grad is not None
+    assert torch.isfinite(la.grad).all()
+    assert (la.grad != 0).any()
+
+
+def test_sample_repeatable_with_generator():
+    la = torch.zeros(100)
+    a = gates.sample(la, torch.Generator().manual_seed(7))
+    b = gates.sample(la, torch.Generator().manual_seed(7))
+    c = gates.sample(la, torch.Generator().manual_seed(8))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("p", [0.01, 0.1, 0.5, 0.9, 0.99])
+def test_log_alpha_for_keep_prob_inverts_prob_nonzero(p):
+    la = gates.log_alpha_for_keep_prob(p)
+    assert gates.prob_nonzero(torch.tensor(la, dtype=torch.float64)).item() == pytest.approx(p, abs=1e-12)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0, -0.1, 1.5])
+def test_log_alpha_for_keep_prob_rejects_out_of_range(p):
+    with pytest.raises(ValueError, match="keep_prob"):
+        gates.log_alpha_for_keep_prob(p)

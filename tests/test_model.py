@@ -1,0 +1,389 @@
+import numpy as np
+import pytest
+import torch
+
+import scnode as scn
+from scnode.core import METHODS, NonFiniteLossError, Trajectories
+
+SMALL = {"hidden": (8,), "velocity_hidden": (4,), "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def data():
+    adata = scn.datasets.second_order_system(n_trajectories=2, n_times=15, t_max=4.0, random_state=1)
+    times, values, _ = scn.pp.trajectories(adata, trajectory_key="trajectory")
+    return times, [v.astype(np.float32) for v in values]
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.system.state_dict().items()}
+
+
+def _assert_states_equal(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# -------------------------------------------------------------------------------------------- repeatability
+def test_same_seed_same_result(data):
+    times, values = data
+    fits = [
+        scn.SparseODE(3, method="pathreg", random_state=s, **SMALL).fit(times, values, n_iter=15, progress_bar=False)
+        for s in (0, 0, 1)
+    ]
+    a, b, c = fits
+    assert len(a.history.loss) == 15
+    assert a.history.loss == b.history.loss
+    _assert_states_equal(_state(a), _state(b))
+    assert a.history.loss != c.history.loss
+    assert not torch.equal(a.system.field.layers[0].weight, c.system.field.layers[0].weight)
+
+
+def test_seed_does_not_touch_global_rng():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    scn.SparseODE(3, method="pathreg", random_state=5, **SMALL)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# -------------------------------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("method", ["pathreg", "l0"])
+def test_checkpoint_resume_matches_straight_run(data, tmp_path, method):
+    times, values = data
+    kw = {"method": method, "random_state": 3, **SMALL}
+    a = scn.SparseODE(3, **kw).fit(times, values, n_iter=20, lr_patience=3, progress_bar=False)
+    ckpt = tmp_path / "c.pt"
+    b = scn.SparseODE(3, **kw).fit(
+        times, values, n_iter=10, lr_patience=3, checkpoint=ckpt, checkpoint_every=10, progress_bar=False
+    )
+    assert ckpt.exists()
+    assert b.history.loss == a.history.loss[:10]
+    c = scn.SparseODE(3, **kw).fit(times, values, n_iter=20, lr_patience=3, resume=ckpt, progress_bar=False)
+    assert len(c.history.loss) == 20
+    assert c.history.loss == a.history.loss
+    assert c.history.lr == a.history.lr
+    _assert_states_equal(_state(c), _state(a))
+
+
+def test_checkpoint_resume_spanning_refit(data, tmp_path):
+    times, values = data
+    kw = {"method": "pathreg", "random_state": 4, "lam": 0.5, **SMALL}
+    a = scn.SparseODE(3, **kw).fit(times, values, n_iter=10, refit_iter=10, progress_bar=False)
+    ckpt = tmp_path / "refit.pt"
+    # B stops in the middle of the refit phase (iteration 15 of 20)
+    scn.SparseODE(3, **kw).fit(
+        times, values, n_iter=10, refit_iter=5, checkpoint=ckpt, checkpoint_every=100, progress_bar=False
+    )
+    assert torch.load(ckpt, weights_only=False)["iteration"] == 15
+    c = scn.SparseODE(3, **kw).fit(times, values, n_iter=10, refit_iter=10, resume=ckpt, progress_bar=False)
+    assert c.history.loss == a.history.loss
+    _assert_states_equal(_state(c), _state(a))
+    # gates are frozen during the refit
+    assert not c.system.field.layers[0].log_alpha.requires_grad
+
+
+def test_checkpoint_resume_at_refit_start(data, tmp_path):
+    times, values = data
+    kw = {"method": "pathreg", "random_state": 4, "lam": 0.5, **SMALL}
+    a = scn.SparseODE(3, **kw).fit(times, values, n_iter=10, refit_iter=5, progress_bar=False)
+    ckpt = tmp_path / "start.pt"
+    scn.SparseODE(3, **kw).fit(times, values, n_iter=10, checkpoint=ckpt, progress_bar=False)
+    c = scn.SparseODE(3, **kw).fit(times, values, n_iter=10, refit_iter=5, resume=ckpt, progress_bar=False)
+    assert c.history.loss == a.history.loss
+    _assert_states_equal(_state(c), _state(a))
+
+
+def test_refit_keeps_zero_pattern(data):
+    times, values = data
+    m = scn.SparseODE(3, method="pathreg", lam=0.5, random_state=0, **SMALL)
+    m.fit(times, values, n_iter=10, progress_bar=False)
+    zero_before = torch.from_numpy(m.adjacency() == 0)
+    m2 = scn.SparseODE(3, method="pathreg", lam=0.5, random_state=0, **SMALL)
+    m2.fit(times, values, n_iter=10, refit_iter=5, progress_bar=False)
+    # the refit can only keep or add zeros of the pattern frozen at iteration 10
+    assert (torch.from_numpy(m2.adjacency() == 0) >= zero_before).all()
+    for layer in m2.system.field.layers:
+        assert ((layer.weight * layer.mask)[layer.mask == 0] == 0).all()
+
+
+# ------------------------------------------------------------------------------------------- persistence
+def test_save_load_round_trip(data, tmp_path):
+    times, values = data
+    m = scn.SparseODE(3, method="pathreg", order=2, var_names=["a", "b", "c"], **SMALL)
+    m.fit(times, values, n_iter=5, progress_bar=False)
+    m.save(tmp_path / "model")
+    loaded = scn.SparseODE.load(tmp_path / "model", device="cpu")
+    x0 = values[0][0]
+    np.testing.assert_array_equal(loaded.predict(times[0], x0), m.predict(times[0], x0))
+    np.testing.assert_array_equal(loaded.adjacency(), m.adjacency())
+    assert loaded.history.loss == m.history.loss
+    assert loaded.config == m.config
+    loaded2 = scn.SparseODE.load(tmp_path / "model", var_names=["a", "b", "c"], device="cpu")
+    np.testing.assert_array_equal(loaded2.adjacency(), m.adjacency())
+    with pytest.raises(ValueError, match=r"[Vv]ariable names"):
+        scn.SparseODE.load(tmp_path / "model", var_names=["a", "c", "b"], device="cpu")
+    with pytest.raises(FileNotFoundError):
+        scn.SparseODE.load(tmp_path / "nothing", device="cpu")
+
+
+# -------------------------------------------------------------------------------------------- prediction
+def test_predict_shapes(data):
+    _, values = data
+    m1 = scn.SparseODE(3, method="base", **SMALL)
+    t = np.linspace(0, 2, 7)
+    assert m1.predict(t, values[0][0]).shape == (7, 3)
+    out = m1.predict([t, t[:4] + 1.0], np.stack([values[0][0], values[1][0]]))
+    assert isinstance(out, list) and [o.shape for o in out] == [(7, 3), (4, 3)]
+    m2 = scn.SparseODE(3, method="base", order=2, **SMALL)
+    assert m2.predict(t, values[0][0]).shape == (7, 3)
+    assert m2.predict(t, values[0][0], return_velocity=True).shape == (7, 6)
+    v0 = np.array([0.1, -0.2, 0.3])
+    xv = m2.predict(t, values[0][0], v0=v0, return_velocity=True)
+    np.testing.assert_allclose(xv[0], np.r_[values[0][0], v0], atol=1e-6)
+    # the first predicted point is the initial state
+    np.testing.assert_allclose(m1.predict(t, values[0][0])[0], values[0][0], atol=1e-6)
+    with pytest.raises(ValueError):
+        m1.predict([t, t], values[0][0:1])
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_predict_hold(order):
+    m = scn.SparseODE(3, method="base", order=order, var_names=["a", "b", "c"], **SMALL)
+    t = np.linspace(0, 3, 11)
+    x0 = np.array([1.0, -0.5, 0.3])
+    pred = m.predict(t, x0, hold={0: 0.4})
+    assert (pred[:, 0] == np.float32(0.4)).all()
+    assert np.abs(np.diff(pred[:, 1:], axis=0)).max() > 1e-4  # the others move
+    # names work too
+    np.testing.assert_array_equal(m.predict(t, x0, hold={"a": 0.4}), pred)
+    with pytest.raises(KeyError):
+        m.predict(t, x0, hold={"zz": 0.4})
+    with pytest.raises(ValueError):
+        m.predict(t, x0, hold={5: 0.4})
+    if order == 2:
+        xv = m.predict(t, x0, hold={0: 0.4}, return_velocity=True)
+        assert (xv[:, 3] == 0).all()
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_predict_hold_every_method(data, method):
+    times, values = data
+    m = scn.SparseODE(3, method=method, solver="rk4", **SMALL)
+    m.fit(times, values, n_iter=2, lr=0.05, progress_bar=False)
+    pred = m.predict(np.linspace(0, 3, 6), np.array([1.0, -0.5, 0.3]), hold={0: 0.4})
+    np.testing.assert_allclose(pred[:, 0], 0.4, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_predict_replace(order):
+    m = scn.SparseODE(3, method="base", order=order, **SMALL)
+    t = np.linspace(0, 3, 11)
+    x0 = np.array([1.0, -0.5, 0.3])
+    v0 = np.zeros(3) if order == 2 else None
+    pred = m.predict(t, x0, v0=v0, replace={0: lambda x, v: torch.zeros_like(x[..., 0])})
+    assert (pred[:, 0] == np.float32(1.0)).all()
+    free = m.predict(t, x0, v0=v0)
+    assert np.abs(free[:, 0] - 1.0).max() > 1e-4
+    # a replaced mechanism with a constant rate gives a straight line (first order)
+    if order == 1:
+        ramp = m.predict(t, x0, replace={1: lambda x, v: torch.ones_like(x[..., 0])})
+        np.testing.assert_allclose(ramp[:, 1], -0.5 + t, atol=1e-5)
+
+
+# -------------------------------------------------------------------------------------------- guards
+def test_nonfinite_guard_huge_lr(data):
+    times, values = data
+    m = scn.SparseODE(3, method="pathreg", solver="rk4", **SMALL)
+    with pytest.raises(NonFiniteLossError, match=r"learning rate|lr"):
+        m.fit(times, values, n_iter=20, lr=1e6, progress_bar=False)
+    assert all(torch.isfinite(v).all() for v in m.system.state_dict().values())
+
+
+def test_nonfinite_guard_huge_data(data):
+    times, values = data
+    m = scn.SparseODE(3, method="base", **SMALL)
+    initial = _state(m)
+    with pytest.raises(NonFiniteLossError, match=r"learning rate|lr") as info:
+        m.fit(times, [v * 1e30 for v in values], n_iter=5, progress_bar=False)
+    assert isinstance(info.value, FloatingPointError)
+    assert all(torch.isfinite(v).all() for v in m.system.state_dict().values())
+    _assert_states_equal(_state(m), initial)  # it failed at iteration 0: the initial model is restored
+
+
+def test_nonfinite_guard_restores_a_working_model(data):
+    times, values = data
+    m = scn.SparseODE(3, method="base", solver="rk4", **SMALL)
+    with pytest.raises(NonFiniteLossError):
+        m.fit(times, values, n_iter=20, lr=1e6, progress_bar=False)
+    assert np.isfinite(m.predict(times[0], values[0][0])).all()
+
+
+# ------------------------------------------------------------------------------------------ data checks
+def test_trajectories_from_arrays_errors():
+    t = np.linspace(0, 1, 5)
+    y = np.zeros((5, 2))
+    tr = Trajectories.from_arrays(t, y)
+    assert len(tr) == 1 and tr.n_vars == 2 and tr.x0.shape == (1, 2)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        Trajectories.from_arrays(np.array([0.0, 0.5, 0.5, 0.7, 1.0]), y)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        Trajectories.from_arrays(t[::-1].copy(), y)
+    bad = y.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        Trajectories.from_arrays(t, bad)
+    with pytest.raises(ValueError, match="NaN"):
+        Trajectories.from_arrays(np.array([0, 0.1, np.inf, 0.3, 0.4]), y)
+    with pytest.raises(ValueError, match=r"values\[0\] must have shape"):
+        Trajectories.from_arrays(t, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="variables"):
+        Trajectories.from_arrays([t, t], [y, np.zeros((5, 3))])
+    with pytest.raises(ValueError, match="time grids"):
+        Trajectories.from_arrays([t], [y, y])
+    with pytest.raises(ValueError, match="at least 2"):
+        Trajectories.from_arrays(t[:1], y[:1])
+    with pytest.raises(ValueError, match="x0"):
+        Trajectories.from_arrays(t, y, x0=np.zeros(3))
+
+
+@pytest.mark.parametrize("key", ["x0", "v0"])
+def test_trajectories_wrong_initial_state_size(key):
+    t = np.linspace(0, 1, 5)
+    y = np.zeros((5, 2))
+    with pytest.raises(ValueError, match=key):
+        Trajectories.from_arrays([t, t], [y, y], **{key: np.zeros(3)})
+
+
+def test_fit_rejects_wrong_n_vars(data):
+    times, values = data
+    with pytest.raises(ValueError, match="variables"):
+        scn.SparseODE(2, method="base", **SMALL).fit(times, values, n_iter=1, progress_bar=False)
+
+
+# -------------------------------------------------------------------------------------------- methods
+@pytest.mark.parametrize(
+    ("method", "order"),
+    [(m, o) for m in METHODS for o in (1, 2)],
+)
+def test_every_method_fits(data, method, order):
+    times, values = data
+    m = scn.SparseODE(3, method=method, order=order, solver="rk4", **SMALL)
+    m.fit(times, values, n_iter=3, progress_bar=False)
+    assert len(m.history.loss) == 3
+    assert np.isfinite(m.history.loss).all()
+    adj = m.adjacency()
+    assert adj.shape == (3, 3 * order)
+    assert np.isfinite(adj).all()
+    pred = m.predict(times[0], values[0][0])
+    assert pred.shape == values[0].shape and np.isfinite(pred).all()
+    assert np.isfinite(m.history.penalty).all()
+    if METHODS[method].penalty is not None:
+        assert m.history.penalty[-1] > 0
+    else:
+        assert m.history.penalty == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("lam", [40.0, 200.0])
+def test_grouplasso_prox_gives_zero_groups(data, lam):
+    times, values = data
+    m = scn.SparseODE(3, method="grouplasso", lam=lam, solver="rk4", **SMALL)
+    m.fit(times, values, n_iter=5, lr=0.05, progress_bar=False)
+    w1 = m.system.field.layers[0].weight.detach()
+    zero_group = (w1 == 0).all(dim=1)  # (outputs, inputs)
+    if lam == 200.0:  # threshold lr * lam / 9 > 1 per step: every group ends at zero
+        assert zero_group.all()
+    adj = torch.from_numpy(m.adjacency())
+    assert (adj[zero_group] == 0).all()
+    assert torch.equal(adj == 0, zero_group)
+    assert m.feature_sparsity == pytest.approx(zero_group.float().mean().item())
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_lassonet_inner_hierarchy_after_fit(data, order):
+    times, values = data
+    M = 2.0
+    m = scn.SparseODE(3, method="lassonet_inner", order=order, lam=1.0, M=M, solver="rk4", **SMALL)
+    m.fit(times, values, n_iter=5, lr=0.05, progress_bar=False)
+    skip = m.system.skip.weight.detach()
+    first = m.system.field.layers[0].weight.detach()
+    assert skip.shape == (3, 3 * order) and first.shape[1] == 3 * order
+    for k in range(3 * order):
+        assert first[:, k].abs().max().item() <= M * skip[:, k].norm().item() + 1e-6
+
+
+def test_lassonet_outer_hierarchy_after_fit(data):
+    times, values = data
+    M = 2.0
+    m = scn.SparseODE(3, method="lassonet_outer", lam=1.0, M=M, solver="rk4", **SMALL)
+    m.fit(times, values, n_iter=5, lr=0.05, progress_bar=False)
+    skip = m.system.skip.weight.detach()
+    first = m.system.field.layers[0].weight.detach()
+    for k in range(3):
+        assert first[:, k].abs().max().item() <= M * skip[:, k].norm().item() + 1e-6
+
+
+def test_invalid_constructor_arguments():
+    with pytest.raises(ValueError, match="nope"):
+        scn.SparseODE(3, method="nope", device="cpu")
+    with pytest.raises(ValueError):
+        scn.SparseODE(3, method="base", solver="nope", device="cpu")
+    with pytest.raises(ValueError):
+        scn.SparseODE(3, method="l0", lam=-1.0, device="cpu")
+    with pytest.raises(ValueError):
+        scn.SparseODE(3, method="base", order=3, device="cpu")
+    with pytest.raises(ValueError):
+        scn.SparseODE(3, var_names=["a"], device="cpu")
+
+
+# ----------------------------------------------------------------------------------------------- dataset
+def test_second_order_system_dataset():
+    adata = scn.datasets.second_order_system(n_times=30, t_max=6.0)
+    assert adata.shape == (30, 3)
+    assert list(adata.var_names) == ["x0", "x1", "x2"]
+    assert {"time", "trajectory"} <= set(adata.obs.columns)
+    np.testing.assert_allclose(adata.obs["time"].to_numpy(), np.linspace(0, 6, 30))
+    assert adata.layers["velocity"].shape == (30, 3)
+    truth = adata.uns["true_adjacency"]
+    assert truth.shape == (3, 6)
+    assert int((truth != 0).sum()) == 8
+    np.testing.assert_allclose(adata.X[0], [0.4, 0.7, 1.8], atol=1e-6)
+
+    multi = scn.datasets.second_order_system(n_trajectories=3, n_times=10)
+    assert multi.shape == (30, 3)
+    assert list(multi.obs["trajectory"].cat.categories) == ["0", "1", "2"]
+    assert multi.uns["initial_state"].shape == (3, 6)
+
+
+def test_second_order_system_hold_noise_irregular():
+    held = scn.datasets.second_order_system(n_times=25, hold={0: 0.4})
+    np.testing.assert_allclose(held.X[:, 0], 0.4, atol=1e-6)
+    np.testing.assert_allclose(held.layers["velocity"][:, 0], 0.0, atol=1e-6)
+    assert np.abs(np.diff(held.X[:, 1])).max() > 1e-3
+
+    clean = scn.datasets.second_order_system(n_times=25)
+    noisy = scn.datasets.second_order_system(n_times=25, noise=0.1)
+    assert not np.allclose(clean.X, noisy.X)
+    assert 0.03 < np.std(noisy.X - clean.X) < 0.3
+    np.testing.assert_array_equal(noisy.layers["velocity"], clean.layers["velocity"])
+
+    irr = scn.datasets.second_order_system(n_trajectories=2, n_times=20, irregular=True, t_max=5.0)
+    for name in ("0", "1"):
+        t = irr.obs.loc[irr.obs["trajectory"] == name, "time"].to_numpy()
+        assert t[0] == 0.0
+        assert (np.diff(t) > 0).all() and t[-1] <= 5.0
+        assert np.std(np.diff(t)) > 1e-3  # not a uniform grid
+    t0 = irr.obs.loc[irr.obs["trajectory"] == "0", "time"].to_numpy()
+    t1 = irr.obs.loc[irr.obs["trajectory"] == "1", "time"].to_numpy()
+    assert not np.allclose(t0, t1)
+
+
+def test_second_order_system_matches_coefficients():
+    adata = scn.datasets.second_order_system(n_times=200, t_max=2.0)
+    t = adata.obs["time"].to_numpy()
+    x, v = adata.X.astype(float), adata.layers["velocity"].astype(float)
+    c = adata.uns["coefficients"]
+    acc = np.gradient(v, t, axis=0)
+    np.testing.assert_allclose(acc[5:-5], (np.hstack([x, v]) @ c.T)[5:-5], atol=2e-3)
+    np.testing.assert_allclose(np.gradient(x, t, axis=0)[5:-5], v[5:-5], atol=2e-3)

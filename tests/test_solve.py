@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from scnode.core import ODESystem, SolverOptions, TimeGrid, odeint, solve_batched
+
+TIMES = [
+    torch.tensor([0.0, 0.13, 0.5, 0.51, 1.7, 2.0], dtype=torch.float64),
+    torch.tensor([1.5, 1.6, 2.45, 3.0], dtype=torch.float64),
+    torch.tensor([-0.7, -0.2, 0.05, 0.9, 1.1, 1.13, 2.6, 2.9, 3.3], dtype=torch.float64),
+]
+
+
+def _system(order):
+    torch.manual_seed(0)
+    system = ODESystem(n_vars=2, order=order, hidden=(6,), activation="tanh").double()
+    system.prepare(sample=False)
+    return system
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_batched_equals_separate_solves(order):
+    system = _system(order)
+    y0 = torch.randn(3, 2 * order, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    opts = SolverOptions(rtol=1e-10, atol=1e-10)
+    grid = TimeGrid.from_times(TIMES)
+    with torch.no_grad():
+        batched = solve_batched(system, y0, grid, opts)
+        assert batched.shape == (3, max(len(t) for t in TIMES), 2 * order)
+        for b, t in enumerate(TIMES):
+            alone = odeint(system, y0[b], t, opts)  # autonomous field: own (unshifted) times
+            assert alone.shape == (len(t), 2 * order)
+            torch.testing.assert_close(batched[b, : len(t)], alone, rtol=0, atol=1e-6)
+            torch.testing.assert_close(batched[b, 0], y0[b], rtol=0, atol=1e-12)
+    # the states actually move, so the comparison is not trivial
+    assert (batched[0, 5] - batched[0, 0]).abs().max() > 1e-2
+
+
+def test_time_grid_structure():
+    grid = TimeGrid.from_times(TIMES)
+    assert grid.union[0] == 0
+    assert (grid.union[1:] > grid.union[:-1]).all()
+    assert grid.index.shape == grid.mask.shape == (3, 9)
+    assert grid.mask.sum(1).tolist() == [6, 4, 9]
+    for b, t in enumerate(TIMES):
+        torch.testing.assert_close(grid.union[grid.index[b, : len(t)]], t - t[0])
+
+
+def test_gather_picks_each_trajectory():
+    grid = TimeGrid.from_times([torch.tensor([0.0, 1.0]), torch.tensor([3.0, 3.5, 5.0])])
+    assert grid.union.tolist() == [0.0, 0.5, 1.0, 2.0]
+    sol = torch.arange(4.0)[:, None, None] + 10 * torch.arange(2.0)[None, :, None]  # (U, B, 1)
+    out = grid.gather(sol)
+    assert out[0, :2, 0].tolist() == [0.0, 2.0]
+    assert out[1, :3, 0].tolist() == [10.0, 11.0, 13.0]
+
+
+def test_fixed_step_solver():
+    system = _system(1)
+    y0 = torch.randn(3, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    grid = TimeGrid.from_times(TIMES)
+    with torch.no_grad():
+        rk4 = solve_batched(system, y0, grid, SolverOptions(method="rk4", step_size=0.01))
+        ref = solve_batched(system, y0, grid, SolverOptions(rtol=1e-10, atol=1e-10))
+        coarse = solve_batched(system, y0, grid, SolverOptions(method="euler", step_size=0.25))
+    assert torch.isfinite(rk4).all()
+    for b, t in enumerate(TIMES):
+        torch.testing.assert_close(rk4[b, : len(t)], ref[b, : len(t)], rtol=0, atol=1e-6)
+    # Euler with a coarse step is a different (less accurate) solution
+    assert (coarse[2, :9] - ref[2, :9]).abs().max() > 1e-4
+
+
+def test_unknown_solver_raises():
+    with pytest.raises(ValueError, match="nope"):
+        SolverOptions(method="nope")
+
+
+@pytest.mark.parametrize("kwargs", [{"rtol": 0.0}, {"atol": -1.0}, {"method": "rk4", "step_size": 0.0}])
+def test_invalid_solver_options_raise(kwargs):
+    with pytest.raises(ValueError):
+        SolverOptions(**kwargs)
+
+
+def test_batched_solve_is_differentiable():
+    system = _system(1)
+    y0 = torch.randn(3, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    out = solve_batched(system, y0, TimeGrid.from_times(TIMES), SolverOptions())
+    out.sum().backward()
+    grad = system.field.layers[0].weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and (grad != 0).any()
