@@ -213,6 +213,7 @@ class SparseODE:
         batch_time: int | None = None,
         batch_size: int = 16,
         refit_iter: int = 0,
+        refit_lr_factor: float = 1.0,
         horizon_warmup: int = 0,
         checkpoint: str | Path | None = None,
         checkpoint_every: int = 100,
@@ -231,7 +232,7 @@ class SparseODE:
             Initial positions ``(B, n_vars)``; default: each trajectory's first observation.
         v0
             Initial velocities ``(B, n_vars)`` (second order); default: predicted from ``x0``.
-        n_iter, lr, lr_factor, lr_patience, min_lr, gate_lr_factor, batch_time, batch_size, refit_iter, horizon_warmup,
+        n_iter, lr, lr_factor, lr_patience, min_lr, gate_lr_factor, batch_time, batch_size, refit_iter, refit_lr_factor, horizon_warmup,
         checkpoint, checkpoint_every, resume, progress_bar
             See :class:`scnode.core.TrainConfig`.
 
@@ -252,6 +253,7 @@ class SparseODE:
             batch_time=batch_time,
             batch_size=batch_size,
             refit_iter=refit_iter,
+            refit_lr_factor=refit_lr_factor,
             horizon_warmup=horizon_warmup,
             checkpoint=None if checkpoint is None else str(checkpoint),
             checkpoint_every=checkpoint_every,

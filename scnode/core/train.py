@@ -61,7 +61,11 @@ class TrainConfig:
         one first avoids it.
     refit_iter
         Iterations of a second phase that freezes the learned sparsity pattern (zero effective
-        weights stay zero, gates fixed at their deterministic values) and fits without penalty.
+        weights stay zero, gates fixed at their deterministic values) and fits without penalty
+        with a fresh optimiser; the fit ends with the refit's best state.
+    refit_lr_factor
+        Learning rate of the refit relative to ``lr``; it ramps up linearly over the first
+        50 refit iterations so the fresh optimiser's first steps do not throw the model off.
     checkpoint
         File to write checkpoints to; ``None`` for none.
     checkpoint_every
@@ -81,6 +85,7 @@ class TrainConfig:
     batch_time: int | None = None
     batch_size: int = 16
     refit_iter: int = 0
+    refit_lr_factor: float = 1.0
     horizon_warmup: int = 0
     checkpoint: str | None = None
     checkpoint_every: int = 100
@@ -164,6 +169,15 @@ def _truncate(data: Trajectories, fraction: float) -> Trajectories:
     return Trajectories(times, values, data.x0, data.v0)
 
 
+REFIT_WARMUP = 50
+"""Iterations over which the refit's learning rate ramps up from zero."""
+
+
+def _base_lrs(cfg: TrainConfig, *, refit_lr: bool) -> list[float]:
+    lr = cfg.lr * (cfg.refit_lr_factor if refit_lr else 1.0)
+    return [lr, lr * cfg.gate_lr_factor]
+
+
 def _make_optimizer(system: ODESystem, cfg: TrainConfig, lr: float):
     gate_params = [p for n, p in system.named_parameters() if n.endswith("log_alpha") and p.requires_grad]
     others = [p for n, p in system.named_parameters() if not n.endswith("log_alpha") and p.requires_grad]
@@ -234,7 +248,7 @@ def train(
         system.load_state_dict(ckpt["system"])
         if ckpt["iteration"] > cfg.n_iter:  # the pattern was frozen already
             _set_refit_grads(system)
-            opt, sched = _make_optimizer(system, cfg, cfg.lr)
+            opt, sched = _make_optimizer(system, cfg, cfg.lr * cfg.refit_lr_factor)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         generator.set_state(ckpt["generator"])
@@ -267,7 +281,7 @@ def train(
         for it in bar:
             if it == cfg.n_iter and cfg.refit_iter:
                 freeze_pattern(system)
-                opt, sched = _make_optimizer(system, cfg, cfg.lr)
+                opt, sched = _make_optimizer(system, cfg, cfg.lr * cfg.refit_lr_factor)
                 best_value = math.inf
             refit = it >= cfg.n_iter
             if cfg.batch_time is None and it < cfg.horizon_warmup:
@@ -281,6 +295,9 @@ def train(
                 grid = TimeGrid.from_times(batch.times)
                 target = batch.padded_values(grid.index.shape[1])
             system.nfe = 0
+            if refit and it - cfg.n_iter < REFIT_WARMUP:  # ramp the fresh optimiser's rate up
+                for group, base in zip(opt.param_groups, _base_lrs(cfg, refit_lr=True), strict=False):
+                    group["lr"] = base * (it - cfg.n_iter + 1) / REFIT_WARMUP
             opt.zero_grad(set_to_none=True)
             try:
                 mse, pen = _objective_terms(
@@ -331,5 +348,7 @@ def train(
     finally:
         bar.close()
     if cfg.checkpoint is not None and not history.interrupted:
-        save(total)
+        save(total)  # the training state, from which a longer fit can resume
+    if cfg.refit_iter and not history.interrupted and best_it >= cfg.n_iter:
+        system.load_state_dict(best_state)  # the refit is deterministic: keep its best state
     return history
