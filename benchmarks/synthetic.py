@@ -223,7 +223,9 @@ def main(argv: list[str] | None = None) -> str:
 
     out = []
     out.append("## Synthetic second-order system\n")
-    out.append(f"Command: `python benchmarks/synthetic.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip())
+    out.append(
+        f"Command: `python benchmarks/synthetic.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip()
+    )
     out.append(
         f"\nMachine: {platform.machine()}, {os.cpu_count()} CPU cores, {args.workers} worker processes with 1 torch "
         f"thread each; Python {platform.python_version()}, torch {torch.__version__}; {date.today().isoformat()}. "
@@ -250,7 +252,8 @@ def main(argv: list[str] | None = None) -> str:
         rs = [r for r in rows if r["protocol"] == "paper" and r["method"] == m]
         out.append(
             f"| {m} | {selected[m]:g} | {_fmt([r['train'] for r in rs])} | {_fmt([r['extrap'] for r in rs])} "
-            f"| {rs[0]['zero']:.2e} | {_fmt([r['fs'] for r in rs], pct=True)} | {_fmt([r['ws'] for r in rs], pct=True)} "
+            f"| {rs[0]['zero']:.2e} | {_fmt([r['fs'] for r in rs], pct=True)} "
+            f"| {_fmt([r['ws'] for r in rs], pct=True)} "
             f"| {np.mean([r['seconds'] for r in rs]):.0f} |"
         )
 

@@ -62,7 +62,7 @@ class ModelConfig:
     lam: float | None = None
     lam1: float = 0.0
     M: float = 10.0
-    init_keep: float = 0.9
+    init_keep: float = 0.999
     velocity_hidden: tuple[int, ...] = (16,)
     solver: str = "dopri5"
     rtol: float = 1e-3
@@ -119,7 +119,8 @@ class SparseODE:
     M
         LassoNet's hierarchy multiplier.
     init_keep
-        Initial probability that a gate is open (gated methods).
+        Initial probability that a gate is open (gated methods). Close to one, so the gates start
+        open with little sampling noise; the penalty then closes the ones the fit does not need.
     velocity_hidden
         Hidden widths of the network predicting ``v(0)`` from ``x(0)`` (second order).
     solver, rtol, atol, step_size, adjoint
@@ -143,7 +144,7 @@ class SparseODE:
         lam: float | None = None,
         lam1: float = 0.0,
         M: float = 10.0,
-        init_keep: float = 0.9,
+        init_keep: float = 0.999,
         velocity_hidden: Sequence[int] = (16,),
         solver: str = "dopri5",
         rtol: float = 1e-3,
@@ -212,9 +213,9 @@ class SparseODE:
         gate_lr_factor: float = 10.0,
         batch_time: int | None = None,
         batch_size: int = 16,
-        refit_iter: int = 0,
+        refit_iter: int | None = None,
         refit_lr_factor: float = 1.0,
-        horizon_warmup: int = 0,
+        horizon_warmup: int | None = None,
         checkpoint: str | Path | None = None,
         checkpoint_every: int = 100,
         resume: str | Path | None = None,
@@ -232,7 +233,13 @@ class SparseODE:
             Initial positions ``(B, n_vars)``; default: each trajectory's first observation.
         v0
             Initial velocities ``(B, n_vars)`` (second order); default: predicted from ``x0``.
-        n_iter, lr, lr_factor, lr_patience, min_lr, gate_lr_factor, batch_time, batch_size, refit_iter, refit_lr_factor, horizon_warmup,
+        refit_iter
+            Iterations of the unpenalised refit with the learned zero pattern frozen; default
+            ``n_iter // 2``.
+        horizon_warmup
+            Iterations over which the fitted time span grows to the whole trajectories; default
+            ``n_iter // 4`` for full-batch training.
+        n_iter, lr, lr_factor, lr_patience, min_lr, gate_lr_factor, batch_time, batch_size, refit_lr_factor,
         checkpoint, checkpoint_every, resume, progress_bar
             See :class:`scnode.core.TrainConfig`.
 
@@ -240,6 +247,10 @@ class SparseODE:
         -------
         ``self``, with :attr:`history` filled.
         """
+        if refit_iter is None:
+            refit_iter = n_iter // 2
+        if horizon_warmup is None:
+            horizon_warmup = n_iter // 4 if batch_time is None else 0
         data = Trajectories.from_arrays(times, values, x0=x0, v0=v0).to(self.device)
         if data.n_vars != self.config.n_vars:
             raise ValueError(f"The data have {data.n_vars} variables but the model was built for {self.config.n_vars}.")

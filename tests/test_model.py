@@ -6,6 +6,8 @@ import scnode as scn
 from scnode.core import METHODS, NonFiniteLossError, Trajectories
 
 SMALL = {"hidden": (8,), "velocity_hidden": (4,), "device": "cpu"}
+# the penalised phase alone: no refit, no horizon warm-up (their own tests say so explicitly)
+PLAIN = {"refit_iter": 0, "horizon_warmup": 0}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,9 @@ def _assert_states_equal(a, b):
 def test_same_seed_same_result(data):
     times, values = data
     fits = [
-        scn.SparseODE(3, method="pathreg", random_state=s, **SMALL).fit(times, values, n_iter=15, progress_bar=False)
+        scn.SparseODE(3, method="pathreg", random_state=s, **SMALL).fit(
+            times, values, n_iter=15, progress_bar=False, **PLAIN
+        )
         for s in (0, 0, 1)
     ]
     a, b, c = fits
@@ -53,14 +57,14 @@ def test_seed_does_not_touch_global_rng():
 def test_checkpoint_resume_matches_straight_run(data, tmp_path, method):
     times, values = data
     kw = {"method": method, "random_state": 3, **SMALL}
-    a = scn.SparseODE(3, **kw).fit(times, values, n_iter=20, lr_patience=3, progress_bar=False)
+    a = scn.SparseODE(3, **kw).fit(times, values, n_iter=20, lr_patience=3, progress_bar=False, **PLAIN)
     ckpt = tmp_path / "c.pt"
     b = scn.SparseODE(3, **kw).fit(
-        times, values, n_iter=10, lr_patience=3, checkpoint=ckpt, checkpoint_every=10, progress_bar=False
+        times, values, n_iter=10, lr_patience=3, checkpoint=ckpt, checkpoint_every=10, progress_bar=False, **PLAIN
     )
     assert ckpt.exists()
     assert b.history.loss == a.history.loss[:10]
-    c = scn.SparseODE(3, **kw).fit(times, values, n_iter=20, lr_patience=3, resume=ckpt, progress_bar=False)
+    c = scn.SparseODE(3, **kw).fit(times, values, n_iter=20, lr_patience=3, resume=ckpt, progress_bar=False, **PLAIN)
     assert len(c.history.loss) == 20
     assert c.history.loss == a.history.loss
     assert c.history.lr == a.history.lr
@@ -89,7 +93,7 @@ def test_checkpoint_resume_at_refit_start(data, tmp_path):
     kw = {"method": "pathreg", "random_state": 4, "lam": 0.5, **SMALL}
     a = scn.SparseODE(3, **kw).fit(times, values, n_iter=10, refit_iter=5, progress_bar=False)
     ckpt = tmp_path / "start.pt"
-    scn.SparseODE(3, **kw).fit(times, values, n_iter=10, checkpoint=ckpt, progress_bar=False)
+    scn.SparseODE(3, **kw).fit(times, values, n_iter=10, checkpoint=ckpt, refit_iter=0, progress_bar=False)
     c = scn.SparseODE(3, **kw).fit(times, values, n_iter=10, refit_iter=5, resume=ckpt, progress_bar=False)
     assert c.history.loss == a.history.loss
     _assert_states_equal(_state(c), _state(a))
@@ -98,7 +102,7 @@ def test_checkpoint_resume_at_refit_start(data, tmp_path):
 def test_refit_keeps_zero_pattern(data):
     times, values = data
     m = scn.SparseODE(3, method="pathreg", lam=0.5, random_state=0, **SMALL)
-    m.fit(times, values, n_iter=10, progress_bar=False)
+    m.fit(times, values, n_iter=10, progress_bar=False, **PLAIN)
     zero_before = torch.from_numpy(m.adjacency() == 0)
     m2 = scn.SparseODE(3, method="pathreg", lam=0.5, random_state=0, **SMALL)
     m2.fit(times, values, n_iter=10, refit_iter=5, progress_bar=False)
@@ -112,7 +116,7 @@ def test_refit_keeps_zero_pattern(data):
 def test_save_load_round_trip(data, tmp_path):
     times, values = data
     m = scn.SparseODE(3, method="pathreg", order=2, var_names=["a", "b", "c"], **SMALL)
-    m.fit(times, values, n_iter=5, progress_bar=False)
+    m.fit(times, values, n_iter=5, progress_bar=False, **PLAIN)
     m.save(tmp_path / "model")
     loaded = scn.SparseODE.load(tmp_path / "model", device="cpu")
     x0 = values[0][0]
@@ -171,7 +175,7 @@ def test_predict_hold(order):
 def test_predict_hold_every_method(data, method):
     times, values = data
     m = scn.SparseODE(3, method=method, solver="rk4", **SMALL)
-    m.fit(times, values, n_iter=2, lr=0.05, progress_bar=False)
+    m.fit(times, values, n_iter=2, lr=0.05, progress_bar=False, **PLAIN)
     pred = m.predict(np.linspace(0, 3, 6), np.array([1.0, -0.5, 0.3]), hold={0: 0.4})
     np.testing.assert_allclose(pred[:, 0], 0.4, rtol=0, atol=1e-6)
 
@@ -195,9 +199,9 @@ def test_predict_replace(order):
 # -------------------------------------------------------------------------------------------- guards
 def test_nonfinite_guard_huge_lr(data):
     times, values = data
-    m = scn.SparseODE(3, method="pathreg", solver="rk4", **SMALL)
+    m = scn.SparseODE(3, method="base", solver="rk4", activation="relu", **SMALL)  # unbounded: must overflow
     with pytest.raises(NonFiniteLossError, match=r"learning rate|lr"):
-        m.fit(times, values, n_iter=20, lr=1e6, progress_bar=False)
+        m.fit(times, values, n_iter=20, lr=1e6, progress_bar=False, **PLAIN)
     assert all(torch.isfinite(v).all() for v in m.system.state_dict().values())
 
 
@@ -206,7 +210,7 @@ def test_nonfinite_guard_huge_data(data):
     m = scn.SparseODE(3, method="base", **SMALL)
     initial = _state(m)
     with pytest.raises(NonFiniteLossError, match=r"learning rate|lr") as info:
-        m.fit(times, [v * 1e30 for v in values], n_iter=5, progress_bar=False)
+        m.fit(times, [v * 1e30 for v in values], n_iter=5, progress_bar=False, **PLAIN)
     assert isinstance(info.value, FloatingPointError)
     assert all(torch.isfinite(v).all() for v in m.system.state_dict().values())
     _assert_states_equal(_state(m), initial)  # it failed at iteration 0: the initial model is restored
@@ -216,7 +220,7 @@ def test_nonfinite_guard_restores_a_working_model(data):
     times, values = data
     m = scn.SparseODE(3, method="base", solver="rk4", **SMALL)
     with pytest.raises(NonFiniteLossError):
-        m.fit(times, values, n_iter=20, lr=1e6, progress_bar=False)
+        m.fit(times, values, n_iter=20, lr=1e6, progress_bar=False, **PLAIN)
     assert np.isfinite(m.predict(times[0], values[0][0])).all()
 
 
@@ -259,7 +263,7 @@ def test_trajectories_wrong_initial_state_size(key):
 def test_fit_rejects_wrong_n_vars(data):
     times, values = data
     with pytest.raises(ValueError, match="variables"):
-        scn.SparseODE(2, method="base", **SMALL).fit(times, values, n_iter=1, progress_bar=False)
+        scn.SparseODE(2, method="base", **SMALL).fit(times, values, n_iter=1, progress_bar=False, **PLAIN)
 
 
 # -------------------------------------------------------------------------------------------- methods
@@ -270,7 +274,7 @@ def test_fit_rejects_wrong_n_vars(data):
 def test_every_method_fits(data, method, order):
     times, values = data
     m = scn.SparseODE(3, method=method, order=order, solver="rk4", **SMALL)
-    m.fit(times, values, n_iter=3, progress_bar=False)
+    m.fit(times, values, n_iter=3, progress_bar=False, **PLAIN)
     assert len(m.history.loss) == 3
     assert np.isfinite(m.history.loss).all()
     adj = m.adjacency()
@@ -289,7 +293,7 @@ def test_every_method_fits(data, method, order):
 def test_grouplasso_prox_gives_zero_groups(data, lam):
     times, values = data
     m = scn.SparseODE(3, method="grouplasso", lam=lam, solver="rk4", **SMALL)
-    m.fit(times, values, n_iter=5, lr=0.05, progress_bar=False)
+    m.fit(times, values, n_iter=5, lr=0.05, progress_bar=False, **PLAIN)
     w1 = m.system.field.layers[0].weight.detach()
     zero_group = (w1 == 0).all(dim=1)  # (outputs, inputs)
     if lam == 200.0:  # threshold lr * lam / 9 > 1 per step: every group ends at zero
@@ -305,7 +309,7 @@ def test_lassonet_inner_hierarchy_after_fit(data, order):
     times, values = data
     M = 2.0
     m = scn.SparseODE(3, method="lassonet_inner", order=order, lam=1.0, M=M, solver="rk4", **SMALL)
-    m.fit(times, values, n_iter=5, lr=0.05, progress_bar=False)
+    m.fit(times, values, n_iter=5, lr=0.05, progress_bar=False, **PLAIN)
     skip = m.system.skip.weight.detach()
     first = m.system.field.layers[0].weight.detach()
     assert skip.shape == (3, 3 * order) and first.shape[1] == 3 * order
@@ -317,7 +321,7 @@ def test_lassonet_outer_hierarchy_after_fit(data):
     times, values = data
     M = 2.0
     m = scn.SparseODE(3, method="lassonet_outer", lam=1.0, M=M, solver="rk4", **SMALL)
-    m.fit(times, values, n_iter=5, lr=0.05, progress_bar=False)
+    m.fit(times, values, n_iter=5, lr=0.05, progress_bar=False, **PLAIN)
     skip = m.system.skip.weight.detach()
     first = m.system.field.layers[0].weight.detach()
     for k in range(3):

@@ -68,8 +68,7 @@ class Trajectories:
                 raise ValueError(f"times[{b}] must be 1-D, got shape {tuple(t.shape)}.")
             if y.ndim != 2 or y.shape[0] != t.shape[0]:
                 raise ValueError(
-                    f"values[{b}] must have shape (len(times[{b}]), n_vars) = ({len(t)}, n_vars), "
-                    f"got {tuple(y.shape)}."
+                    f"values[{b}] must have shape (len(times[{b}]), n_vars) = ({len(t)}, n_vars), got {tuple(y.shape)}."
                 )
             if y.shape[1] != n_vars:
                 raise ValueError(f"values[{b}] has {y.shape[1]} variables, values[0] has {n_vars}.")
@@ -77,6 +76,7 @@ class Trajectories:
                 raise ValueError(f"Trajectory {b} has {len(t)} time point(s); at least 2 are needed.")
             if not (t[1:] > t[:-1]).all():
                 raise ValueError(f"times[{b}] must be strictly increasing.")
+
         def initial(arr: ArrayLike, name: str) -> torch.Tensor:
             t = _as_tensor(arr, dtype, name)
             if t.numel() != len(ys) * n_vars:

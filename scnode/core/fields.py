@@ -6,6 +6,7 @@ different times can be shifted to start at zero and solved together in one batch
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -65,7 +66,7 @@ class MLP(nn.Module):
         groups = n_out if grouped else None
         self.layers = nn.ModuleList(
             SparseLinear(a, b, groups=groups, gated=gated, init_keep=init_keep, first=i == 0)
-            for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True))
+            for i, (a, b) in enumerate(itertools.pairwise(widths))
         )
         self.act = _activation(activation)
         self._z: list[torch.Tensor | None] | None = None
@@ -230,9 +231,7 @@ class ODESystem(nn.Module):
         else:
             self.skip = SparseLinear(self.n_in, n_vars, bias=False)
             nn.init.zeros_(self.skip.weight)
-        self.velocity = (
-            MLP(n_vars, n_vars, velocity_hidden, activation=activation) if order == 2 else None
-        )
+        self.velocity = MLP(n_vars, n_vars, velocity_hidden, activation=activation) if order == 2 else None
         self.intervention = Intervention()
         self.nfe = 0
 

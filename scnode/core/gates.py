@@ -45,7 +45,7 @@ def sample(log_alpha: torch.Tensor, generator: torch.Generator | None = None) ->
 
 
 def deterministic(log_alpha: torch.Tensor) -> torch.Tensor:
-    """Evaluation value of each gate: ``clamp(sigmoid(log_alpha) (zeta - gamma) + gamma, 0, 1)``.
+    """Return the evaluation value of each gate: ``clamp(sigmoid(log_alpha) (zeta - gamma) + gamma, 0, 1)``.
 
     Exactly zero where ``sigmoid(log_alpha) <= -gamma / (zeta - gamma)``.
     """

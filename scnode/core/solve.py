@@ -101,9 +101,7 @@ class TimeGrid:
         return solution[self.index, batch]
 
 
-def solve_batched(
-    func: nn.Module, y0: torch.Tensor, grid: TimeGrid, options: SolverOptions
-) -> torch.Tensor:
+def solve_batched(func: nn.Module, y0: torch.Tensor, grid: TimeGrid, options: SolverOptions) -> torch.Tensor:
     """Solve all trajectories (initial states ``(B, D)``) in one call; returns ``(B, T_max, D)``."""
     if grid.union.numel() == 1:
         return y0[:, None, :].expand(-1, grid.index.shape[1], -1)

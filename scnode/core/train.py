@@ -10,7 +10,6 @@ import copy
 import logging
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -338,7 +337,9 @@ def train(
             history.penalty.append(float(pen.detach()))
             history.lr.append(lr)
             history.nfe.append(int(system.nfe))
-            bar.set_postfix(loss=f"{history.mse[-1]:.3g}", penalty=f"{history.penalty[-1]:.3g}", lr=f"{lr:.2g}", refresh=False)
+            bar.set_postfix(
+                loss=f"{history.mse[-1]:.3g}", penalty=f"{history.penalty[-1]:.3g}", lr=f"{lr:.2g}", refresh=False
+            )
             if cfg.checkpoint is not None and (it + 1) % cfg.checkpoint_every == 0:
                 save(it + 1)
     except KeyboardInterrupt:

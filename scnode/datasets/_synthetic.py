@@ -15,7 +15,7 @@ PAPER_INITIAL_STATE = np.array([0.4, 0.7, 1.8, 0.3, 0.5, 1.0])
 
 
 def second_order_coefficients() -> np.ndarray:
-    """The linear system ``d2x/dt2 = C [x, v]`` of the authors' code, as ``C`` of shape ``(3, 6)``.
+    """Return the matrix ``C`` of the linear system ``d2x/dt2 = C [x, v]`` of the authors' code, shape ``(3, 6)``.
 
     ``x0'' = -1.5 x0 - 0.5 v0``; ``x1'' = -2.7 x1 - v1``; ``x2'' = -2 x2 - v0 - v1 - 0.1 v2``.
     """

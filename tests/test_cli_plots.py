@@ -1,0 +1,94 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import pytest
+
+import scnode as scn
+from scnode.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pl_adjacency_matrix_draws_blank_zeros():
+    m = np.array([[0.0, 2.0], [1.0, 0.0]])
+    res = scn.pl.adjacency(m, row_names=["a", "b"], col_names=["c", "d"], show=False)
+    assert isinstance(res.data, pd.DataFrame)
+    np.testing.assert_array_equal(res.data.to_numpy(), m)
+    image = res.ax.images[0].get_array()
+    assert image.mask[0, 0] and image.mask[1, 1] and not image.mask[0, 1]
+    assert [t.get_text() for t in res.ax.get_xticklabels()] == ["c", "d"]
+
+
+def test_pl_adjacency_of_model_labels_inputs_and_outputs():
+    model = scn.SparseODE(2, method="pathreg", order=2, hidden=(4,), device="cpu", var_names=["g1", "g2"])
+    res = scn.pl.adjacency(model, show=False)
+    assert res.data.shape == (2, 4)
+    assert list(res.data.columns) == ["g1", "g2", "dg1/dt", "dg2/dt"]
+    np.testing.assert_allclose(res.data.to_numpy(), model.adjacency())
+
+
+def test_pl_adjacency_anndata_missing_key_is_clear():
+    adata = scn.datasets.second_order_system(n_times=5)
+    with pytest.raises(KeyError, match="varp has no 'scnode'"):
+        scn.pl.adjacency(adata, show=False)
+
+
+def test_pl_adjacency_rejects_1d():
+    with pytest.raises(ValueError, match="2-D"):
+        scn.pl.adjacency(np.ones(3), show=False)
+
+
+def test_pp_trajectories_orders_and_averages():
+    adata = scn.datasets.second_order_system(n_trajectories=3, n_times=6, random_state=2)
+    shuffled = adata[np.random.default_rng(0).permutation(adata.n_obs)].copy()
+    dup = shuffled[:1].copy()
+    dup.obs_names = ["dup"]
+    dup.X = dup.X + 1.0
+    both = scn.pp.trajectories(
+        __import__("anndata").concat([shuffled, dup]), time_key="time", trajectory_key="trajectory"
+    )
+    times, values, names = both
+    assert names == ["0", "1", "2"]
+    for t in times:
+        assert (np.diff(t) > 0).all() and len(t) == 6
+    # the duplicated observation is averaged with its twin
+    traj = int(dup.obs["trajectory"].iloc[0])
+    k = int(np.flatnonzero(times[traj] == dup.obs["time"].iloc[0])[0])
+    np.testing.assert_allclose(values[traj][k], np.asarray(dup.X[0]) - 0.5, rtol=1e-6)
+
+
+def test_pp_trajectories_errors():
+    adata = scn.datasets.second_order_system(n_times=5)
+    with pytest.raises(KeyError, match="no time column 'pt'"):
+        scn.pp.trajectories(adata, time_key="pt")
+    with pytest.raises(KeyError, match="'lineage'"):
+        scn.pp.trajectories(adata, trajectory_key="lineage")
+    bad = adata.copy()
+    bad.obs["time"] = bad.obs["time"].astype(float)
+    bad.obs.iloc[0, bad.obs.columns.get_loc("time")] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        scn.pp.trajectories(bad)
+
+
+def test_demo_fast(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--n-iter", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "structural Hamming distance" in out and "x0 -> x0''" in out
+    assert (tmp_path / "adjacency.png").stat().st_size > 0
+
+
+def test_benchmark_quick_runs_all_tables():
+    cmd = [sys.executable, "benchmarks/synthetic.py", "--quick", "--seeds", "1", "--workers", "1"]
+    cmd += ["--methods", "base", "cnode", "pathreg", "grouplasso"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    out = res.stdout
+    assert "### (i) Paper setting" in out and "### (ii) Identification" in out
+    for method in ("base", "cnode", "pathreg", "grouplasso"):
+        assert f"| {method} |" in out
+    assert "PathReg AUPRC" in out

@@ -1,0 +1,125 @@
+import importlib
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import scnode as scn
+from scnode.core import SolverOptions, TimeGrid, solve_batched
+from scnode.model import resolve_device
+
+train_module = importlib.import_module("scnode.core.train")  # the module, not the function it exports
+SMALL = {"hidden": (8,), "velocity_hidden": (4,), "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def data():
+    adata = scn.datasets.second_order_system(n_trajectories=3, n_times=20, t_max=4.0, random_state=5)
+    times, values, _ = scn.pp.trajectories(adata, trajectory_key="trajectory")
+    return times, values
+
+
+def test_time_window_minibatches(data):
+    times, values = data
+    m = scn.SparseODE(3, method="base", **SMALL)
+    m.fit(times, values, n_iter=8, batch_time=5, batch_size=4, refit_iter=0, progress_bar=False)
+    assert len(m.history.loss) == 8 and np.isfinite(m.history.loss).all()
+    with pytest.raises(ValueError, match="batch_time=50 is longer than every trajectory"):
+        m.fit(times, values, n_iter=2, batch_time=50, progress_bar=False)
+    with pytest.raises(ValueError, match="batch_time must be at least 2"):
+        m.fit(times, values, n_iter=2, batch_time=1, progress_bar=False)
+
+
+def test_training_reduces_the_loss(data):
+    times, values = data
+    m = scn.SparseODE(3, method="base", order=2, random_state=0, **SMALL)
+    m.fit(times, values, n_iter=60, lr=0.02, refit_iter=0, horizon_warmup=0, progress_bar=False)
+    assert min(m.history.mse[-10:]) < 0.5 * m.history.mse[0]
+
+
+def test_horizon_warmup_fits_a_growing_span(data, monkeypatch):
+    times, values = data
+    seen = []
+    original = train_module.solve_batched
+
+    def spy(func, y0, grid, options):
+        seen.append(float(grid.union[-1]))
+        return original(func, y0, grid, options)
+
+    monkeypatch.setattr(train_module, "solve_batched", spy)
+    m = scn.SparseODE(3, method="base", **SMALL)
+    m.fit(times, values, n_iter=10, horizon_warmup=5, refit_iter=0, progress_bar=False)
+    span = max(float(t[-1] - t[0]) for t in times)
+    assert seen[0] < 0.3 * span
+    assert all(a <= b + 1e-6 for a, b in itertools.pairwise(seen[:6]))
+    assert seen[-1] == pytest.approx(span, rel=1e-5)
+
+
+def test_ctrl_c_keeps_the_best_model(data, monkeypatch):
+    times, values = data
+    calls = {"n": 0}
+    original = train_module.solve_batched
+
+    def interrupt_on_sixth(func, y0, grid, options):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return original(func, y0, grid, options)
+
+    monkeypatch.setattr(train_module, "solve_batched", interrupt_on_sixth)
+    m = scn.SparseODE(3, method="base", random_state=1, **SMALL)
+    m.fit(times, values, n_iter=50, refit_iter=0, horizon_warmup=0, progress_bar=False)
+    assert m.history.interrupted
+    assert len(m.history.loss) == 5
+    best = int(np.argmin(m.history.loss))
+    # the restored model reproduces the best recorded loss
+    monkeypatch.setattr(train_module, "solve_batched", original)
+    pred = m.predict(times, np.stack([v[0] for v in values]))
+    mse = np.mean(np.concatenate([(p - v) ** 2 for p, v in zip(pred, values, strict=True)]))
+    assert mse == pytest.approx(m.history.mse[best], rel=1e-4)
+
+
+def test_adjoint_gradients_match_direct():
+    torch.manual_seed(0)
+    system = scn.core.ODESystem(3, order=1, hidden=(6,)).double()
+    y0 = torch.randn(2, 3, dtype=torch.float64)
+    grid = TimeGrid.from_times([torch.linspace(0, 1, 5, dtype=torch.float64), torch.linspace(0, 0.5, 4).double()])
+    grads = []
+    for adjoint in (False, True):
+        system.zero_grad()
+        system.prepare(sample=False)
+        out = solve_batched(system, y0, grid, SolverOptions(rtol=1e-9, atol=1e-9, adjoint=adjoint))
+        out[grid.mask].pow(2).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in system.field.parameters() if p.grad is not None]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
+def test_device_resolution():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            scn.SparseODE(3, device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fit_on_gpu(data):
+    times, values = data
+    m = scn.SparseODE(3, method="pathreg", order=2, hidden=(8,), device="cuda")
+    m.fit(times, values, n_iter=5, progress_bar=False)
+    assert m.adjacency().shape == (3, 6) and np.isfinite(m.history.loss).all()
+
+
+def test_bad_config_errors():
+    with pytest.raises(ValueError, match="Unknown method 'pathregg'"):
+        scn.SparseODE(3, method="pathregg")
+    with pytest.raises(ValueError, match="lam"):
+        scn.SparseODE(3, lam=-1.0)
+    with pytest.raises(ValueError, match="order must be 1 or 2"):
+        scn.SparseODE(3, order=3)
+    with pytest.raises(ValueError, match="Unknown solver"):
+        scn.SparseODE(3, solver="rk5")
+    with pytest.raises(ValueError, match="Unknown activation"):
+        scn.SparseODE(3, activation="gelu2")
