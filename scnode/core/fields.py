@@ -58,7 +58,7 @@ class MLP(nn.Module):
         activation: str = "elu",
         gated: bool = False,
         grouped: bool = False,
-        init_keep: float = 0.9,
+        init_keep: float = 0.999,
     ) -> None:
         super().__init__()
         self.n_in, self.n_out, self.grouped = n_in, n_out, grouped
@@ -213,7 +213,7 @@ class ODESystem(nn.Module):
         gated: bool = False,
         grouped: bool = False,
         skip: str | None = None,
-        init_keep: float = 0.9,
+        init_keep: float = 0.999,
         velocity_hidden: Sequence[int] = (16,),
     ) -> None:
         super().__init__()

@@ -34,6 +34,9 @@ class SparseLinear(nn.Module):
         Learn a bias.
     init_keep
         Initial probability that a gate is non-zero (gated layers only).
+    first
+        For grouped layers: this is the first layer, whose input ``(..., n_in)`` is shared by
+        all groups.
     """
 
     def __init__(
@@ -44,7 +47,7 @@ class SparseLinear(nn.Module):
         groups: int | None = None,
         gated: bool = False,
         bias: bool = True,
-        init_keep: float = 0.9,
+        init_keep: float = 0.999,
         first: bool = False,
     ) -> None:
         super().__init__()
