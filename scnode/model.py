@@ -30,14 +30,18 @@ from .core.data import ArrayLike
 
 DEFAULT_LAM: dict[str, float] = {
     "base": 0.0,
-    "l0": 1e-2,
-    "cnode": 1e-2,
-    "pathreg": 1e-2,
-    "lassonet_inner": 1e-2,
-    "lassonet_outer": 1e-2,
-    "grouplasso": 1e-2,
+    "l0": 21.5,
+    "cnode": 464.0,
+    "pathreg": 21.5,
+    "lassonet_inner": 464.0,
+    "lassonet_outer": 464.0,
+    "grouplasso": 21.5,
 }
-"""Default penalty weight of each method (see :mod:`scnode.core.penalties` for the normalisation)."""
+"""Default penalty weight of each method: the values the validation rule of
+``benchmarks/synthetic.py`` selected (see :mod:`scnode.core.penalties` for the normalisation).
+A starting point: the right value depends on the data; scan a path of values for your data."""
+DEFAULT_PATHREG_LAM1 = 464.0
+"""Default weight of PathReg's weight-path term (C-NODE's selected weight in the same benchmark)."""
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -60,7 +64,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = (32, 32)
     activation: str = "elu"
     lam: float | None = None
-    lam1: float = 0.0
+    lam1: float | None = None
     M: float = 10.0
     init_keep: float = 0.999
     velocity_hidden: tuple[int, ...] = (16,)
@@ -78,6 +82,8 @@ class ModelConfig:
         self.velocity_hidden = tuple(int(h) for h in self.velocity_hidden)
         if self.lam is None:
             self.lam = DEFAULT_LAM[self.method]
+        if self.lam1 is None:
+            self.lam1 = DEFAULT_PATHREG_LAM1 if self.method == "pathreg" else 0.0
         if self.lam < 0 or self.lam1 < 0:
             raise ValueError(f"Penalty weights must be >= 0, got lam={self.lam}, lam1={self.lam1}.")
         if self.n_vars < 1:
@@ -115,7 +121,7 @@ class SparseODE:
     lam
         Penalty weight (``lam0`` for PathReg); ``None`` takes the method's default.
     lam1
-        PathReg only: weight of the ``|W z|`` path-product term.
+        PathReg only: weight of the ``|W z|`` path-product term; ``None`` takes the default.
     M
         LassoNet's hierarchy multiplier.
     init_keep
@@ -142,7 +148,7 @@ class SparseODE:
         hidden: Sequence[int] = (32, 32),
         activation: str = "elu",
         lam: float | None = None,
-        lam1: float = 0.0,
+        lam1: float | None = None,
         M: float = 10.0,
         init_keep: float = 0.999,
         velocity_hidden: Sequence[int] = (16,),

@@ -1,5 +1,6 @@
 """Preprocessing: AnnData -> trajectories."""
 
+from ._prepare import TrajectorySet, prepare_trajectories
 from ._trajectories import trajectories
 
-__all__ = ["trajectories"]
+__all__ = ["TrajectorySet", "prepare_trajectories", "trajectories"]

@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+SCALINGS = ("minmax", "zscore", "none")
+
+
+@dataclass
+class TrajectorySet:
+    """Trajectories prepared from an AnnData for fitting (all arrays in scaled units).
+
+    Attributes
+    ----------
+    genes
+        Fitted variables, in order.
+    lineages
+        Trajectory names.
+    times
+        Per lineage, sorted distinct (scaled) times.
+    values
+        Per lineage, ``(len(times), n_genes)`` scaled values.
+    x0
+        ``(n_lineages, n_genes)`` initial states (mean of the first ``x0_cells`` cells).
+    center, scale
+        Per lineage, ``(n_genes,)``: raw value = scaled * scale + center.
+    time_offset, time_scale
+        Per lineage: raw time = scaled * time_scale + time_offset.
+    cell_lineage
+        ``(n_obs,)`` lineage index of each cell, -1 for cells not used (other lineage, trimmed).
+    cell_time
+        ``(n_obs,)`` scaled time of each used cell (NaN otherwise).
+    params
+        The preprocessing settings.
+    """
+
+    genes: list[str]
+    lineages: list[str]
+    times: list[np.ndarray]
+    values: list[np.ndarray]
+    x0: np.ndarray
+    center: list[np.ndarray]
+    scale: list[np.ndarray]
+    time_offset: np.ndarray
+    time_scale: np.ndarray
+    cell_lineage: np.ndarray
+    cell_time: np.ndarray
+    params: dict = field(default_factory=dict)
+
+    def unscale(self, lineage: int, values: np.ndarray) -> np.ndarray:
+        """Scaled values of ``lineage`` back to the data's units."""
+        return values * self.scale[lineage] + self.center[lineage]
+
+
+def _select_genes(adata: AnnData, genes: Sequence[str] | str | None) -> list[str]:
+    if genes is None:
+        return list(adata.var_names)
+    if isinstance(genes, str):
+        if genes not in adata.var:
+            raise KeyError(f"genes={genes!r} is neither a list of genes nor a column of adata.var.")
+        col = adata.var[genes]
+        if col.dtype != bool:
+            raise ValueError(f"adata.var[{genes!r}] must be boolean to select genes, got {col.dtype}.")
+        chosen = list(adata.var_names[col.to_numpy()])
+    else:
+        chosen = [str(g) for g in genes]
+        missing = [g for g in chosen if g not in adata.var_names]
+        if missing:
+            raise KeyError(f"Unknown gene(s) {missing[:10]}{' ...' if len(missing) > 10 else ''} (not in adata.var_names).")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError("The gene list has duplicates.")
+    if not chosen:
+        raise ValueError("No genes selected.")
+    return chosen
+
+
+def _matrix(adata: AnnData, layer: str | None, genes: list[str]) -> np.ndarray:
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"adata.layers has no layer {layer!r}; available: {list(adata.layers)}.")
+    idx = adata.var_names.get_indexer(genes)
+    x = adata.X if layer is None else adata.layers[layer]
+    if x is None:
+        raise ValueError("adata.X is empty; pass layer=.")
+    x = x[:, idx]
+    x = x.toarray() if sparse.issparse(x) else np.asarray(x)
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+        raise ValueError(f"{where} is not numeric (dtype {x.dtype}).")
+    x = x.astype(float)
+    if not np.isfinite(x).all():
+        where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+        raise ValueError(f"{where} has NaN or infinite values in the selected genes.")
+    return x
+
+
+def prepare_trajectories(
+    adata: AnnData,
+    *,
+    time_key: str = "dpt_pseudotime",
+    lineage_key: str | None = None,
+    layer: str | None = None,
+    genes: Sequence[str] | str | None = None,
+    scaling: str = "minmax",
+    scale_time: bool = True,
+    trim_start: int = 0,
+    trim_end: int = 0,
+    n_bins: int | None = None,
+    x0_cells: int = 1,
+) -> TrajectorySet:
+    """Turn cells ordered by (pseudo)time into trajectories that share one vector field.
+
+    Per lineage: cells are sorted by ``time_key``; the first ``trim_start`` and last ``trim_end``
+    cells are dropped (the paper drops 10 and 20); each gene is scaled (``"minmax"`` to [0, 1] per
+    gene per lineage as in the paper, ``"zscore"``, or ``"none"``); time is scaled to [0, 1]
+    (``scale_time``); cells with identical times are averaged, or cells are averaged in ``n_bins``
+    equal-width time bins; the initial state is the mean of the first ``x0_cells`` cells.
+
+    Parameters
+    ----------
+    adata
+        Cells in ``obs``, genes in ``var``. Not modified.
+    time_key
+        Numeric column of ``obs`` with the (pseudo)time.
+    lineage_key
+        Categorical column of ``obs``: one trajectory per category; ``None`` for one trajectory.
+    layer
+        Layer to read instead of ``X`` (dense or sparse).
+    genes
+        Genes to fit: a list of names, the name of a boolean ``var`` column (e.g.
+        ``"highly_variable"``), or ``None`` for all.
+    scaling
+        ``"minmax"``, ``"zscore"`` or ``"none"``.
+    scale_time
+        Scale each lineage's time to [0, 1].
+    trim_start, trim_end
+        Cells dropped at the start and end of each lineage after sorting.
+    n_bins
+        Average cells in this many equal-width time bins per lineage (``None``: average only cells
+        with identical times).
+    x0_cells
+        Number of first cells whose mean is the initial state.
+
+    Returns
+    -------
+    A :class:`TrajectorySet`.
+    """
+    if time_key not in adata.obs:
+        raise KeyError(f"adata.obs has no time column {time_key!r}; available: {list(adata.obs.columns)}.")
+    if lineage_key is not None and lineage_key not in adata.obs:
+        raise KeyError(f"adata.obs has no lineage column {lineage_key!r}; available: {list(adata.obs.columns)}.")
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}.")
+    if min(trim_start, trim_end) < 0 or x0_cells < 1 or (n_bins is not None and n_bins < 3):
+        raise ValueError("Need trim_start, trim_end >= 0, x0_cells >= 1 and n_bins >= 3 (or None).")
+    t_all = pd.to_numeric(adata.obs[time_key], errors="coerce").to_numpy(float)
+    if not np.isfinite(t_all).all():
+        raise ValueError(f"adata.obs[{time_key!r}] has NaN, infinite or non-numeric values.")
+    chosen = _select_genes(adata, genes)
+    x_all = _matrix(adata, layer, chosen)
+    if lineage_key is None:
+        labels = pd.Categorical(np.zeros(adata.n_obs, int)).rename_categories(["all"])
+    else:
+        labels = pd.Categorical(adata.obs[lineage_key])
+    names, times, values, x0s, centers, scales, offsets, tscales = [], [], [], [], [], [], [], []
+    cell_lineage = np.full(adata.n_obs, -1)
+    cell_time = np.full(adata.n_obs, np.nan)
+    for name in labels.categories:
+        idx = np.flatnonzero(labels == name)
+        if len(idx) == 0:
+            continue
+        idx = idx[np.argsort(t_all[idx], kind="stable")]
+        idx = idx[trim_start : len(idx) - trim_end]
+        t, x = t_all[idx], x_all[idx]
+        if len(np.unique(t)) < 3:
+            raise ValueError(
+                f"Lineage {name!r} has {len(np.unique(t))} distinct time(s) after trimming; at least 3 are needed."
+            )
+        offset, tscale = (t[0], t[-1] - t[0]) if scale_time else (0.0, 1.0)
+        ts = (t - offset) / tscale
+        if scaling == "minmax":
+            center, scale = x.min(0), x.max(0) - x.min(0)
+        elif scaling == "zscore":
+            center, scale = x.mean(0), x.std(0)
+        else:
+            center, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        scale = np.where(scale > 0, scale, 1.0)
+        xs = (x - center) / scale
+        if n_bins is None:
+            keys = ts
+        else:
+            keys = np.minimum((ts - ts[0]) / (ts[-1] - ts[0]) * n_bins, n_bins - 1).astype(int)
+        frame = pd.DataFrame(xs).groupby(keys, sort=True)
+        mean_t = pd.Series(ts).groupby(keys, sort=True).mean().to_numpy()
+        lin = len(names)
+        names.append(str(name))
+        times.append(mean_t)
+        values.append(frame.mean().to_numpy())
+        x0s.append(xs[:x0_cells].mean(0))
+        centers.append(center)
+        scales.append(scale)
+        offsets.append(offset)
+        tscales.append(tscale)
+        cell_lineage[idx] = lin
+        cell_time[idx] = ts
+    params = {
+        "time_key": time_key,
+        "lineage_key": lineage_key,
+        "layer": layer,
+        "scaling": scaling,
+        "scale_time": scale_time,
+        "trim_start": trim_start,
+        "trim_end": trim_end,
+        "n_bins": n_bins,
+        "x0_cells": x0_cells,
+    }
+    return TrajectorySet(
+        chosen,
+        names,
+        times,
+        values,
+        np.stack(x0s),
+        centers,
+        scales,
+        np.asarray(offsets, float),
+        np.asarray(tscales, float),
+        cell_lineage,
+        cell_time,
+        params,
+    )
