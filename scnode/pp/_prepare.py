@@ -71,7 +71,9 @@ def _select_genes(adata: AnnData, genes: Sequence[str] | str | None) -> list[str
         chosen = [str(g) for g in genes]
         missing = [g for g in chosen if g not in adata.var_names]
         if missing:
-            raise KeyError(f"Unknown gene(s) {missing[:10]}{' ...' if len(missing) > 10 else ''} (not in adata.var_names).")
+            raise KeyError(
+                f"Unknown gene(s) {missing[:10]}{' ...' if len(missing) > 10 else ''} (not in adata.var_names)."
+            )
     if len(set(chosen)) != len(chosen):
         raise ValueError("The gene list has duplicates.")
     if not chosen:

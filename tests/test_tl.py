@@ -1,0 +1,178 @@
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import sparse
+
+import scnode as scn
+from scnode.tl._fit import write_results
+
+FAST = {"n_iter": 6, "hidden": (8,), "progress_bar": False, "device": "cpu"}
+
+
+def _cells(n_genes=3, n_cells=40, lineages=2, seed=0):
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, n_cells)
+    x = np.stack([np.sin(3 * t + k) + 0.05 * rng.normal(size=n_cells) for k in range(n_genes)], 1)
+    obs = pd.DataFrame(
+        {"dpt_pseudotime": t, "lineage": pd.Categorical([f"L{i % lineages}" for i in range(n_cells)])},
+        index=[f"c{i}" for i in range(n_cells)],
+    )
+    return ad.AnnData(x.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{k}" for k in range(n_genes)]))
+
+
+def _same(a, b):
+    assert a.obs.equals(b.obs) and a.var.equals(b.var)
+    np.testing.assert_array_equal(np.asarray(a.X), np.asarray(b.X))
+    assert list(a.layers) == list(b.layers) and list(a.varp) == list(b.varp) and list(a.uns) == list(b.uns)
+
+
+def test_varp_orientation_one_way_edge():
+    adata = _cells(n_genes=2)
+    ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
+    model = scn.SparseODE(2, method="base", hidden=(2,), device="cpu", var_names=ts.genes)
+    with torch.no_grad():  # g0 -> hidden 0 -> d g1/dt only: a one-way edge g0 -> g1
+        w1, w2 = model.system.field.layers[0].weight, model.system.field.layers[1].weight
+        w1.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+        w2.copy_(torch.tensor([[0.0, 0.0], [2.0, 0.0]]))
+    write_results(adata, model, ts, "scnode", {"method": "base"})
+    a = adata.varp["scnode"]
+    assert a[0, 1] > 0  # regulator g0 (row) -> target g1 (column)
+    assert a[1, 0] == 0 and a[0, 0] == 0 and a[1, 1] == 0
+
+
+def test_fit_writes_contract_and_round_trips(tmp_path):
+    adata = _cells()
+    scn.tl.fit_sparse_ode(adata, lineage_key="lineage", **FAST)
+    assert adata.varp["scnode"].shape == (3, 3)
+    fitted = adata.layers["scnode_fitted"]
+    assert fitted.shape == adata.shape and np.isfinite(fitted).all()
+    rec = adata.uns["scnode"]
+    assert set(rec) >= {"params", "history", "metrics", "genes", "lineages"}
+    assert len(rec["history"]["loss"]) == 6 + 3  # penalised + refit
+    assert rec["params"]["method"] == "pathreg" and list(rec["lineages"]) == ["L0", "L1"]
+    path = tmp_path / "a.h5ad"
+    adata.write_h5ad(path)
+    back = ad.read_h5ad(path)
+    np.testing.assert_allclose(back.varp["scnode"], adata.varp["scnode"])
+    assert back.uns["scnode"]["params"]["lam"] == rec["params"]["lam"]
+
+
+def test_second_order_writes_velocity_block():
+    adata = _cells()
+    model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", order=2, return_model=True, **FAST)
+    adj = model.adjacency()
+    np.testing.assert_allclose(adata.varp["scnode_velocity"], adj[:, 3:].T, rtol=1e-6)
+    np.testing.assert_allclose(adata.varp["scnode"], adj[:, :3].T, rtol=1e-6)
+
+
+def test_gene_subset_zero_elsewhere():
+    adata = _cells(n_genes=4)
+    adata.var["hvg"] = [True, False, True, True]
+    scn.tl.fit_sparse_ode(adata, genes="hvg", key_added="sub", **FAST)
+    a = adata.varp["sub"]
+    assert sparse.issparse(a) and a.shape == (4, 4)
+    dense = a.toarray()
+    assert (dense[1] == 0).all() and (dense[:, 1] == 0).all()
+    assert np.isnan(adata.layers["sub_fitted"][:, 1]).all()
+    assert list(adata.uns["sub"]["genes"]) == ["g0", "g2", "g3"]
+
+
+def test_copy_leaves_input_identical():
+    adata = _cells()
+    before = adata.copy()
+    out, model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", copy=True, return_model=True, **FAST)
+    _same(adata, before)
+    assert "scnode" in out.varp and isinstance(model, scn.SparseODE)
+
+
+def test_fitted_layer_follows_the_model():
+    adata = _cells(n_genes=2, lineages=1)
+    model = scn.tl.fit_sparse_ode(adata, return_model=True, scaling="none", **FAST)
+    ts = scn.pp.prepare_trajectories(adata, scaling="none")
+    order = np.argsort(adata.obs["dpt_pseudotime"].to_numpy())
+    pred = model.predict(ts.cell_time[order], ts.x0[0])
+    np.testing.assert_allclose(adata.layers["scnode_fitted"][order], pred, rtol=1e-4, atol=1e-5)
+
+
+def _set_time(adata, first=None, values=None):
+    t = adata.obs["dpt_pseudotime"].to_numpy().copy() if values is None else np.asarray(values, float)
+    if first is not None:
+        t[0] = first
+    adata.obs["dpt_pseudotime"] = t
+
+
+def _bad(mutate):
+    adata = _cells()
+    mutate(adata)
+    return adata
+
+
+@pytest.mark.parametrize(
+    ("mutate", "kwargs", "error", "match"),
+    [
+        (lambda a: None, {"time_key": "pt"}, KeyError, "no time column 'pt'"),
+        (
+            lambda a: _set_time(a, first=np.nan),
+            {},
+            ValueError,
+            "NaN",
+        ),
+        (
+            lambda a: _set_time(a, first=np.inf),
+            {},
+            ValueError,
+            "infinite",
+        ),
+        (lambda a: a.X.__setitem__((0, 0), np.nan), {}, ValueError, "NaN or infinite"),
+        (
+            lambda a: _set_time(a, values=[0.0, 1.0] * 20),
+            {"lineage_key": "lineage"},
+            ValueError,
+            "distinct time",
+        ),
+        (lambda a: None, {"genes": ["g0", "nope"]}, KeyError, "Unknown gene"),
+        (lambda a: None, {"method": "lasso"}, ValueError, "Unknown method 'lasso'"),
+        (lambda a: None, {"lam": -1.0}, ValueError, "lam must be >= 0"),
+        (lambda a: None, {"lineage_key": "donor"}, KeyError, "no lineage column 'donor'"),
+        (
+            lambda a: a.layers.__setitem__("txt", np.full(a.shape, "x", dtype=object)),
+            {"layer": "txt"},
+            ValueError,
+            "not numeric",
+        ),
+    ],
+    ids=["time-key", "nan-time", "inf-time", "nan-expr", "few-times", "gene", "method", "lam", "lineage", "layer"],
+)
+def test_bad_inputs_leave_adata_untouched(mutate, kwargs, error, match):
+    adata = _bad(mutate)
+    before = adata.copy()
+    with pytest.raises(error, match=match):
+        scn.tl.fit_sparse_ode(adata, **{**FAST, **kwargs})
+    _same(adata, before)
+    assert "scnode" not in adata.uns and "scnode" not in adata.varp
+
+
+def test_prepare_trajectories_scaling_trimming_binning():
+    adata = _cells(n_cells=60, lineages=1)
+    ts = scn.pp.prepare_trajectories(adata, trim_start=5, trim_end=10, x0_cells=3)
+    v = ts.values[0]
+    assert ts.times[0][0] == 0 and ts.times[0][-1] == 1
+    assert v.min() >= 0 and v.max() <= 1 and len(ts.times[0]) == 45
+    assert (ts.cell_lineage == 0).sum() == 45
+    np.testing.assert_allclose(ts.x0[0], v[:3].mean(0))
+    binned = scn.pp.prepare_trajectories(adata, n_bins=6)
+    assert len(binned.times[0]) == 6 and (np.diff(binned.times[0]) > 0).all()
+    z = scn.pp.prepare_trajectories(adata, scaling="zscore")
+    raw = np.asarray(adata.X)[np.argsort(adata.obs["dpt_pseudotime"].to_numpy())]
+    np.testing.assert_allclose(z.unscale(0, z.values[0]), raw, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        scn.pp.prepare_trajectories(adata, scaling="log")
+    sp = adata.copy()
+    sp.X = sparse.csr_matrix(sp.X)
+    np.testing.assert_allclose(scn.pp.prepare_trajectories(sp).values[0], ts_values_full(adata))
+
+
+def ts_values_full(adata):
+    return scn.pp.prepare_trajectories(adata).values[0]
