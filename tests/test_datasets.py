@@ -1,0 +1,89 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import scnode as scn
+
+DATA = Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent"))
+needs_data = pytest.mark.skipif(not (DATA / "hematopoiesis").is_dir(), reason="SCNODE_DATA_DIR has no hematopoiesis/")
+
+
+@needs_data
+def test_hematopoiesis_one_donor():
+    adata = scn.datasets.hematopoiesis(donor="s1d2")
+    assert adata.n_vars == 529
+    assert list(adata.obs.columns) == ["dpt_pseudotime", "donor", "lineage"]
+    counts = adata.obs.groupby("lineage", observed=True).size().to_dict()
+    assert counts == {"erythroid": 310, "monocyte": 854, "B": 198}
+    assert (adata.obs["donor"] == "s1d2").all()
+    assert np.isfinite(adata.X).all() and (adata.X >= 0).all()
+    # rows are in file order, not sorted by pseudotime
+    assert not np.all(np.diff(adata.obs["dpt_pseudotime"].to_numpy()) >= 0)
+
+
+@needs_data
+def test_hematopoiesis_missing_trajectory_is_skipped_with_warning():
+    with pytest.warns(UserWarning, match="erythroid"):
+        adata = scn.datasets.hematopoiesis(donor="s2d4")
+    assert set(adata.obs["lineage"]) == {"monocyte", "B"}
+    with pytest.raises(ValueError, match="No trajectory available"):
+        scn.datasets.hematopoiesis(lineage="erythroid", donor="s2d4")
+
+
+def test_hematopoiesis_bad_names():
+    with pytest.raises(ValueError, match="Unknown donor"):
+        scn.datasets.hematopoiesis(donor="s9d9", data_dir="/nonexistent")
+    with pytest.raises(ValueError, match="Unknown lineage"):
+        scn.datasets.hematopoiesis(lineage="T", data_dir="/nonexistent")
+
+
+def test_missing_file_in_data_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"B_12_norm\.csv"):
+        scn.datasets.hematopoiesis(lineage="B", donor="s1d2", data_dir=tmp_path)
+
+
+@needs_data
+def test_corrupt_file_fails_the_hash_check(tmp_path):
+    target = tmp_path / "hematopoiesis" / "trajectories"
+    target.mkdir(parents=True)
+    src = DATA / "hematopoiesis" / "trajectories" / "B_36_norm.csv"
+    shutil.copy(src, target / src.name)
+    assert scn.datasets.hematopoiesis(lineage="B", donor="s3d6", data_dir=tmp_path).n_obs == 78
+    with open(target / src.name, "a") as f:
+        f.write("0\n")
+    with pytest.raises(ValueError, match="SHA-256"):
+        scn.datasets.hematopoiesis(lineage="B", donor="s3d6", data_dir=tmp_path)
+
+
+@needs_data
+def test_base_grn_prior_on_the_genes():
+    adata = scn.datasets.hematopoiesis(lineage="B", donor="s3d6")
+    grn = scn.datasets.hematopoiesis_base_grn(adata.var_names)
+    assert grn.shape[0] == 113  # the TFs among the 529 genes
+    assert set(grn.index) <= set(adata.var_names) and set(grn.columns) <= set(adata.var_names)
+    assert set(np.unique(grn.to_numpy())) <= {0, 1}
+
+
+@needs_data
+def test_fit_on_hematopoiesis_smoke():
+    adata = scn.datasets.hematopoiesis(donor="s1d2")
+    genes = list(adata.var_names[:12])
+    scn.tl.fit_sparse_ode(
+        adata,
+        genes=genes,
+        lineage_key="lineage",
+        trim_start=10,
+        trim_end=20,
+        x0_cells=5,
+        n_iter=4,
+        hidden=(8,),
+        progress_bar=False,
+        device="cpu",
+        fit_kwargs={"refit_iter": 2},
+    )
+    a = adata.varp["scnode"]
+    assert a.shape == (529, 529) and a.nnz <= 12 * 12
+    assert list(adata.uns["scnode"]["lineages"]) == ["erythroid", "monocyte", "B"]
