@@ -52,10 +52,7 @@ def write_results(adata: AnnData, model: SparseODE, ts: TrajectorySet, key_added
         name: float(np.mean((p - v) ** 2)) for name, p, v in zip(ts.lineages, train_pred, ts.values, strict=True)
     }
 
-    for k, v in varp.items():
-        adata.varp[k] = v
-    adata.layers[f"{key_added}_fitted"] = fitted
-    adata.uns[key_added] = {
+    record = {
         "params": _h5ad_safe(params),
         "history": {k: np.asarray(v) for k, v in model.history.as_dict().items() if k != "interrupted"},
         "metrics": {
@@ -68,6 +65,11 @@ def write_results(adata: AnnData, model: SparseODE, ts: TrajectorySet, key_added
         "genes": np.asarray(ts.genes, dtype=object),
         "lineages": np.asarray(ts.lineages, dtype=object),
     }
+    # everything is computed: only now write into the AnnData (nothing half-written on errors)
+    for k, v in varp.items():
+        adata.varp[k] = v
+    adata.layers[f"{key_added}_fitted"] = fitted
+    adata.uns[key_added] = record
 
 
 def fit_sparse_ode(
