@@ -87,3 +87,25 @@ def test_fit_on_hematopoiesis_smoke():
     a = adata.varp["scnode"]
     assert a.shape == (529, 529) and a.nnz <= 12 * 12
     assert list(adata.uns["scnode"]["lineages"]) == ["erythroid", "monocyte", "B"]
+
+
+def test_krumsiek11_with_time_realization_and_truth():
+    adata = scn.datasets.krumsiek11()
+    assert adata.shape == (640, 11) and adata.obs_names.is_unique
+    assert list(adata.obs["realization"].cat.categories) == ["0", "1", "2", "3"]
+    assert (adata.obs.groupby("realization", observed=True)["time"].max() == 159).all()
+    net = adata.varp["true_network"]
+    names = list(adata.var_names)
+    # "Fog1 = Gata1": Gata1 regulates Fog1 (row = regulator, column = target) with coupling 0.1
+    assert net[names.index("Gata1"), names.index("Fog1")] == pytest.approx(0.1)
+    assert net[names.index("Fog1"), names.index("Gata1")] == 0
+    assert net[names.index("Gfi1"), names.index("EgrNab")] == pytest.approx(-1.3)
+    assert (net != 0).sum() == 30  # the 30 lines of the model's coupling list
+
+
+def test_krumsiek11_fits_through_tl():
+    adata = scn.datasets.krumsiek11()
+    scn.tl.fit_sparse_ode(
+        adata, time_key="time", lineage_key="realization", n_iter=3, hidden=(8,), progress_bar=False, device="cpu"
+    )
+    assert adata.varp["scnode"].shape == (11, 11)

@@ -1,6 +1,14 @@
 """Loaders that return AnnData."""
 
 from ._hematopoiesis import hematopoiesis, hematopoiesis_base_grn
+from ._krumsiek11 import krumsiek11, krumsiek11_network
 from ._synthetic import second_order_coefficients, second_order_system
 
-__all__ = ["hematopoiesis", "hematopoiesis_base_grn", "second_order_coefficients", "second_order_system"]
+__all__ = [
+    "hematopoiesis",
+    "hematopoiesis_base_grn",
+    "krumsiek11",
+    "krumsiek11_network",
+    "second_order_coefficients",
+    "second_order_system",
+]
