@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +44,17 @@ DEFAULT_LAM: dict[str, float] = {
 A starting point: the right value depends on the data; scan a path of values for your data."""
 DEFAULT_PATHREG_LAM1 = 464.0
 """Default weight of PathReg's weight-path term (C-NODE's selected weight in the same benchmark)."""
+
+
+def _constructor_kwargs(config: ModelConfig) -> dict[str, Any]:
+    kwargs = asdict(config)
+    kwargs.pop("n_vars")
+    return kwargs
+
+
+def _concat(a: History, b: History) -> History:
+    da, db = a.as_dict(), b.as_dict()
+    return History(**{k: da[k] + db[k] for k in da if k != "interrupted"}, interrupted=a.interrupted or b.interrupted)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -295,6 +308,82 @@ class SparseODE:
             self.system.eval()
         return self
 
+    def clone(self) -> SparseODE:
+        """Return an independent copy: same configuration, weights, history and generator state."""
+        other = SparseODE(self.config.n_vars, device=self.device, **_constructor_kwargs(self.config))
+        other.system.load_state_dict(self.system.state_dict())
+        other.generator.set_state(self.generator.get_state())
+        other.history = History(**copy.deepcopy(self.history.as_dict()))
+        return other
+
+    def fit_path(
+        self,
+        times: ArrayLike | Sequence[ArrayLike],
+        values: ArrayLike | Sequence[ArrayLike],
+        lams: Sequence[float],
+        *,
+        x0: ArrayLike | None = None,
+        v0: ArrayLike | None = None,
+        n_iter: int = 1000,
+        path_iter: int | None = None,
+        refit_iter: int | None = None,
+        **fit_kwargs: Any,
+    ) -> list[SparseODE]:
+        """Fit along a path of increasing penalty weights with warm starts.
+
+        The first ``lam`` is fitted from scratch for ``n_iter`` penalised iterations; each next one
+        continues from the previous penalised state for ``path_iter`` iterations. After each, a copy
+        is refitted (``refit_iter`` iterations with the zero pattern frozen) and returned; this
+        model keeps the last penalised state.
+
+        Parameters
+        ----------
+        times, values, x0, v0
+            As in :meth:`fit`.
+        lams
+            Penalty weights, fitted in increasing order.
+        n_iter
+            Penalised iterations for the first ``lam``.
+        path_iter
+            Penalised iterations for each further ``lam``; default ``n_iter // 2``.
+        refit_iter
+            Refit iterations of each returned model; default ``n_iter // 2``.
+        **fit_kwargs
+            Further arguments of :meth:`fit`.
+
+        Returns
+        -------
+        One refitted model per ``lam``, in increasing order of ``lam``; its history is the path's up
+        to its ``lam`` followed by its refit.
+        """
+        if refit_iter is None:
+            refit_iter = n_iter // 2
+        if path_iter is None:
+            path_iter = n_iter // 2
+        continued = {**fit_kwargs, "horizon_warmup": 0}  # warm starts fit the whole span at once
+        models, path_history = [], History()
+        for k, lam in enumerate(sorted(float(v) for v in lams)):
+            if lam < 0:
+                raise ValueError(f"Penalty weights must be >= 0, got {lam}.")
+            self.config.lam = lam
+            first = k == 0
+            self.fit(
+                times,
+                values,
+                x0=x0,
+                v0=v0,
+                n_iter=n_iter if first else path_iter,
+                refit_iter=0,
+                **(fit_kwargs if first else continued),
+            )
+            path_history = _concat(path_history, self.history)
+            refitted = self.clone()
+            refitted.fit(times, values, x0=x0, v0=v0, n_iter=0, refit_iter=refit_iter, **continued)
+            refitted.history = _concat(path_history, refitted.history)
+            models.append(refitted)
+        self.history = path_history
+        return models
+
     # --------------------------------------------------------------- prediction
     def _intervention(
         self, hold: Mapping[int | str, float] | None, replace: Mapping[int | str, Callable] | None
@@ -415,8 +504,7 @@ class SparseODE:
         cfg = json.loads((path / "config.json").read_text())
         if var_names is not None and list(map(str, var_names)) != cfg["var_names"]:
             raise ValueError(f"Variable names differ from the saved model's ({cfg['var_names']}).")
-        n_vars = cfg.pop("n_vars")
-        model = cls(n_vars, device=device, **cfg)
+        model = cls(cfg["n_vars"], device=device, **_constructor_kwargs(ModelConfig(**cfg)))
         model.system.load_state_dict(torch.load(path / "model.pt", map_location=model.device))
         model.system.eval()
         hist = path / "history.json"

@@ -123,3 +123,31 @@ def test_bad_config_errors():
         scn.SparseODE(3, solver="rk5")
     with pytest.raises(ValueError, match="Unknown activation"):
         scn.SparseODE(3, activation="gelu2")
+
+
+def test_fit_path_warm_starts_and_matches_a_plain_fit_at_its_first_lambda(data):
+    times, values = data
+    kw = {"method": "pathreg", "random_state": 2, **SMALL}
+    plain = scn.SparseODE(3, lam=0.5, **kw)
+    plain.fit(times, values, n_iter=8, refit_iter=4, horizon_warmup=2, progress_bar=False)
+    path_model = scn.SparseODE(3, **kw)
+    models = path_model.fit_path(
+        times, values, [2.0, 0.5], n_iter=8, path_iter=3, refit_iter=4, horizon_warmup=2, progress_bar=False
+    )
+    assert [m.config.lam for m in models] == [0.5, 2.0]
+    first = models[0]
+    for k, v in plain.system.state_dict().items():
+        assert torch.equal(v, first.system.state_dict()[k]), k
+    assert len(models[1].history.loss) == 8 + 3 + 4  # warm start: the path's history goes on
+    assert not torch.equal(models[0].system.field.layers[0].weight, models[1].system.field.layers[0].weight)
+    with pytest.raises(ValueError, match=">= 0"):
+        path_model.fit_path(times, values, [-1.0], n_iter=2, progress_bar=False)
+
+
+def test_clone_is_independent(data):
+    times, values = data
+    m = scn.SparseODE(3, method="l0", **SMALL)
+    c = m.clone()
+    c.fit(times, values, n_iter=2, refit_iter=0, progress_bar=False)
+    assert not torch.equal(m.system.field.layers[0].weight, c.system.field.layers[0].weight)
+    assert m.history.loss == []
