@@ -40,8 +40,8 @@ import torch
 import scnode as scn
 from scnode.core import metrics
 
-SCHEDULE = {"n_iter": 800, "horizon_warmup": 250, "refit_iter": 300}
-PATH_ITER = 300  # penalised iterations for each further lambda of a path
+SCHEDULE = {"n_iter": 800, "horizon_warmup": 250, "refit_iter": 250}
+PATH_ITER = 250  # penalised iterations for each further lambda of a path
 QUICK_SCHEDULE = {"n_iter": 40, "horizon_warmup": 10, "refit_iter": 20}
 QUICK_PATH_ITER = 10
 HIDDEN = (32, 32)
