@@ -39,9 +39,9 @@ DEFAULT_LAM: dict[str, float] = {
     "lassonet_outer": 464.0,
     "grouplasso": 21.5,
 }
-"""Default penalty weight of each method: the values the validation rule of
-``benchmarks/synthetic.py`` selected (see :mod:`scnode.core.penalties` for the normalisation).
-A starting point: the right value depends on the data; scan a path of values for your data."""
+"""Default penalty weight of each method: the values the validation rule of ``benchmarks/synthetic.py``
+selected on seed 0 (run 2 in docs/results.md; see :mod:`scnode.core.penalties` for the normalisation).
+A starting point only: the right value depends on the data; use :meth:`SparseODE.fit_path` to scan it."""
 DEFAULT_PATHREG_LAM1 = 464.0
 """Default weight of PathReg's weight-path term (C-NODE's selected weight in the same benchmark)."""
 
