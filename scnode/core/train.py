@@ -177,12 +177,11 @@ def _base_lrs(cfg: TrainConfig, *, refit_lr: bool) -> list[float]:
     return [lr, lr * cfg.gate_lr_factor]
 
 
-def _make_optimizer(system: ODESystem, cfg: TrainConfig, lr: float):
+def _make_optimizer(system: ODESystem, cfg: TrainConfig, *, refit: bool):
     gate_params = [p for n, p in system.named_parameters() if n.endswith("log_alpha") and p.requires_grad]
     others = [p for n, p in system.named_parameters() if not n.endswith("log_alpha") and p.requires_grad]
-    groups = [{"params": others, "lr": lr}]
-    if gate_params:
-        groups.append({"params": gate_params, "lr": lr * cfg.gate_lr_factor})
+    lrs = _base_lrs(cfg, refit_lr=refit)
+    groups = [{"params": ps, "lr": lr} for ps, lr in zip([others, gate_params], lrs, strict=True) if ps]
     opt = torch.optim.Adam(groups)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
@@ -239,7 +238,7 @@ def train(
     cfg = config
     history = History()
     total = cfg.n_iter + cfg.refit_iter
-    opt, sched = _make_optimizer(system, cfg, cfg.lr)
+    opt, sched = _make_optimizer(system, cfg, refit=False)
     start = 0
     best_state, best_value, best_it = copy.deepcopy(system.state_dict()), math.inf, 0
     if cfg.resume is not None:
@@ -247,7 +246,7 @@ def train(
         system.load_state_dict(ckpt["system"])
         if ckpt["iteration"] > cfg.n_iter:  # the pattern was frozen already
             _set_refit_grads(system)
-            opt, sched = _make_optimizer(system, cfg, cfg.lr * cfg.refit_lr_factor)
+            opt, sched = _make_optimizer(system, cfg, refit=True)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         generator.set_state(ckpt["generator"])
@@ -280,7 +279,7 @@ def train(
         for it in bar:
             if it == cfg.n_iter and cfg.refit_iter:
                 freeze_pattern(system)
-                opt, sched = _make_optimizer(system, cfg, cfg.lr * cfg.refit_lr_factor)
+                opt, sched = _make_optimizer(system, cfg, refit=True)
                 best_value = math.inf
             refit = it >= cfg.n_iter
             if cfg.batch_time is None and it < cfg.horizon_warmup:
