@@ -211,6 +211,9 @@ class SparseODE:
             ).to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(random_state)
         self.history: History = History()
+        self.preprocessing: dict[str, Any] | None = None
+        """How AnnData was turned into trajectories for the fit (set by :func:`scnode.tl.fit_sparse_ode`;
+        the companion tools prepare other AnnData the same way)."""
 
     def __repr__(self) -> str:
         c = self.config
@@ -314,6 +317,7 @@ class SparseODE:
         other.system.load_state_dict(self.system.state_dict())
         other.generator.set_state(self.generator.get_state())
         other.history = History(**copy.deepcopy(self.history.as_dict()))
+        other.preprocessing = copy.deepcopy(self.preprocessing)
         return other
 
     def fit_path(
@@ -412,6 +416,7 @@ class SparseODE:
         v0: ArrayLike | None = None,
         hold: Mapping[int | str, float] | None = None,
         replace: Mapping[int | str, Callable] | None = None,
+        start: float | None = None,
         return_velocity: bool = False,
     ) -> np.ndarray | list[np.ndarray]:
         """Integrate from ``x0`` and return the trajectory at ``times`` (also beyond the training range).
@@ -431,6 +436,9 @@ class SparseODE:
         replace
             Interventions ``{variable: fn}`` replacing a variable's mechanism; ``fn(x, v)`` receives
             torch tensors ``(..., n_vars)`` and returns the new rate (first order) or acceleration.
+        start
+            Time from which ``hold``/``replace`` act (the system runs unchanged before it); default:
+            from each trajectory's first time.
         return_velocity
             Second order: return ``[x, v]`` instead of ``x``.
 
@@ -446,14 +454,49 @@ class SparseODE:
         data = Trajectories.from_arrays(
             times_l, [np.zeros((len(np.ravel(t)), x0_a.shape[1])) for t in times_l], x0=x0_a, v0=v0
         ).to(self.device)
-        grid = TimeGrid.from_times(data.times)
-        with self.system.intervene(self._intervention(hold, replace)):
-            self.system.prepare(sample=False)
+        intervention = self._intervention(hold, replace)
+        self.system.prepare(sample=False)
+        if start is None or intervention is None:
+            with self.system.intervene(intervention):
+                y0 = self.system.initial_state(data.x0, data.v0)
+                out = self._solve(data.times, y0, return_velocity)
+            arrays = [out[b, : len(t)].cpu().numpy() for b, t in enumerate(data.times)]
+        else:
             y0 = self.system.initial_state(data.x0, data.v0)
-            states = solve_batched(self.system, y0, grid, self.config.solver_options)
-            out = states if return_velocity else self.system.readout(states)
-        arrays = [out[b, : len(t)].cpu().numpy() for b, t in enumerate(data.times)]
+            arrays = [
+                self._switch(t, y0[b : b + 1], float(start), intervention, return_velocity)
+                for b, t in enumerate(data.times)
+            ]
         return arrays[0] if single else arrays
+
+    def _solve(self, times: Sequence[torch.Tensor], y0: torch.Tensor, return_velocity: bool) -> torch.Tensor:
+        """Solve from full states ``y0`` over each trajectory's times; states or observed values."""
+        states = solve_batched(self.system, y0, TimeGrid.from_times(times), self.config.solver_options)
+        return states if return_velocity else self.system.readout(states)
+
+    def _switch(
+        self, t: torch.Tensor, y0: torch.Tensor, start: float, intervention: Intervention, return_velocity: bool
+    ) -> np.ndarray:
+        """One trajectory that runs unchanged up to ``start`` and under ``intervention`` from then on."""
+        before = t[t < start]
+        if len(before) == 0:
+            with self.system.intervene(intervention):
+                y0 = self.system.initial_state(*self._split(y0))
+                return self._solve([t], y0, return_velocity)[0].cpu().numpy()
+        grid = torch.cat([before, t.new_tensor([start])])
+        states = self._solve([grid], y0, True)[0]
+        rest = t[t >= start]
+        on_grid = bool(rest.numel()) and float(rest[0]) == start
+        after = rest if on_grid else torch.cat([t.new_tensor([start]), rest])
+        with self.system.intervene(intervention):
+            y_on = self.system.initial_state(*self._split(states[-1:]))
+            out_after = self._solve([after], y_on, return_velocity)[0]
+        out_before = states[:-1] if return_velocity else self.system.readout(states[:-1])
+        return torch.cat([out_before, out_after if on_grid else out_after[1:]]).cpu().numpy()
+
+    def _split(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        d = self.config.n_vars
+        return (state[..., :d], state[..., d:]) if self.config.order == 2 else (state, None)
 
     # ----------------------------------------------------------------- structure
     def adjacency(self) -> np.ndarray:
@@ -476,12 +519,14 @@ class SparseODE:
 
     # --------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
-        """Write ``config.json``, ``model.pt`` and ``history.json`` into the directory ``path``."""
+        """Write ``config.json``, ``model.pt``, ``history.json`` (and ``preprocessing.json``) into ``path``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
         torch.save(self.system.state_dict(), path / "model.pt")
         (path / "history.json").write_text(json.dumps(self.history.as_dict()))
+        if self.preprocessing is not None:
+            (path / "preprocessing.json").write_text(json.dumps(self.preprocessing, indent=2))
 
     @classmethod
     def load(
@@ -510,4 +555,7 @@ class SparseODE:
         hist = path / "history.json"
         if hist.exists():
             model.history = History(**json.loads(hist.read_text()))
+        prep = path / "preprocessing.json"
+        if prep.exists():
+            model.preprocessing = json.loads(prep.read_text())
         return model

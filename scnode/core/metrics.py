@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 
 
 def mse(pred: np.ndarray, target: np.ndarray) -> float:
@@ -39,13 +40,13 @@ def auprc(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = Fal
 
 
 def auroc(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = False) -> float:
-    """Area under the ROC curve (ties count one half)."""
+    """Area under the ROC curve (the Mann-Whitney statistic; ties count one half)."""
     s, y = _flatten(scores, truth, exclude_diagonal)
-    pos, neg = s[y], s[~y]
-    if len(pos) == 0 or len(neg) == 0:
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
         raise ValueError("AUROC needs both true edges and non-edges.")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
+    ranks = rankdata(s)  # average ranks of ties
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def auprc_ratio(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = True) -> float:

@@ -1,5 +1,19 @@
 """Tools on AnnData (scanpy style)."""
 
+from ._edges import edge_list, to_networkx
+from ._evaluate import evaluate_grn
 from ._fit import fit_sparse_ode
+from ._intervene import simulate_intervention
+from ._path import lambda_path
+from ._predict import predict, score
 
-__all__ = ["fit_sparse_ode"]
+__all__ = [
+    "edge_list",
+    "evaluate_grn",
+    "fit_sparse_ode",
+    "lambda_path",
+    "predict",
+    "score",
+    "simulate_intervention",
+    "to_networkx",
+]

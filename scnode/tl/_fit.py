@@ -31,8 +31,84 @@ def _to_varp(n_vars: int, idx: np.ndarray, block: np.ndarray) -> np.ndarray | sp
     return sparse.csr_matrix((block[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(n_vars, n_vars))
 
 
-def write_results(adata: AnnData, model: SparseODE, ts: TrajectorySet, key_added: str, params: dict) -> None:
-    """Write a fitted model's graph, fitted values and record into ``adata`` (see :func:`fit_sparse_ode`)."""
+def setup(
+    adata: AnnData,
+    *,
+    method: str = "pathreg",
+    time_key: str = "dpt_pseudotime",
+    lineage_key: str | None = None,
+    layer: str | None = None,
+    genes: Sequence[str] | str | None = None,
+    order: int = 1,
+    lam: float | None = None,
+    lam1: float | None = None,
+    hidden: Sequence[int] = (32, 32),
+    scaling: str = "minmax",
+    trim_start: int = 0,
+    trim_end: int = 0,
+    n_bins: int | None = None,
+    x0_cells: int = 1,
+    device: str = "auto",
+    random_state: int = 0,
+    model_kwargs: dict | None = None,
+) -> tuple[TrajectorySet, SparseODE]:
+    """Check the arguments, prepare the trajectories and build an unfitted model (see :func:`fit_sparse_ode`)."""
+    get_method(method)
+    for name, value in (("lam", lam), ("lam1", lam1)):
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}.")
+    ts = prepare_trajectories(
+        adata,
+        time_key=time_key,
+        lineage_key=lineage_key,
+        layer=layer,
+        genes=genes,
+        scaling=scaling,
+        trim_start=trim_start,
+        trim_end=trim_end,
+        n_bins=n_bins,
+        x0_cells=x0_cells,
+    )
+    model = SparseODE(
+        len(ts.genes),
+        method=method,
+        order=order,
+        lam=lam,
+        lam1=lam1,
+        hidden=hidden,
+        device=device,
+        random_state=random_state,
+        var_names=ts.genes,
+        **(model_kwargs or {}),
+    )
+    model.preprocessing = dict(ts.params)
+    return ts, model
+
+
+def record_params(
+    ts: TrajectorySet, model: SparseODE, *, n_iter: int, lr: float, fit_kwargs: dict | None
+) -> dict[str, Any]:
+    """Everything needed to rerun a fit, h5ad-safe."""
+    config = model.config
+    return {
+        **ts.params,
+        "method": config.method,
+        "order": config.order,
+        "lam": config.lam,
+        "lam1": config.lam1,
+        "hidden": list(config.hidden),
+        "n_iter": n_iter,
+        "lr": lr,
+        "random_state": config.random_state,
+        "model": _h5ad_safe({k: v for k, v in vars(config).items() if k != "var_names" and v is not None}),
+        "fit": fit_kwargs or {},
+    }
+
+
+def write_results(
+    adata: AnnData, model: SparseODE, ts: TrajectorySet, key_added: str, params: dict, extra: dict | None = None
+) -> None:
+    """Write a fitted model's graph, fitted values and record (plus ``extra`` entries) into ``adata``."""
     idx = adata.var_names.get_indexer(ts.genes)
     d = len(ts.genes)
     adj = model.adjacency()  # outputs x inputs
@@ -64,6 +140,7 @@ def write_results(adata: AnnData, model: SparseODE, ts: TrajectorySet, key_added
         },
         "genes": np.asarray(ts.genes, dtype=object),
         "lineages": np.asarray(ts.lineages, dtype=object),
+        **(extra or {}),
     }
     # everything is computed: only now write into the AnnData (nothing half-written on errors)
     for k, v in varp.items():
@@ -162,50 +239,28 @@ def fit_sparse_ode(
         ``params``, ``history`` (loss, mse, penalty, lr, nfe per iteration), ``metrics`` (training
         MSE in scaled units, per lineage, feature and weight sparsity), ``genes``, ``lineages``.
     """
-    get_method(method)
-    if lam is not None and lam < 0:
-        raise ValueError(f"lam must be >= 0, got {lam}.")
-    if lam1 is not None and lam1 < 0:
-        raise ValueError(f"lam1 must be >= 0, got {lam1}.")
-    ts = prepare_trajectories(
+    ts, model = setup(
         adata,
+        method=method,
         time_key=time_key,
         lineage_key=lineage_key,
         layer=layer,
         genes=genes,
+        order=order,
+        lam=lam,
+        lam1=lam1,
+        hidden=hidden,
         scaling=scaling,
         trim_start=trim_start,
         trim_end=trim_end,
         n_bins=n_bins,
         x0_cells=x0_cells,
-    )
-    model = SparseODE(
-        len(ts.genes),
-        method=method,
-        order=order,
-        lam=lam,
-        lam1=lam1,
-        hidden=hidden,
         device=device,
         random_state=random_state,
-        var_names=ts.genes,
-        **(model_kwargs or {}),
+        model_kwargs=model_kwargs,
     )
     model.fit(ts.times, ts.values, x0=ts.x0, n_iter=n_iter, lr=lr, progress_bar=progress_bar, **(fit_kwargs or {}))
-    params = {
-        **ts.params,
-        "method": method,
-        "order": order,
-        "lam": model.config.lam,
-        "lam1": model.config.lam1,
-        "hidden": list(model.config.hidden),
-        "n_iter": n_iter,
-        "lr": lr,
-        "random_state": random_state,
-        "model": {k: v for k, v in vars(model.config).items() if k != "var_names" and v is not None},
-        "fit": fit_kwargs or {},
-    }
-    params["model"] = _h5ad_safe(params["model"])
+    params = record_params(ts, model, n_iter=n_iter, lr=lr, fit_kwargs=fit_kwargs)
     target = adata.copy() if copy else adata
     write_results(target, model, ts, key_added, params)
     if copy and return_model:

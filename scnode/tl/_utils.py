@@ -1,0 +1,95 @@
+"""Helpers shared by the tools: preparing AnnData like a fitted model, and trajectories as AnnData."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from ..model import SparseODE
+from ..pp import TrajectorySet, prepare_trajectories
+
+PREPARE_KEYS = (
+    "time_key",
+    "lineage_key",
+    "layer",
+    "scaling",
+    "scale_time",
+    "trim_start",
+    "trim_end",
+    "n_bins",
+    "x0_cells",
+)
+"""Arguments of :func:`scnode.pp.prepare_trajectories` that a model remembers from its fit."""
+
+
+def prepare_like(adata: AnnData, model: SparseODE, overrides: dict[str, Any]) -> TrajectorySet:
+    """Prepare ``adata`` as the model's training data was prepared (``overrides`` take precedence)."""
+    unknown = sorted(set(overrides) - set(PREPARE_KEYS))
+    if unknown:
+        raise TypeError(f"Unknown preprocessing argument(s) {unknown}; allowed: {list(PREPARE_KEYS)}.")
+    genes = model.config.var_names
+    if genes is None:
+        raise ValueError("The model has no var_names; fit it with scnode.tl.fit_sparse_ode or pass var_names.")
+    missing = [g for g in genes if g not in adata.var_names]
+    if missing:
+        raise KeyError(
+            f"The model's gene(s) {missing[:10]}{' ...' if len(missing) > 10 else ''} are not in adata.var_names."
+        )
+    prep = {k: v for k, v in (model.preprocessing or {}).items() if k in PREPARE_KEYS}
+    prep.update(overrides)
+    return prepare_trajectories(adata, genes=genes, **prep)
+
+
+def time_grids(ts: TrajectorySet, extrapolate: float, n_points: int) -> list[np.ndarray]:
+    """Per lineage, ``n_points`` times from its first time to ``extrapolate`` spans beyond its last."""
+    if extrapolate < 0:
+        raise ValueError(f"extrapolate must be >= 0, got {extrapolate}.")
+    if n_points < 2:
+        raise ValueError(f"n_points must be >= 2, got {n_points}.")
+    return [np.linspace(t[0], t[-1] + extrapolate * (t[-1] - t[0]), n_points) for t in ts.times]
+
+
+def trajectories_anndata(
+    ts: TrajectorySet, grids: list[np.ndarray], scaled: list[np.ndarray], layers: dict[str, list[np.ndarray]]
+) -> AnnData:
+    """Model trajectories as AnnData: one observation per (lineage, time), values in the data's units.
+
+    ``obs`` has the data's time column (original units), ``scaled_time``, the lineage column and
+    ``extrapolated`` (beyond the lineage's last observed time); ``layers["scaled"]`` the scaled values
+    and each entry of ``layers`` (scaled arrays per lineage) in the data's units.
+    """
+    time_key = ts.params.get("time_key", "time")
+    lineage_key = ts.params.get("lineage_key") or "lineage"
+    obs = pd.DataFrame(
+        {
+            time_key: np.concatenate([g * ts.time_scale[k] + ts.time_offset[k] for k, g in enumerate(grids)]),
+            "scaled_time": np.concatenate(grids),
+            lineage_key: pd.Categorical(
+                np.repeat(ts.lineages, [len(g) for g in grids]), categories=list(dict.fromkeys(ts.lineages))
+            ),
+            "extrapolated": np.concatenate([g > ts.times[k][-1] + 1e-12 for k, g in enumerate(grids)]),
+        }
+    )
+    obs.index = [f"{lin}_{i}" for lin, g in zip(ts.lineages, grids, strict=True) for i in range(len(g))]
+
+    def unscaled(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([ts.unscale(k, a) for k, a in enumerate(arrays)]).astype(np.float32)
+
+    out = AnnData(unscaled(scaled), obs=obs, var=pd.DataFrame(index=list(ts.genes)))
+    out.layers["scaled"] = np.concatenate(scaled).astype(np.float32)
+    for name, arrays in layers.items():
+        out.layers[name] = unscaled(arrays)
+    return out
+
+
+def network(adata: AnnData, key: str) -> sparse.coo_matrix:
+    """Read the learned network ``varp[key]`` (rows regulators, columns targets) as a COO matrix."""
+    if key not in adata.varp:
+        raise KeyError(
+            f"adata.varp has no {key!r}; run scnode.tl.fit_sparse_ode first (available: {list(adata.varp)})."
+        )
+    return sparse.coo_matrix(adata.varp[key])

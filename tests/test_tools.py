@@ -1,0 +1,247 @@
+"""The companion tools: predict, score, interventions, lambda paths, edge lists, GRN evaluation."""
+
+import anndata as ad
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import scnode as scn
+
+FAST = {"n_iter": 6, "hidden": (8,), "progress_bar": False, "device": "cpu"}
+
+
+def _cells(n_genes=3, n_cells=40, lineages=2, seed=0):
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, n_cells)
+    x = np.stack([np.sin(3 * t + k) + 0.05 * rng.normal(size=n_cells) for k in range(n_genes)], 1)
+    obs = pd.DataFrame(
+        {"dpt_pseudotime": t, "lineage": pd.Categorical([f"L{i % lineages}" for i in range(n_cells)])},
+        index=[f"c{i}" for i in range(n_cells)],
+    )
+    return ad.AnnData(x.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{k}" for k in range(n_genes)]))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    adata = _cells()
+    model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", trim_start=2, x0_cells=2, return_model=True, **FAST)
+    return adata, model
+
+
+def _one_way_model(adata):
+    """A hand-built first-order field in which g0 drives g1 and nothing else happens."""
+    ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
+    model = scn.SparseODE(2, method="base", hidden=(2,), device="cpu", var_names=ts.genes)
+    with torch.no_grad():  # d g1/dt = 2 elu(g0); d g0/dt = 0
+        model.system.field.layers[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+        model.system.field.layers[0].bias.zero_()
+        model.system.field.layers[1].weight.copy_(torch.tensor([[0.0, 0.0], [2.0, 0.0]]))
+        model.system.field.layers[1].bias.zero_()
+    model.preprocessing = dict(ts.params)
+    return ts, model
+
+
+def test_predict_starts_at_x0_in_data_units_and_extrapolates(fitted):
+    adata, model = fitted
+    pred = scn.tl.predict(adata, model, extrapolate=0.5, n_points=31)
+    assert pred.shape == (2 * 31, 3) and list(pred.var_names) == ["g0", "g1", "g2"]
+    assert set(pred.obs.columns) >= {"dpt_pseudotime", "scaled_time", "lineage", "extrapolated"}
+    ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage", trim_start=2, x0_cells=2)
+    for k, name in enumerate(ts.lineages):
+        part = pred[pred.obs["lineage"] == name]
+        np.testing.assert_allclose(part.X[0], ts.unscale(k, ts.x0[k]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(part.layers["scaled"][0], ts.x0[k], rtol=1e-5, atol=1e-6)
+        # the last third of the grid lies beyond the lineage's last time, in the data's time units
+        assert part.obs["extrapolated"].sum() == 10
+        t_last = np.sort(adata.obs["dpt_pseudotime"][adata.obs["lineage"] == name])[-1]
+        assert part.obs["dpt_pseudotime"].iloc[-1] == pytest.approx(t_last + 0.5 * (t_last - part.obs.iloc[0, 0]))
+    with pytest.raises(ValueError, match="extrapolate must be >= 0"):
+        scn.tl.predict(adata, model, extrapolate=-1)
+
+
+def test_score_on_training_data_matches_the_fit_record(fitted):
+    adata, model = fitted
+    table = scn.tl.score(adata, model)
+    assert list(table.index) == ["L0", "L1", "sum"]
+    per = adata.uns["scnode"]["metrics"]["train_mse_per_lineage"]
+    for name in ("L0", "L1"):
+        assert table.loc[name, "mse"] == pytest.approx(per[name], rel=1e-5)
+    assert table.loc["sum", "mse"] == pytest.approx(table["mse"].iloc[:2].sum())
+    assert table.loc["sum", "n_times"] == table["n_times"].iloc[:2].sum()
+
+
+def test_score_held_out_donor_uses_its_own_x0_and_leaves_it_untouched(fitted):
+    _, model = fitted
+    other = _cells(seed=1)
+    before = other.copy()
+    table = scn.tl.score(other, model)
+    assert np.isfinite(table["mse"]).all()
+    assert other.obs.equals(before.obs) and not other.uns and not other.layers
+    missing = other[:, ["g0", "g1"]].copy()
+    with pytest.raises(KeyError, match="g2"):
+        scn.tl.score(missing, model)
+    with pytest.raises(TypeError, match="Unknown preprocessing"):
+        scn.tl.score(other, model, smoothing=3)
+
+
+def test_knockout_acts_downstream_only():
+    adata = _cells(n_genes=2)
+    _, model = _one_way_model(adata)
+    out = scn.tl.simulate_intervention(adata, model, knockout="g0", start=0.4, n_points=21)
+    assert set(out.layers) >= {"control", "delta", "scaled"}
+    g0 = out.X[:, 0]
+    acting = out.obs["intervened"].to_numpy()
+    np.testing.assert_allclose(g0[acting], 0.0, atol=1e-5)  # knocked out in the data's units
+    np.testing.assert_allclose(out.layers["delta"][~acting], 0.0, atol=1e-6)  # unchanged before start
+    assert np.abs(out.layers["delta"][acting, 1]).max() > 1e-3  # g1 depends on g0 ...
+    up = scn.tl.simulate_intervention(adata, model, hold={"g1": 5.0}, n_points=21)
+    np.testing.assert_allclose(up.layers["delta"][:, 0], 0.0, atol=1e-6)  # ... g0 does not depend on g1
+    np.testing.assert_allclose(up.X[:, 1], 5.0, rtol=1e-5)
+    assert up.uns["intervention"]["hold"] == {"g1": 5.0}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({}, ValueError, "Nothing to simulate"),
+        ({"knockout": ["g9"]}, KeyError, "g9"),
+        ({"knockout": ["g0"], "hold": {"g0": 1.0}}, ValueError, "both held and knocked out"),
+        ({"hold": {"g0": np.nan}}, ValueError, "not finite"),
+        ({"knockout": "g0", "start": -0.1}, ValueError, "start"),
+    ],
+)
+def test_intervention_errors(fitted, kwargs, error, match):
+    adata, model = fitted
+    with pytest.raises(error, match=match):
+        scn.tl.simulate_intervention(adata, model, **kwargs)
+
+
+def test_second_order_intervention_holds_position():
+    adata = _cells()
+    model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", order=2, return_model=True, **FAST)
+    out = scn.tl.simulate_intervention(adata, model, hold={"g2": 0.3}, start=0.5, n_points=11)
+    np.testing.assert_allclose(out.X[out.obs["intervened"].to_numpy(), 2], 0.3, rtol=1e-5)
+
+
+def _with_graph():
+    adata = _cells(n_genes=4)
+    g = np.zeros((4, 4), np.float32)
+    g[0, 1], g[0, 2], g[3, 1], g[2, 2], g[1, 3] = 3.0, 1.0, 2.0, 9.0, 0.5
+    adata.varp["scnode"] = g
+    return adata
+
+
+def test_edge_list_orders_filters_and_exports():
+    adata = _with_graph()
+    edges = scn.tl.edge_list(adata)
+    assert list(edges.columns) == ["source", "target", "weight"]
+    assert list(zip(edges.source, edges.target, strict=True)) == [
+        ("g0", "g1"),
+        ("g3", "g1"),
+        ("g0", "g2"),
+        ("g1", "g3"),
+    ]
+    assert len(scn.tl.edge_list(adata, top_k=2)) == 2
+    assert len(scn.tl.edge_list(adata, threshold=1.0)) == 2
+    assert ("g2", "g2") in set(
+        zip(*scn.tl.edge_list(adata, self_loops=True)[["source", "target"]].T.values, strict=True)
+    )
+    assert set(scn.tl.edge_list(adata, regulators=["g3"]).source) == {"g3"}
+    graph = scn.tl.to_networkx(adata)
+    assert isinstance(graph, nx.DiGraph) and set(graph.nodes) == {"g0", "g1", "g2", "g3"}
+    assert graph["g0"]["g1"]["weight"] == 3.0 and not graph.has_edge("g1", "g0")
+    assert set(scn.tl.to_networkx(edges.head(1)).edges) == {("g0", "g1")}
+    with pytest.raises(KeyError, match="no 'other'"):
+        scn.tl.edge_list(adata, key="other")
+
+
+def test_evaluate_grn_perfect_reversed_and_formats():
+    adata = _with_graph()
+    truth = pd.DataFrame({"source": ["g0", "g3", "g2"], "target": ["g1", "g1", "g2"]})  # g2 -> g2: a self-loop
+    res = scn.tl.evaluate_grn(adata, truth)
+    assert res["n_true_edges"] == 2 and res["n_candidates"] == 12  # self-loops excluded
+    assert res["auprc"] == pytest.approx(1.0) and res["auroc"] == pytest.approx(1.0)
+    assert res["epr"] == pytest.approx(1 / res["density"]) and res["auprc_ratio"] == pytest.approx(6.0)
+    matrix = np.zeros((4, 4))
+    matrix[0, 1] = matrix[3, 1] = 1
+    frame = pd.DataFrame(matrix, index=adata.var_names, columns=adata.var_names)
+    pd.testing.assert_series_equal(scn.tl.evaluate_grn(adata, matrix), res)
+    pd.testing.assert_series_equal(scn.tl.evaluate_grn(adata, frame), res)
+    worst = scn.tl.evaluate_grn(adata, pd.DataFrame({"source": ["g1"], "target": ["g0"]}))
+    assert worst["auroc"] < 0.5
+    only = scn.tl.evaluate_grn(adata, truth, regulators=["g0", "g1"])
+    assert only["n_candidates"] == 6 and only["n_true_edges"] == 1
+    with pytest.raises(ValueError, match="no edges"):
+        scn.tl.evaluate_grn(adata, pd.DataFrame({"source": ["x"], "target": ["y"]}))
+    with pytest.raises(ValueError, match="n_vars x n_vars"):
+        scn.tl.evaluate_grn(adata, np.zeros((3, 3)))
+
+
+def test_lambda_path_table_selection_and_record(tmp_path):
+    adata = _cells()
+    table, models = scn.tl.lambda_path(
+        adata,
+        [10.0, 1.0, 100.0],
+        lineage_key="lineage",
+        n_iter=6,
+        refit_iter=3,
+        hidden=(8,),
+        device="cpu",
+        progress_bar=False,
+        return_models=True,
+    )
+    assert list(table["lam"]) == [1.0, 10.0, 100.0] and len(models) == 3
+    assert set(table.columns) >= {"train_mse", "val_mse", "feature_sparsity", "weight_sparsity", "n_edges"}
+    assert table["selected"].sum() == 1
+    chosen = table.loc[table["selected"]].iloc[0]
+    ok = table["val_mse"] <= 1.1 * table["val_mse"].min()
+    assert chosen["lam"] == table.loc[ok, "lam"].max()
+    rec = adata.uns["scnode"]
+    assert rec["params"]["lam"] == chosen["lam"] and "largest lam" in rec["params"]["selection"]
+    np.testing.assert_allclose(rec["path"]["val_mse"], table["val_mse"])
+    adata.write_h5ad(tmp_path / "p.h5ad")
+    back = ad.read_h5ad(tmp_path / "p.h5ad")
+    np.testing.assert_allclose(back.uns["scnode"]["path"]["lam"], [1.0, 10.0, 100.0])
+    with pytest.raises(ValueError, match="no penalty"):
+        scn.tl.lambda_path(adata, [1.0], method="base")
+
+
+def test_lambda_path_with_validation_donor():
+    adata, other = _cells(), _cells(seed=3)
+    table = scn.tl.lambda_path(
+        adata,
+        [1.0, 10.0],
+        validation=other,
+        lineage_key="lineage",
+        n_iter=4,
+        hidden=(8,),
+        device="cpu",
+        progress_bar=False,
+        copy=True,
+    )
+    out, table = table
+    assert "scnode" in out.uns and "scnode" not in adata.uns
+    assert table["val_mse"].notna().all()
+
+
+def test_model_remembers_preprocessing_through_save_load(fitted, tmp_path):
+    adata, model = fitted
+    model.save(tmp_path / "m")
+    back = scn.SparseODE.load(tmp_path / "m")
+    assert back.preprocessing == model.preprocessing and back.preprocessing["trim_start"] == 2
+    pd.testing.assert_frame_equal(scn.tl.score(adata, back), scn.tl.score(adata, model))
+
+
+def test_outputs_of_every_tool_write_to_h5ad(fitted, tmp_path):
+    adata, model = fitted
+    for k, out in enumerate(
+        [scn.tl.predict(adata, model, extrapolate=0.2), scn.tl.simulate_intervention(adata, model, knockout="g0")]
+    ):
+        out.write_h5ad(tmp_path / f"o{k}.h5ad")
+        back = ad.read_h5ad(tmp_path / f"o{k}.h5ad")
+        np.testing.assert_allclose(back.X, out.X)
+    scn.tl.edge_list(adata), scn.tl.evaluate_grn(adata, pd.DataFrame({"source": ["g0"], "target": ["g1"]}))
+    adata.write_h5ad(tmp_path / "a.h5ad")  # the tools that only read leave it writable
+    assert "scnode" in ad.read_h5ad(tmp_path / "a.h5ad").uns
