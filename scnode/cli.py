@@ -83,6 +83,158 @@ def demo(out: Path, *, n_iter: int = 800, seed: int = 0) -> dict:
     return summary
 
 
+class _InputError(Exception):
+    """Bad input to ``scnode fit``: reported as ``scnode fit: error: ...`` with exit code 2."""
+
+
+def _message(err: BaseException) -> str:
+    """Return the text of an exception (``str(KeyError)`` would add quotes)."""
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+
+
+def _hidden(value: str) -> tuple[int, ...]:
+    """Parse ``--hidden 32,32`` into ``(32, 32)``."""
+    try:
+        widths = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 32,32, got {value!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"hidden widths must be positive integers, got {value!r}")
+    return widths
+
+
+def _read_genes(path: Path) -> list[str]:
+    """Gene names from a file with one gene per line (blank lines and ``#`` comments skipped)."""
+    if not path.is_file():
+        raise _InputError(f"genes file {path} does not exist.")
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    genes = [g for g in lines if g]
+    if not genes:
+        raise _InputError(f"genes file {path} lists no genes.")
+    return genes
+
+
+def fit(args: argparse.Namespace) -> dict:
+    """Run ``scnode fit``: read the h5ad, fit :func:`scnode.tl.fit_sparse_ode`, write the results.
+
+    Raises :class:`_InputError` for bad input (missing files, unknown keys or genes, bad settings).
+    Returns the summary numbers (also printed).
+    """
+    import anndata as ad
+    from scipy import sparse
+
+    import scnode as scn
+
+    if not args.input.is_file():
+        raise _InputError(f"input file {args.input} does not exist.")
+    genes = _read_genes(args.genes_file) if args.genes_file is not None else args.genes
+    try:
+        adata = ad.read_h5ad(args.input)
+    except OSError as err:
+        raise _InputError(f"cannot read {args.input} as h5ad: {err}") from err
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _InputError(f"cannot create the folder of --out {args.out}: {err}") from err
+    try:
+        model = scn.tl.fit_sparse_ode(
+            adata,
+            method=args.method,
+            time_key=args.time_key,
+            lineage_key=args.lineage_key,
+            layer=args.layer,
+            genes=genes,
+            order=args.order,
+            lam=args.lam,
+            lam1=args.lam1,
+            hidden=args.hidden,
+            n_iter=args.n_iter,
+            lr=args.lr,
+            scaling=args.scaling,
+            trim_start=args.trim_start,
+            trim_end=args.trim_end,
+            n_bins=args.n_bins,
+            x0_cells=args.x0_cells,
+            device=args.device,
+            random_state=args.seed,
+            progress_bar=not args.no_progress,
+            key_added=args.key_added,
+            return_model=args.save_model is not None,
+        )
+    except (KeyError, ValueError) as err:
+        raise _InputError(_message(err)) from err
+    try:
+        adata.write_h5ad(args.out)
+        if model is not None:
+            model.save(args.save_model)
+    except OSError as err:
+        raise _InputError(f"cannot write the results: {err}") from err
+
+    record = adata.uns[args.key_added]
+    metrics = record["metrics"]
+    graph = adata.varp[args.key_added]
+    summary = {
+        "genes": len(record["genes"]),
+        "lineages": [str(x) for x in record["lineages"]],
+        "train_mse": float(metrics["train_mse"]),
+        "feature_sparsity": float(metrics["feature_sparsity"]),
+        "edges": int(graph.count_nonzero() if sparse.issparse(graph) else np.count_nonzero(graph)),
+        "interrupted": bool(metrics["interrupted"]),
+        "out": args.out,
+        "model": args.save_model,
+    }
+    print(
+        f"scnode fit: {args.method} (order {args.order}) on {summary['genes']} genes, "
+        f"{len(summary['lineages'])} lineage(s): {', '.join(summary['lineages'])}"
+    )
+    if summary["interrupted"]:
+        print("  interrupted: the best model so far was kept")
+    print(
+        f"  train MSE (scaled units) {summary['train_mse']:.3g}, feature sparsity {summary['feature_sparsity']:.3f}, "
+        f"{summary['edges']} nonzero edges in varp[{args.key_added!r}] (rows = regulators, columns = targets)"
+    )
+    print(f"  wrote {args.out}" + (f"; model saved in {args.save_model}" if model is not None else ""))
+    return summary
+
+
+def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="fit a sparse neural ODE to an h5ad file (scnode.tl.fit_sparse_ode)",
+        description="Fit a sparse neural ODE to cells ordered by (pseudo)time and write the graph to varp[KEY].",
+    )
+    p.add_argument("input", type=Path, help="input .h5ad file")
+    p.add_argument("--out", type=Path, required=True, help="output .h5ad file (input plus the results)")
+    methods = "base, l0, cnode, pathreg, lassonet_inner, lassonet_outer or grouplasso"
+    p.add_argument("--method", default="pathreg", help=f"{methods} (default %(default)s)")
+    p.add_argument(
+        "--time-key", default="dpt_pseudotime", help="obs column with the (pseudo)time (default %(default)s)"
+    )
+    p.add_argument(
+        "--lineage-key", default=None, help="obs column naming each cell's lineage (default: one trajectory)"
+    )
+    p.add_argument("--layer", default=None, help="layer to fit instead of X")
+    genes = p.add_mutually_exclusive_group()
+    genes.add_argument("--genes", default=None, metavar="COLUMN", help="boolean var column, e.g. highly_variable")
+    genes.add_argument("--genes-file", type=Path, default=None, metavar="FILE", help="file with one gene per line")
+    p.add_argument("--order", type=int, choices=(1, 2), default=1)
+    p.add_argument("--lam", type=float, default=None, help="penalty weight (default: the method's)")
+    p.add_argument("--lam1", type=float, default=None, help="second penalty weight (default: the method's)")
+    p.add_argument("--hidden", type=_hidden, default=(32, 32), metavar="W,W", help="hidden widths (default 32,32)")
+    p.add_argument("--n-iter", type=int, default=1000, help="iterations of the penalised phase (default %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-2, help="learning rate (default %(default)s)")
+    p.add_argument("--scaling", choices=("minmax", "zscore", "none"), default="minmax")
+    p.add_argument("--trim-start", type=int, default=0, help="cells dropped at the start of each lineage")
+    p.add_argument("--trim-end", type=int, default=0, help="cells dropped at the end of each lineage")
+    p.add_argument("--n-bins", type=int, default=None, help="average cells in this many time bins per lineage")
+    p.add_argument("--x0-cells", type=int, default=1, help="first cells averaged into the initial state")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--key-added", default="scnode", help="key in varp, layers and uns (default %(default)s)")
+    p.add_argument("--save-model", type=Path, default=None, metavar="DIR", help="also save the model (SparseODE.save)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scnode`` command."""
     parser = argparse.ArgumentParser(prog="scnode", description="Sparse neural ODEs (scnode).")
@@ -91,9 +243,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo.add_argument("--out", type=Path, default=Path("scnode_demo"), help="folder for the figure")
     p_demo.add_argument("--n-iter", type=int, default=800, help="iterations of the penalised phase")
     p_demo.add_argument("--seed", type=int, default=0)
+    _add_fit_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo(args.out, n_iter=args.n_iter, seed=args.seed)
+    elif args.command == "fit":
+        try:
+            fit(args)
+        except _InputError as err:
+            print(f"scnode fit: error: {err}", file=sys.stderr)
+            return 2
     return 0
 
 

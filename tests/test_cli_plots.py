@@ -92,3 +92,75 @@ def test_benchmark_quick_runs_all_tables():
     for method in ("base", "cnode", "pathreg", "grouplasso"):
         assert f"| {method} |" in out
     assert "PathReg AUPRC" in out
+
+
+def _tiny_h5ad(path: Path) -> Path:
+    """3 genes, 30 cells along t: g0 decays, g1 follows g0, g2 is independent."""
+    import anndata as ad
+
+    t = np.linspace(0.0, 3.0, 30)
+    g0 = np.exp(-t)
+    g1 = 1.0 - np.exp(-t)  # driven by g0: g1' = g0
+    g2 = 0.5 + 0.1 * np.sin(t)
+    adata = ad.AnnData(
+        np.c_[g0, g1, g2].astype(np.float32),
+        obs=pd.DataFrame({"t": t}, index=[f"c{i}" for i in range(30)]),
+        var=pd.DataFrame(index=["g0", "g1", "g2"]),
+    )
+    adata.write_h5ad(path)
+    return path
+
+
+FAST = ["--time-key", "t", "--n-iter", "30", "--hidden", "8,8", "--device", "cpu", "--no-progress"]
+
+
+def test_cli_fit_writes_results(tmp_path, capsys):
+    import anndata as ad
+
+    src, out = _tiny_h5ad(tmp_path / "in.h5ad"), tmp_path / "sub" / "out.h5ad"
+    assert main(["fit", str(src), "--out", str(out), "--method", "pathreg", *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "3 genes" in printed and "train MSE" in printed and "nonzero edges in varp['scnode']" in printed
+    assert str(out) in printed
+    res = ad.read_h5ad(out)
+    assert res.varp["scnode"].shape == (3, 3)
+    assert res.uns["scnode"]["params"]["method"] == "pathreg"
+    assert list(res.uns["scnode"]["params"]["hidden"]) == [8, 8]
+    assert res.layers["scnode_fitted"].shape == (30, 3)
+    assert np.isfinite(res.layers["scnode_fitted"]).all()
+
+
+def test_cli_fit_genes_file(tmp_path):
+    import anndata as ad
+
+    src, out = _tiny_h5ad(tmp_path / "in.h5ad"), tmp_path / "out.h5ad"
+    (tmp_path / "genes.txt").write_text("g0\n\ng1  # a comment\n")
+    assert main(["fit", str(src), "--out", str(out), "--genes-file", str(tmp_path / "genes.txt"), *FAST]) == 0
+    res = ad.read_h5ad(out)
+    assert list(res.uns["scnode"]["genes"]) == ["g0", "g1"]
+    assert np.isnan(res.layers["scnode_fitted"][:, 2]).all()
+
+
+def test_cli_fit_bad_input_is_a_clear_error(tmp_path, capsys):
+    src, out = _tiny_h5ad(tmp_path / "in.h5ad"), tmp_path / "out.h5ad"
+    fast = [a if a != "t" else "pseudotime" for a in FAST]
+    assert main(["fit", str(src), "--out", str(out), *fast]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scnode fit: error:") and "'pseudotime'" in err and "Traceback" not in err
+    assert not out.exists()
+    assert main(["fit", str(tmp_path / "missing.h5ad"), "--out", str(out), *FAST]) == 2
+    assert "missing.h5ad does not exist" in capsys.readouterr().err
+    assert main(["fit", str(src), "--out", str(out), "--method", "nope", *FAST]) == 2
+    assert "Unknown method 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # argparse's own errors exit with 2 too
+        main(["fit", str(src), "--out", str(out), "--hidden", "8,x"])
+    assert exc.value.code == 2
+
+
+def test_cli_fit_save_model_is_loadable(tmp_path, capsys):
+    src, out, model_dir = _tiny_h5ad(tmp_path / "in.h5ad"), tmp_path / "out.h5ad", tmp_path / "model"
+    assert main(["fit", str(src), "--out", str(out), "--save-model", str(model_dir), *FAST]) == 0
+    assert "model saved in" in capsys.readouterr().out
+    model = scn.SparseODE.load(model_dir, var_names=["g0", "g1", "g2"], device="cpu")
+    assert tuple(model.config.hidden) == (8, 8)
+    assert model.adjacency().shape == (3, 3)

@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import scnode as scn
@@ -109,3 +110,53 @@ def test_krumsiek11_fits_through_tl():
         adata, time_key="time", lineage_key="realization", n_iter=3, hidden=(8,), progress_bar=False, device="cpu"
     )
     assert adata.varp["scnode"].shape == (11, 11)
+
+
+needs_paul15 = pytest.mark.skipif(not (DATA / "paul15").is_dir(), reason="SCNODE_DATA_DIR has no paul15/")
+
+
+@pytest.fixture(scope="module")
+def paul15():
+    return scn.datasets.paul15()
+
+
+@needs_paul15
+def test_paul15_counts_clusters_and_root(paul15):
+    adata = paul15
+    assert adata.shape == (2730, 3451)
+    assert adata.X.dtype == np.float32
+    assert adata.var_names.is_unique and adata.obs_names.is_unique
+    x = adata.X[:100]
+    assert (x >= 0).all() and np.array_equal(x, np.round(x))  # raw counts
+    clusters = adata.obs["paul15_clusters"]
+    assert isinstance(clusters.dtype, pd.CategoricalDtype)
+    assert len(clusters.cat.categories) == 19
+    assert clusters.cat.categories[0] == "1Ery" and clusters.cat.categories[-1] == "19Lymph"
+    assert int(adata.uns["iroot"]) == 840
+    assert "dpt_pseudotime" not in adata.obs
+
+
+@needs_paul15
+def test_paul15_has_the_myeloid_regulators(paul15):
+    regulators = ["Gata1", "Gata2", "Sfpi1", "Cebpa", "Klf1", "Fli1", "Gfi1", "Irf8"]
+    assert set(regulators) <= set(paul15.var_names)
+    assert "Spi1" not in paul15.var_names  # PU.1 is stored under its former symbol
+
+
+@needs_paul15
+def test_paul15_corrupt_file_fails_the_hash_check(tmp_path):
+    target = tmp_path / "paul15"
+    target.mkdir()
+    shutil.copyfile(DATA / "paul15" / "paul15.h5ad.gz", target / "paul15.h5ad.gz")  # not the read-only mode
+    with open(target / "paul15.h5ad.gz", "r+b") as f:
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ValueError, match="SHA-256"):
+        scn.datasets.paul15(data_dir=tmp_path)
+
+
+def test_paul15_missing_file_in_data_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"paul15\.h5ad\.gz"):
+        scn.datasets.paul15(data_dir=tmp_path)

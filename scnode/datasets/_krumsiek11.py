@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -38,20 +39,32 @@ def krumsiek11_network() -> pd.DataFrame:
     return net
 
 
-def krumsiek11() -> ad.AnnData:
+def krumsiek11(*, seed: int | None = None) -> ad.AnnData:
     """Scanpy's simulated myeloid progenitors (Krumsiek et al. 2011) with time, realization and truth.
 
-    The 640 cells are 4 realizations of a 160-step simulation of an 11-gene boolean network.
+    Without ``seed``: scanpy's shipped data, 640 cells from 4 realizations of a 160-step simulation of
+    an 11-gene boolean network. With ``seed``: a new simulation of the same model with
+    :func:`scanpy.tl.sim` (its default parameters; a few seconds; files go to a temporary directory).
+
+    Parameters
+    ----------
+    seed
+        Seed of a new simulation; ``None`` loads the shipped one.
 
     Returns
     -------
     AnnData with ``obs['time']`` (simulation step), ``obs['realization']`` (categorical, use it as
-    ``lineage_key``), ``obs['cell_type']``, and the true network in ``varp['true_network']`` (signed
-    couplings, rows = regulators, columns = targets).
+    ``lineage_key``), ``obs['cell_type']`` (shipped data only), and the true network in
+    ``varp['true_network']`` (signed couplings, rows = regulators, columns = targets).
     """
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # scanpy's file has repeated observation names
-        adata = sc.datasets.krumsiek11()
+        warnings.simplefilter("ignore", UserWarning)  # scanpy's tables have repeated observation names
+        if seed is None:
+            adata = sc.datasets.krumsiek11()
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                adata = sc.tl.sim("krumsiek11", seed=int(seed), writedir=tmp)
+    adata.X = np.asarray(adata.X, dtype=np.float32)
     time = adata.obs_names.to_numpy(float)
     realization = np.cumsum(time == 0) - 1
     adata.obs_names = [f"r{r}_t{int(t)}" for r, t in zip(realization, time, strict=True)]

@@ -1,6 +1,11 @@
 """Plots (matplotlib). Each takes ``ax=`` and ``show=`` and returns what it drew."""
 
 from ._adjacency import adjacency
+from ._gene_trends import gene_trends
+from ._lambda_path import lambda_path
+from ._loss import loss
+from ._network import network
+from ._trajectory import trajectory
 from ._utils import PlotResult
 
-__all__ = ["PlotResult", "adjacency"]
+__all__ = ["PlotResult", "adjacency", "gene_trends", "lambda_path", "loss", "network", "trajectory"]

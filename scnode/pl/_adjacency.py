@@ -7,6 +7,7 @@ import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 from scipy import sparse
+from scipy.cluster.hierarchy import leaves_list, linkage
 
 from ..model import SparseODE
 from ._utils import PlotResult, finish, get_ax
@@ -40,12 +41,38 @@ def _as_frame(
     return pd.DataFrame(m, index=row_names, columns=col_names)
 
 
+def _restrict(frame: pd.DataFrame, names: Sequence[str] | None, axis: str) -> pd.DataFrame:
+    """Keep the rows (``axis="rows"``) or columns named in ``names``, in that order."""
+    if names is None:
+        return frame
+    names = [names] if isinstance(names, str) else list(names)
+    labels = frame.index if axis == "rows" else frame.columns
+    unknown = [n for n in names if n not in labels]
+    if unknown:
+        what = "regulator(s)" if axis == "rows" else "target(s)"
+        more = " ..." if len(labels) > 10 else ""
+        raise KeyError(f"Unknown {what} {unknown[:10]}; the matrix's {axis} are {[str(x) for x in labels[:10]]}{more}.")
+    if not names:
+        raise ValueError(f"Keep at least one of the {axis}.")
+    return frame.loc[names] if axis == "rows" else frame.loc[:, names]
+
+
+def _leaf_order(values: np.ndarray) -> np.ndarray:
+    """Order of the rows of ``values`` by average-linkage clustering (Euclidean)."""
+    if len(values) < 3:
+        return np.arange(len(values))
+    return leaves_list(linkage(values, method="average", metric="euclidean"))
+
+
 def adjacency(
     data: AnnData | SparseODE | np.ndarray | pd.DataFrame,
     *,
     key: str = "scnode",
     row_names: Sequence[str] | None = None,
     col_names: Sequence[str] | None = None,
+    regulators: Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
+    cluster: bool = False,
     log: bool = False,
     cmap: str = "viridis",
     title: str | None = None,
@@ -63,6 +90,13 @@ def adjacency(
         Key in ``adata.varp``.
     row_names, col_names
         Labels of a plain matrix (or to override a model's).
+    regulators
+        Draw only these rows, in this order: regulators (e.g. transcription factors) of an AnnData's
+        ``varp``, outputs of a model. Unknown names raise a :class:`KeyError`.
+    targets
+        Draw only these columns (targets of ``varp``, inputs of a model), in this order.
+    cluster
+        Reorder rows and columns by hierarchical clustering (average linkage) of ``|matrix|``.
     log
         Colour by ``log10`` of the scores.
     cmap
@@ -76,9 +110,13 @@ def adjacency(
 
     Returns
     -------
-    :class:`PlotResult` with the Axes and the matrix drawn (a DataFrame).
+    :class:`PlotResult` with the Axes and the matrix drawn (a DataFrame, in the drawn order).
     """
     frame = _as_frame(data, key, row_names, col_names)
+    frame = _restrict(_restrict(frame, regulators, "rows"), targets, "columns")
+    if cluster:
+        magnitude = np.abs(frame.to_numpy(float))
+        frame = frame.iloc[_leaf_order(magnitude), _leaf_order(magnitude.T)]
     values = frame.to_numpy(float)
     shown = np.where(values == 0, np.nan, np.log10(np.abs(values)) if log else values)
     ax = get_ax(ax, (0.45 * values.shape[1] + 2.5, 0.45 * values.shape[0] + 1.5))

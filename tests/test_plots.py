@@ -1,0 +1,242 @@
+"""The plots of scnode.pl: each returns the data it drew; checked against their sources."""
+
+import anndata as ad
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+import scnode as scn
+
+FAST = {"n_iter": 6, "hidden": (8,), "progress_bar": False, "device": "cpu"}
+
+
+def _cells(n_genes=4, n_cells=40, seed=0):
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, n_cells)
+    x = np.stack([np.sin(3 * t + k) + 0.05 * rng.normal(size=n_cells) for k in range(n_genes)], 1)
+    obs = pd.DataFrame(
+        {"dpt_pseudotime": t, "lineage": pd.Categorical([f"L{i % 2}" for i in range(n_cells)])},
+        index=[f"c{i}" for i in range(n_cells)],
+    )
+    return ad.AnnData(x.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{k}" for k in range(n_genes)]))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    adata = _cells()
+    model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", trim_start=2, return_model=True, **FAST)
+    adata.obsm["X_umap"] = np.asarray(adata[:, ["g0", "g1"]].X, dtype=float)  # a fake embedding
+    return adata, model
+
+
+@pytest.fixture(scope="module")
+def path_fitted():
+    adata = _cells()
+    table = scn.tl.lambda_path(adata, [1.0, 10.0], lineage_key="lineage", **{**FAST, "n_iter": 4})
+    return adata, table
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------- network
+def test_network_draws_the_top_edges(fitted):
+    adata, _ = fitted
+    res = scn.pl.network(adata, top_k=5, show=False)
+    expected = scn.tl.edge_list(adata, top_k=5)
+    pd.testing.assert_frame_equal(res.data[["source", "target", "weight"]], expected)
+    assert len(res.ax.patches) == 5  # one arrow per edge
+    nodes = set(expected["source"]) | set(expected["target"])
+    assert {t.get_text() for t in res.ax.texts} == nodes
+    # an edge's end points are its nodes' positions
+    pos = {}
+    for row in res.data.itertuples():
+        for node, xy in ((row.source, (row.x_source, row.y_source)), (row.target, (row.x_target, row.y_target))):
+            assert pos.setdefault(node, xy) == xy
+    again = scn.pl.network(adata, top_k=5, show=False)
+    pd.testing.assert_frame_equal(again.data, res.data)  # seeded layout
+
+
+def test_network_regulators_and_layouts(fitted):
+    adata, _ = fitted
+    res = scn.pl.network(adata, top_k=None, regulators=["g1"], layout="circular", node_color={"g1": "red"}, show=False)
+    assert set(res.data["source"]) == {"g1"}
+    pd.testing.assert_frame_equal(res.data[["source", "target", "weight"]], scn.tl.edge_list(adata, regulators=["g1"]))
+
+
+def test_network_errors(fitted):
+    adata, _ = fitted
+    with pytest.raises(ValueError, match="layout"):
+        scn.pl.network(adata, layout="hairball", show=False)
+    with pytest.raises(KeyError, match="g9"):
+        scn.pl.network(adata, regulators=["g9"], show=False)
+    with pytest.raises(KeyError, match="varp has no 'other'"):
+        scn.pl.network(adata, key="other", show=False)
+
+
+# ----------------------------------------------------------------------------- gene_trends
+def test_gene_trends_observed_and_fitted_layer(fitted):
+    adata, _ = fitted
+    res = scn.pl.gene_trends(adata, ["g0", "g2"], show=False)
+    assert list(res.data.columns) == ["gene", "lineage", "time", "value", "kind"]
+    assert len(res.ax) == 2 and [a.get_title() for a in res.ax] == ["g0", "g2"]
+    observed = res.data[(res.data["kind"] == "observed") & (res.data["gene"] == "g2")]
+    np.testing.assert_allclose(observed["value"], adata[:, "g2"].X.ravel(), rtol=1e-6)
+    np.testing.assert_allclose(observed["time"], adata.obs["dpt_pseudotime"])
+    assert list(observed["lineage"]) == list(adata.obs["lineage"].astype(str))
+    # the fitted curve: trimmed cells (NaN in the layer) left out, sorted by time per lineage
+    curve = res.data[(res.data["kind"] == "fitted") & (res.data["gene"] == "g0")]
+    assert len(curve) == adata.n_obs - 2 * 2
+    for _, part in curve.groupby("lineage"):
+        assert part["time"].is_monotonic_increasing
+    fitted_layer = adata[:, "g0"].layers["scnode_fitted"].ravel()
+    np.testing.assert_allclose(np.sort(curve["value"]), np.sort(fitted_layer[np.isfinite(fitted_layer)]))
+    for ax in res.ax:
+        assert len(ax.collections) == 2 and len(ax.lines) == 2  # dots and a curve per lineage
+
+
+def test_gene_trends_from_model_dashes_extrapolation(fitted):
+    adata, model = fitted
+    res = scn.pl.gene_trends(adata, "g1", model=model, extrapolate=0.5, show=False)
+    pred = scn.tl.predict(adata, model, extrapolate=0.5)
+    curve = res.data[res.data["kind"] != "observed"]
+    np.testing.assert_allclose(curve["value"], pred[:, "g1"].X.ravel(), rtol=1e-6)
+    np.testing.assert_array_equal(curve["kind"] == "extrapolated", pred.obs["extrapolated"])
+    styles = [line.get_linestyle() for line in res.ax[0].lines]
+    assert styles.count("-") == 2 and styles.count("--") == 2
+    given = scn.pl.gene_trends(adata, ["g1"], prediction=pred, show=False)
+    pd.testing.assert_frame_equal(given.data, res.data)
+
+
+def test_gene_trends_errors(fitted):
+    adata, _ = fitted
+    with pytest.raises(KeyError, match="g9"):
+        scn.pl.gene_trends(adata, ["g0", "g9"], show=False)
+    bare = _cells()
+    with pytest.raises(KeyError, match="fit_sparse_ode"):
+        scn.pl.gene_trends(bare, "g0", show=False)
+    with pytest.raises(KeyError, match="scnode_fitted"):
+        scn.pl.gene_trends(bare, "g0", time_key="dpt_pseudotime", show=False)
+    with pytest.raises(ValueError, match="one Axes per gene"):
+        scn.pl.gene_trends(adata, ["g0", "g1"], axs=plt.subplots()[1], show=False)
+
+
+# ----------------------------------------------------------------------------- trajectory
+def test_trajectory_projects_states_onto_the_embedding(fitted):
+    adata, model = fitted
+    pred = scn.tl.predict(adata, model, extrapolate=0.2, n_points=15)
+    res = scn.pl.trajectory(adata, pred, n_neighbors=5, show=False)
+    assert list(res.data.columns[:4]) == ["lineage", "time", "x", "y"] and len(res.data) == pred.n_obs
+    emb = adata.obsm["X_umap"]
+    assert (res.data["x"].between(emb[:, 0].min(), emb[:, 0].max())).all()
+    assert (res.data["y"].between(emb[:, 1].min(), emb[:, 1].max())).all()
+    # one state by hand: mean embedding of its 5 nearest cells
+    k = 7
+    dist = np.linalg.norm(np.asarray(adata.X, float) - np.asarray(pred.X[k], float), axis=1)
+    np.testing.assert_allclose(res.data.loc[k, ["x", "y"]].to_numpy(float), emb[np.argsort(dist)[:5]].mean(0))
+    np.testing.assert_array_equal(res.data["time"], pred.obs["dpt_pseudotime"])
+    assert len(res.ax.texts) == 2  # an arrow per lineage
+    assert len(res.ax.lines) == 4  # solid and extrapolated (dashed) part per lineage
+    # sparse expression gives the same projection; obs colours work
+    other = adata.copy()
+    other.X = sparse.csr_matrix(other.X)
+    again = scn.pl.trajectory(other, pred, n_neighbors=5, color="lineage", show=False)
+    pd.testing.assert_frame_equal(again.data, res.data)
+
+
+def test_trajectory_errors(fitted):
+    adata, model = fitted
+    pred = scn.tl.predict(adata, model, n_points=5)
+    with pytest.raises(KeyError, match="X_tsne"):
+        scn.pl.trajectory(adata, pred, basis="tsne", show=False)
+    with pytest.raises(KeyError, match="nothing"):
+        scn.pl.trajectory(adata, pred, color="nothing", show=False)
+    with pytest.raises(KeyError, match="g3"):
+        scn.pl.trajectory(adata[:, ["g0", "g1", "g2"]].copy(), pred, show=False)
+
+
+# ----------------------------------------------------------------------------- loss
+def test_loss_draws_the_history(fitted):
+    adata, model = fitted
+    res = scn.pl.loss(adata, show=False)
+    history = adata.uns["scnode"]["history"]
+    assert res.data.index.name == "iteration"
+    for name in ("loss", "mse", "penalty", "lr", "nfe"):
+        np.testing.assert_allclose(res.data[name], history[name])
+    assert len(res.ax.lines) == 3 and res.ax.get_yscale() == "log"
+    twin = [a for a in res.ax.figure.axes if a is not res.ax]
+    assert len(twin) == 1 and len(twin[0].lines) == 1  # the learning rate
+    from_model = scn.pl.loss(model, log=False, show=False)
+    pd.testing.assert_frame_equal(from_model.data, res.data)
+    assert from_model.ax.get_yscale() == "linear"
+
+
+def test_loss_errors(fitted):
+    with pytest.raises(KeyError, match="fit_sparse_ode"):
+        scn.pl.loss(_cells(), show=False)
+    with pytest.raises(ValueError, match="empty"):
+        scn.pl.loss(scn.SparseODE(2, hidden=(4,), device="cpu"), show=False)
+
+
+# ----------------------------------------------------------------------------- lambda_path
+def test_lambda_path_draws_the_table(path_fitted):
+    adata, table = path_fitted
+    res = scn.pl.lambda_path(adata, show=False)
+    pd.testing.assert_frame_equal(res.data, table, check_dtype=False)
+    assert res.ax.get_xscale() == "log" and res.ax.get_yscale() == "log"
+    assert len(res.ax.lines) == 3  # train, validation, selected lam
+    chosen = table.loc[table["selected"], "lam"].iloc[0]
+    assert res.ax.lines[-1].get_xdata()[0] == chosen
+    twin = [a for a in res.ax.figure.axes if a is not res.ax]
+    assert len(twin[0].lines) == 2  # feature and weight sparsity
+    from_table = scn.pl.lambda_path(table, show=False)
+    pd.testing.assert_frame_equal(from_table.data, table)
+
+
+def test_lambda_path_errors(fitted):
+    adata, _ = fitted
+    with pytest.raises(KeyError, match=r"run scnode\.tl\.lambda_path"):
+        scn.pl.lambda_path(adata, show=False)
+    with pytest.raises(KeyError, match="val_mse"):
+        scn.pl.lambda_path(pd.DataFrame({"lam": [1.0], "train_mse": [0.1]}), show=False)
+
+
+# ----------------------------------------------------------------------------- adjacency
+def test_adjacency_cluster_permutes_the_matrix():
+    rng = np.random.default_rng(3)
+    blocks = np.kron(np.eye(3), np.ones((2, 2)))[rng.permutation(6)][:, rng.permutation(6)]
+    m = blocks * rng.uniform(1, 2, (6, 6))
+    names = [f"r{i}" for i in range(6)], [f"c{i}" for i in range(6)]
+    plain = scn.pl.adjacency(m, row_names=names[0], col_names=names[1], show=False)
+    res = scn.pl.adjacency(m, row_names=names[0], col_names=names[1], cluster=True, show=False)
+    assert sorted(res.data.index) == names[0] and sorted(res.data.columns) == names[1]
+    pd.testing.assert_frame_equal(res.data, plain.data.loc[res.data.index, res.data.columns])
+    # rows of a block end up next to each other
+    support = res.data.to_numpy() != 0
+    for i in range(0, 6, 2):
+        assert (support[i] == support[i + 1]).all()
+    assert [t.get_text() for t in res.ax.get_yticklabels()] == list(res.data.index)
+    np.testing.assert_array_equal(res.ax.images[0].get_array().filled(0), res.data.to_numpy())
+
+
+def test_adjacency_regulators_and_targets(fitted):
+    adata, _ = fitted
+    res = scn.pl.adjacency(adata, regulators=["g2", "g0"], targets=["g1", "g3", "g0"], show=False)
+    full = pd.DataFrame(adata.varp["scnode"], index=adata.var_names, columns=adata.var_names)
+    pd.testing.assert_frame_equal(res.data, full.loc[["g2", "g0"], ["g1", "g3", "g0"]])
+    assert res.ax.images[0].get_array().shape == (2, 3)
+    clustered = scn.pl.adjacency(adata, regulators=["g2", "g0", "g1"], cluster=True, show=False)
+    assert sorted(clustered.data.index) == ["g0", "g1", "g2"] and clustered.data.shape == (3, 4)
+
+
+def test_adjacency_unknown_names(fitted):
+    adata, _ = fitted
+    with pytest.raises(KeyError, match=r"regulator.*g9"):
+        scn.pl.adjacency(adata, regulators=["g0", "g9"], show=False)
+    with pytest.raises(KeyError, match=r"target.*x1"):
+        scn.pl.adjacency(adata, targets=["x1"], show=False)
