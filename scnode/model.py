@@ -235,6 +235,7 @@ class SparseODE:
         gate_lr_factor: float = 10.0,
         batch_time: int | None = None,
         batch_size: int = 16,
+        x0_noise: float = 0.0,
         refit_iter: int | None = None,
         refit_lr_factor: float = 1.0,
         horizon_warmup: int | None = None,
@@ -261,7 +262,7 @@ class SparseODE:
         horizon_warmup
             Iterations over which the fitted time span grows to the whole trajectories; default
             ``n_iter // 4`` for full-batch training.
-        n_iter, lr, lr_factor, lr_patience, min_lr, gate_lr_factor, batch_time, batch_size, refit_lr_factor,
+        n_iter, lr, lr_factor, lr_patience, min_lr, gate_lr_factor, batch_time, batch_size, x0_noise, refit_lr_factor,
         checkpoint, checkpoint_every, resume, progress_bar
             See :class:`scnode.core.TrainConfig`.
 
@@ -285,6 +286,7 @@ class SparseODE:
             gate_lr_factor=gate_lr_factor,
             batch_time=batch_time,
             batch_size=batch_size,
+            x0_noise=x0_noise,
             refit_iter=refit_iter,
             refit_lr_factor=refit_lr_factor,
             horizon_warmup=horizon_warmup,

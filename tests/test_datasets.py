@@ -160,3 +160,27 @@ def test_paul15_corrupt_file_fails_the_hash_check(tmp_path):
 def test_paul15_missing_file_in_data_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"paul15\.h5ad\.gz"):
         scn.datasets.paul15(data_dir=tmp_path)
+
+
+def test_failed_download_says_how_to_point_at_local_data(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(url, path):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.delenv("SCNODE_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
+    with pytest.raises(OSError, match="SCNODE_DATA_DIR"):
+        scn.datasets.hematopoiesis(lineage="B", donor="s1d1")
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_krumsiek11_new_simulation_has_the_same_layout():
+    adata = scn.datasets.krumsiek11(seed=3)
+    shipped = scn.datasets.krumsiek11()
+    assert adata.shape == shipped.shape and list(adata.var_names) == list(shipped.var_names)
+    assert list(adata.obs["realization"].cat.categories) == ["0", "1", "2", "3"]
+    np.testing.assert_array_equal(adata.varp["true_network"], shipped.varp["true_network"])
+    assert not np.allclose(np.asarray(adata.X), np.asarray(shipped.X))

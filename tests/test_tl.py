@@ -164,6 +164,9 @@ def test_prepare_trajectories_scaling_trimming_binning():
     np.testing.assert_allclose(ts.x0[0], v[:3].mean(0))
     binned = scn.pp.prepare_trajectories(adata, n_bins=6)
     assert len(binned.times[0]) == 6 and (np.diff(binned.times[0]) > 0).all()
+    np.testing.assert_allclose(binned.times[0], (np.arange(6) + 0.5) / 6)  # bin centres
+    two = scn.pp.prepare_trajectories(_cells(n_cells=60), lineage_key="lineage", n_bins=5)
+    assert set(np.round(np.concatenate(two.times), 9)) <= set(np.round((np.arange(5) + 0.5) / 5, 9))
     z = scn.pp.prepare_trajectories(adata, scaling="zscore")
     raw = np.asarray(adata.X)[np.argsort(adata.obs["dpt_pseudotime"].to_numpy())]
     np.testing.assert_allclose(z.unscale(0, z.values[0]), raw, rtol=1e-5, atol=1e-5)

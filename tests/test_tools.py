@@ -245,3 +245,19 @@ def test_outputs_of_every_tool_write_to_h5ad(fitted, tmp_path):
     scn.tl.edge_list(adata), scn.tl.evaluate_grn(adata, pd.DataFrame({"source": ["g0"], "target": ["g1"]}))
     adata.write_h5ad(tmp_path / "a.h5ad")  # the tools that only read leave it writable
     assert "scnode" in ad.read_h5ad(tmp_path / "a.h5ad").uns
+
+
+def test_windowed_score_starts_each_window_from_the_data():
+    adata = _cells(n_genes=2)
+    _, model = _one_way_model(adata)
+    ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
+    table = scn.tl.score(adata, model, window=3)
+    t, v = ts.times[0], ts.values[0]
+    errs = []
+    for s in range(len(t) - 2):
+        p = model.predict(t[s : s + 3], v[s])
+        errs.append((p[1:] - v[s + 1 : s + 3]) ** 2)
+    assert table.loc["L0", "mse"] == pytest.approx(np.mean(errs), rel=1e-5)
+    assert table.loc["L0", "mse"] < scn.tl.score(adata, model).loc["L0", "mse"]  # short horizons drift less
+    with pytest.raises(ValueError, match="window must be at least 2"):
+        scn.tl.score(adata, model, window=1)

@@ -151,3 +151,26 @@ def test_clone_is_independent(data):
     c.fit(times, values, n_iter=2, refit_iter=0, progress_bar=False)
     assert not torch.equal(m.system.field.layers[0].weight, c.system.field.layers[0].weight)
     assert m.history.loss == []
+
+
+def test_x0_noise_perturbs_the_start_and_is_seeded(data, monkeypatch):
+    times, values = data
+    seen = []
+    real = train_module._objective_terms
+
+    def spy(system, method, batch, *args, **kwargs):
+        seen.append(batch.x0.clone())
+        return real(system, method, batch, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_objective_terms", spy)
+    m = scn.SparseODE(3, method="base", **SMALL)
+    m.fit(times, values, n_iter=3, x0_noise=0.1, refit_iter=0, horizon_warmup=0, progress_bar=False)
+    x0 = torch.stack([torch.as_tensor(v[0], dtype=seen[0].dtype) for v in values])
+    shifts = [s - x0 for s in seen]
+    assert all(0.02 < float(d.std()) < 0.3 for d in shifts)  # about the requested size
+    assert not torch.allclose(shifts[0], shifts[1])  # fresh noise every iteration
+    seen.clear()
+    m.fit(times, values, n_iter=1, refit_iter=0, horizon_warmup=0, progress_bar=False)
+    torch.testing.assert_close(seen[0], x0)  # none by default
+    with pytest.raises(ValueError, match="x0_noise must be >= 0"):
+        m.fit(times, values, n_iter=1, x0_noise=-1.0, progress_bar=False)

@@ -58,6 +58,11 @@ class TrainConfig:
         Iterations over which the fitted time span grows linearly from 10 % of each trajectory
         to all of it (full-batch training). Long horizons from a random field blow up; a short
         one first avoids it.
+    x0_noise
+        Standard deviation of Gaussian noise added to the initial positions at every iteration
+        (full-batch training). The field then learns to bring nearby starts back onto the observed
+        trajectories, so that predictions from a new, noisy initial state (e.g. another donor's
+        first cells) stay close to them. 0 for none.
     refit_iter
         Iterations of a second phase that freezes the learned sparsity pattern (zero effective
         weights stay zero, gates fixed at their deterministic values) and fits without penalty
@@ -83,6 +88,7 @@ class TrainConfig:
     gate_lr_factor: float = 10.0
     batch_time: int | None = None
     batch_size: int = 16
+    x0_noise: float = 0.0
     refit_iter: int = 0
     refit_lr_factor: float = 1.0
     horizon_warmup: int = 0
@@ -96,6 +102,8 @@ class TrainConfig:
             raise ValueError(f"n_iter and refit_iter must be >= 0, got {self.n_iter}, {self.refit_iter}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}.")
+        if not self.x0_noise >= 0:
+            raise ValueError(f"x0_noise must be >= 0, got {self.x0_noise}.")
         if self.batch_time is not None and self.batch_time < 2:
             raise ValueError(f"batch_time must be at least 2 observations, got {self.batch_time}.")
 
@@ -292,6 +300,9 @@ def train(
                 batch = _windows(data, cfg, generator)
                 grid = TimeGrid.from_times(batch.times)
                 target = batch.padded_values(grid.index.shape[1])
+            if cfg.x0_noise > 0 and cfg.batch_time is None:
+                noise = torch.randn(batch.x0.shape, generator=generator, device=generator.device)
+                batch = Trajectories(batch.times, batch.values, batch.x0 + cfg.x0_noise * noise.to(batch.x0), batch.v0)
             system.nfe = 0
             if refit and it - cfg.n_iter < REFIT_WARMUP:  # ramp the fresh optimiser's rate up
                 for group, base in zip(opt.param_groups, _base_lrs(cfg, refit_lr=True), strict=False):

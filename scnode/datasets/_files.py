@@ -36,7 +36,15 @@ def fetch(dataset: str, relpath: str, expected: str, url: str, data_dir: str | o
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(path.suffix + ".part")
-            urllib.request.urlretrieve(url, tmp)
+            try:
+                urllib.request.urlretrieve(url, tmp)
+            except OSError as err:  # URLError and socket errors
+                tmp.unlink(missing_ok=True)
+                raise OSError(
+                    f"Could not download {dataset}/{relpath} from {url} ({err}). Without network access, point "
+                    "data_dir= or the SCNODE_DATA_DIR environment variable at a folder holding "
+                    f"{dataset}/{relpath}."
+                ) from err
             tmp.rename(path)
     digest = sha256(path)
     if digest != expected:

@@ -101,6 +101,7 @@ def lambda_path(
     if tolerance < 0 or holdout_every < 2:
         raise ValueError(f"Need tolerance >= 0 and holdout_every >= 2, got {tolerance} and {holdout_every}.")
     ts, model = setup(adata, method=method, **kwargs)
+    window = (fit_kwargs or {}).get("batch_time")  # trained on windows: validate on windows
     if validation is None:
         held = _holdout(ts.times, holdout_every)
         times = [t[~h] for t, h in zip(ts.times, held, strict=True)]
@@ -126,7 +127,7 @@ def lambda_path(
             val = np.mean([mse(p[h], v[h]) for p, v, h in zip(full, ts.values, held, strict=True)])
             train = np.mean([mse(p[~h], v[~h]) for p, v, h in zip(full, ts.values, held, strict=True)])
         else:
-            val = score(validation, fitted)["mse"].iloc[:-1].mean()
+            val = score(validation, fitted, window=window)["mse"].iloc[:-1].mean()
             train = np.mean([mse(p, v) for p, v in zip(full, ts.values, strict=True)])
         d = fitted.config.n_vars
         rows.append(
