@@ -2,6 +2,7 @@
 
 from ._hematopoiesis import hematopoiesis, hematopoiesis_base_grn
 from ._krumsiek11 import krumsiek11, krumsiek11_network
+from ._mocap import mocap
 from ._paul15 import paul15
 from ._synthetic import second_order_coefficients, second_order_system
 
@@ -10,6 +11,7 @@ __all__ = [
     "hematopoiesis_base_grn",
     "krumsiek11",
     "krumsiek11_network",
+    "mocap",
     "paul15",
     "second_order_coefficients",
     "second_order_system",
