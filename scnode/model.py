@@ -76,6 +76,7 @@ class ModelConfig:
     order: int = 1
     hidden: tuple[int, ...] = (32, 32)
     activation: str = "elu"
+    per_output: bool = False
     lam: float | None = None
     lam1: float | None = None
     M: float = 10.0
@@ -101,6 +102,8 @@ class ModelConfig:
             raise ValueError(f"Penalty weights must be >= 0, got lam={self.lam}, lam1={self.lam1}.")
         if self.n_vars < 1:
             raise ValueError(f"n_vars must be positive, got {self.n_vars}.")
+        if self.per_output and get_method(self.method).skip is not None:
+            raise ValueError(f"per_output=True is not available for {self.method!r} (its prox acts on a shared layer).")
         if self.var_names is not None and len(self.var_names) != self.n_vars:
             raise ValueError(f"{len(self.var_names)} var_names for n_vars={self.n_vars}.")
 
@@ -131,6 +134,10 @@ class SparseODE:
         Hidden widths of the vector-field MLP (per output sub-network for GroupLasso).
     activation
         Activation of the MLP.
+    per_output
+        One small sub-network per output (each ``hidden`` wide), batched, instead of one shared MLP:
+        output ``i`` depends on input ``j`` only through its own sub-network. GroupLasso always uses
+        it; for the other methods (not LassoNet) it is an option.
     lam
         Penalty weight (``lam0`` for PathReg); ``None`` takes the method's default.
     lam1
@@ -160,6 +167,7 @@ class SparseODE:
         order: int = 1,
         hidden: Sequence[int] = (32, 32),
         activation: str = "elu",
+        per_output: bool = False,
         lam: float | None = None,
         lam1: float | None = None,
         M: float = 10.0,
@@ -180,6 +188,7 @@ class SparseODE:
             order=order,
             hidden=tuple(hidden),
             activation=activation,
+            per_output=per_output,
             lam=lam,
             lam1=lam1,
             M=M,
@@ -204,7 +213,7 @@ class SparseODE:
                 hidden=self.config.hidden,
                 activation=activation,
                 gated=self.method.gated,
-                grouped=self.method.grouped,
+                grouped=self.method.grouped or per_output,
                 skip=self.method.skip,
                 init_keep=init_keep,
                 velocity_hidden=self.config.velocity_hidden,

@@ -391,3 +391,18 @@ def test_second_order_system_matches_coefficients():
     acc = np.gradient(v, t, axis=0)
     np.testing.assert_allclose(acc[5:-5], (np.hstack([x, v]) @ c.T)[5:-5], atol=2e-3)
     np.testing.assert_allclose(np.gradient(x, t, axis=0)[5:-5], v[5:-5], atol=2e-3)
+
+
+def test_per_output_field_is_an_option_for_gated_methods(tmp_path):
+    model = scn.SparseODE(3, method="pathreg", per_output=True, hidden=(4,), device="cpu", random_state=1)
+    assert model.system.field.grouped and model.system.field.layers[0].weight.shape == (3, 4, 3)
+    with torch.no_grad():  # cut every path of output 0 in its own sub-network: only row 0 of A vanishes
+        model.system.field.layers[1].weight[0].zero_()
+    adj = model.adjacency()
+    assert adj.shape == (3, 3) and (adj[0] == 0).all() and (adj[1:] != 0).all()
+    model.save(tmp_path / "m")
+    back = scn.SparseODE.load(tmp_path / "m")
+    assert back.config.per_output
+    np.testing.assert_allclose(back.adjacency(), adj)
+    with pytest.raises(ValueError, match="per_output=True is not available for 'lassonet_outer'"):
+        scn.SparseODE(3, method="lassonet_outer", per_output=True)
