@@ -1,26 +1,17 @@
 """The plots of scnode.pl: each returns the data it drew; checked against their sources."""
 
-import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import FAST, cells
 from scipy import sparse
 
 import scnode as scn
 
-FAST = {"n_iter": 6, "hidden": (8,), "progress_bar": False, "device": "cpu"}
-
 
 def _cells(n_genes=4, n_cells=40, seed=0):
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0, 1, n_cells)
-    x = np.stack([np.sin(3 * t + k) + 0.05 * rng.normal(size=n_cells) for k in range(n_genes)], 1)
-    obs = pd.DataFrame(
-        {"dpt_pseudotime": t, "lineage": pd.Categorical([f"L{i % 2}" for i in range(n_cells)])},
-        index=[f"c{i}" for i in range(n_cells)],
-    )
-    return ad.AnnData(x.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{k}" for k in range(n_genes)]))
+    return cells(n_genes, n_cells, 2, seed)
 
 
 @pytest.fixture(scope="module")

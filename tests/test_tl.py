@@ -1,25 +1,12 @@
 import anndata as ad
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from helpers import FAST, cells
 from scipy import sparse
 
 import scnode as scn
 from scnode.tl._fit import write_results
-
-FAST = {"n_iter": 6, "hidden": (8,), "progress_bar": False, "device": "cpu"}
-
-
-def _cells(n_genes=3, n_cells=40, lineages=2, seed=0):
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0, 1, n_cells)
-    x = np.stack([np.sin(3 * t + k) + 0.05 * rng.normal(size=n_cells) for k in range(n_genes)], 1)
-    obs = pd.DataFrame(
-        {"dpt_pseudotime": t, "lineage": pd.Categorical([f"L{i % lineages}" for i in range(n_cells)])},
-        index=[f"c{i}" for i in range(n_cells)],
-    )
-    return ad.AnnData(x.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{k}" for k in range(n_genes)]))
 
 
 def _same(a, b):
@@ -29,7 +16,7 @@ def _same(a, b):
 
 
 def test_varp_orientation_one_way_edge():
-    adata = _cells(n_genes=2)
+    adata = cells(n_genes=2)
     ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
     model = scn.SparseODE(2, method="base", hidden=(2,), device="cpu", var_names=ts.genes)
     with torch.no_grad():  # g0 -> hidden 0 -> d g1/dt only: a one-way edge g0 -> g1
@@ -43,7 +30,7 @@ def test_varp_orientation_one_way_edge():
 
 
 def test_fit_writes_contract_and_round_trips(tmp_path):
-    adata = _cells()
+    adata = cells()
     scn.tl.fit_sparse_ode(adata, lineage_key="lineage", **FAST)
     assert adata.varp["scnode"].shape == (3, 3)
     fitted = adata.layers["scnode_fitted"]
@@ -60,7 +47,7 @@ def test_fit_writes_contract_and_round_trips(tmp_path):
 
 
 def test_second_order_writes_velocity_block():
-    adata = _cells()
+    adata = cells()
     model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", order=2, return_model=True, **FAST)
     adj = model.adjacency()
     np.testing.assert_allclose(adata.varp["scnode_velocity"], adj[:, 3:].T, rtol=1e-6)
@@ -68,7 +55,7 @@ def test_second_order_writes_velocity_block():
 
 
 def test_gene_subset_zero_elsewhere():
-    adata = _cells(n_genes=4)
+    adata = cells(n_genes=4)
     adata.var["hvg"] = [True, False, True, True]
     scn.tl.fit_sparse_ode(adata, genes="hvg", key_added="sub", **FAST)
     a = adata.varp["sub"]
@@ -80,7 +67,7 @@ def test_gene_subset_zero_elsewhere():
 
 
 def test_copy_leaves_input_identical():
-    adata = _cells()
+    adata = cells()
     before = adata.copy()
     out, model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", copy=True, return_model=True, **FAST)
     _same(adata, before)
@@ -88,7 +75,7 @@ def test_copy_leaves_input_identical():
 
 
 def test_fitted_layer_follows_the_model():
-    adata = _cells(n_genes=2, lineages=1)
+    adata = cells(n_genes=2, lineages=1)
     model = scn.tl.fit_sparse_ode(adata, return_model=True, scaling="none", **FAST)
     ts = scn.pp.prepare_trajectories(adata, scaling="none")
     order = np.argsort(adata.obs["dpt_pseudotime"].to_numpy())
@@ -104,7 +91,7 @@ def _set_time(adata, first=None, values=None):
 
 
 def _bad(mutate):
-    adata = _cells()
+    adata = cells()
     mutate(adata)
     return adata
 
@@ -155,7 +142,7 @@ def test_bad_inputs_leave_adata_untouched(mutate, kwargs, error, match):
 
 
 def test_prepare_trajectories_scaling_trimming_binning():
-    adata = _cells(n_cells=60, lineages=1)
+    adata = cells(n_cells=60, lineages=1)
     ts = scn.pp.prepare_trajectories(adata, trim_start=5, trim_end=10, x0_cells=3)
     v = ts.values[0]
     assert ts.times[0][0] == 0 and ts.times[0][-1] == 1
@@ -165,7 +152,7 @@ def test_prepare_trajectories_scaling_trimming_binning():
     binned = scn.pp.prepare_trajectories(adata, n_bins=6)
     assert len(binned.times[0]) == 6 and (np.diff(binned.times[0]) > 0).all()
     np.testing.assert_allclose(binned.times[0], (np.arange(6) + 0.5) / 6)  # bin centres
-    two = scn.pp.prepare_trajectories(_cells(n_cells=60), lineage_key="lineage", n_bins=5)
+    two = scn.pp.prepare_trajectories(cells(n_cells=60), lineage_key="lineage", n_bins=5)
     assert set(np.round(np.concatenate(two.times), 9)) <= set(np.round((np.arange(5) + 0.5) / 5, 9))
     z = scn.pp.prepare_trajectories(adata, scaling="zscore")
     raw = np.asarray(adata.X)[np.argsort(adata.obs["dpt_pseudotime"].to_numpy())]

@@ -6,26 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import FAST, cells
 
 import scnode as scn
-
-FAST = {"n_iter": 6, "hidden": (8,), "progress_bar": False, "device": "cpu"}
-
-
-def _cells(n_genes=3, n_cells=40, lineages=2, seed=0):
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0, 1, n_cells)
-    x = np.stack([np.sin(3 * t + k) + 0.05 * rng.normal(size=n_cells) for k in range(n_genes)], 1)
-    obs = pd.DataFrame(
-        {"dpt_pseudotime": t, "lineage": pd.Categorical([f"L{i % lineages}" for i in range(n_cells)])},
-        index=[f"c{i}" for i in range(n_cells)],
-    )
-    return ad.AnnData(x.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{k}" for k in range(n_genes)]))
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    adata = _cells()
+    adata = cells()
     model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", trim_start=2, x0_cells=2, return_model=True, **FAST)
     return adata, model
 
@@ -74,7 +62,7 @@ def test_score_on_training_data_matches_the_fit_record(fitted):
 
 def test_score_held_out_donor_uses_its_own_x0_and_leaves_it_untouched(fitted):
     _, model = fitted
-    other = _cells(seed=1)
+    other = cells(seed=1)
     before = other.copy()
     table = scn.tl.score(other, model)
     assert np.isfinite(table["mse"]).all()
@@ -87,7 +75,7 @@ def test_score_held_out_donor_uses_its_own_x0_and_leaves_it_untouched(fitted):
 
 
 def test_knockout_acts_downstream_only():
-    adata = _cells(n_genes=2)
+    adata = cells(n_genes=2)
     _, model = _one_way_model(adata)
     out = scn.tl.simulate_intervention(adata, model, knockout="g0", start=0.4, n_points=21)
     assert set(out.layers) >= {"control", "delta", "scaled"}
@@ -119,14 +107,14 @@ def test_intervention_errors(fitted, kwargs, error, match):
 
 
 def test_second_order_intervention_holds_position():
-    adata = _cells()
+    adata = cells()
     model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", order=2, return_model=True, **FAST)
     out = scn.tl.simulate_intervention(adata, model, hold={"g2": 0.3}, start=0.5, n_points=11)
     np.testing.assert_allclose(out.X[out.obs["intervened"].to_numpy(), 2], 0.3, rtol=1e-5)
 
 
 def _with_graph():
-    adata = _cells(n_genes=4)
+    adata = cells(n_genes=4)
     g = np.zeros((4, 4), np.float32)
     g[0, 1], g[0, 2], g[3, 1], g[2, 2], g[1, 3] = 3.0, 1.0, 2.0, 9.0, 0.5
     adata.varp["scnode"] = g
@@ -180,7 +168,7 @@ def test_evaluate_grn_perfect_reversed_and_formats():
 
 
 def test_lambda_path_table_selection_and_record(tmp_path):
-    adata = _cells()
+    adata = cells()
     table, models = scn.tl.lambda_path(
         adata,
         [10.0, 1.0, 100.0],
@@ -209,7 +197,7 @@ def test_lambda_path_table_selection_and_record(tmp_path):
 
 
 def test_lambda_path_with_validation_donor():
-    adata, other = _cells(), _cells(seed=3)
+    adata, other = cells(), cells(seed=3)
     table = scn.tl.lambda_path(
         adata,
         [1.0, 10.0],
@@ -248,7 +236,7 @@ def test_outputs_of_every_tool_write_to_h5ad(fitted, tmp_path):
 
 
 def test_windowed_score_starts_each_window_from_the_data():
-    adata = _cells(n_genes=2)
+    adata = cells(n_genes=2)
     _, model = _one_way_model(adata)
     ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
     table = scn.tl.score(adata, model, window=3)

@@ -1,0 +1,20 @@
+"""Small AnnData and fit settings shared by the tests of the AnnData-facing tools and plots."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+FAST = {"n_iter": 6, "hidden": (8,), "progress_bar": False, "device": "cpu"}
+"""Fit settings that keep a test fit well under a second."""
+
+
+def cells(n_genes: int = 3, n_cells: int = 40, lineages: int = 2, seed: int = 0) -> ad.AnnData:
+    """Noisy sine waves of ``n_genes`` genes over a random pseudotime, cells dealt round-robin to lineages."""
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, n_cells)
+    x = np.stack([np.sin(3 * t + k) + 0.05 * rng.normal(size=n_cells) for k in range(n_genes)], 1)
+    obs = pd.DataFrame(
+        {"dpt_pseudotime": t, "lineage": pd.Categorical([f"L{i % lineages}" for i in range(n_cells)])},
+        index=[f"c{i}" for i in range(n_cells)],
+    )
+    return ad.AnnData(x.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{k}" for k in range(n_genes)]))
