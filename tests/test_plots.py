@@ -1,5 +1,9 @@
 """The plots of scnode.pl: each returns the data it drew; checked against their sources."""
 
+import os
+from pathlib import Path
+
+import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -231,3 +235,54 @@ def test_adjacency_unknown_names(fitted):
         scn.pl.adjacency(adata, regulators=["g0", "g9"], show=False)
     with pytest.raises(KeyError, match=r"target.*x1"):
         scn.pl.adjacency(adata, targets=["x1"], show=False)
+
+
+# ----------------------------------------------------------------------------- skeleton
+def _stick(n_frames=4, lift=0.0):
+    """A three-joint figure (root -> knee -> foot) that walks along x."""
+    joints = ["root", "knee", "foot"]
+    frames = []
+    for f in range(n_frames):
+        root = np.array([0.1 * f, 2.0 + lift, 0.0])
+        frames.append(np.concatenate([root, root + np.array([0.0, -1.0, 0.0]), root + np.array([0.2, -2.0, 0.1])]))
+    var = pd.DataFrame(index=[f"{j}_{a}" for j in joints for a in "xyz"])
+    out = ad.AnnData(np.asarray(frames, np.float32), var=var)
+    out.uns["skeleton"] = {"joints": joints, "parents": [-1, 0, 1], "bones": [[0, 1], [1, 2]]}
+    return out
+
+
+def test_skeleton_draws_observed_and_predicted_bones():
+    obs, pred = _stick(), _stick(lift=0.5)
+    res = scn.pl.skeleton(obs, frames=[0, 3], prediction=pred, spacing=2.0, show=False)
+    data = res.data
+    assert len(data) == 2 * 2 * 2 and set(data["kind"]) == {"observed", "predicted"}  # bones x frames x kinds
+    assert len(res.ax.lines) == 8
+    foot = data[(data["kind"] == "observed") & (data["frame"] == 3) & (data["child"] == "foot")].iloc[0]
+    # frame 3 is the second figure: shifted so that its root sits at x = 2.0; y is the height
+    assert foot["x1"] == pytest.approx(2.0 + 0.2) and foot["y1"] == pytest.approx(0.0)
+    lifted = data[(data["kind"] == "predicted") & (data["frame"] == 3) & (data["child"] == "foot")].iloc[0]
+    assert lifted["y1"] == pytest.approx(0.5) and lifted["x1"] == pytest.approx(foot["x1"])
+    spread = scn.pl.skeleton(obs, frames=3, view=("z", "y"), show=False)
+    assert sorted(set(spread.data["frame"])) == [0, 2, 3]  # three frames spread over rows 0..3
+
+
+def test_skeleton_errors():
+    obs = _stick()
+    with pytest.raises(ValueError, match="view must be two different axes"):
+        scn.pl.skeleton(obs, view=("x", "x"), show=False)
+    with pytest.raises(KeyError, match="lacks joint coordinate"):
+        scn.pl.skeleton(obs, prediction=obs[:, :6].copy(), show=False)
+    with pytest.raises(ValueError, match="Frame indices"):
+        scn.pl.skeleton(obs, frames=[9], show=False)
+    bare = obs.copy()
+    del bare.uns["skeleton"]
+    with pytest.raises(KeyError, match="skeleton"):
+        scn.pl.skeleton(bare, show=False)
+
+
+def test_skeleton_of_a_cmu_walk():
+    if not (Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent")) / "mocap").is_dir():
+        pytest.skip("SCNODE_DATA_DIR has no mocap/")
+    walk = scn.datasets.mocap("walk", trial="07_01")
+    res = scn.pl.skeleton(walk, frames=3, show=False)
+    assert len(res.ax.lines) == 3 * len(walk.uns["skeleton"]["bones"]) == 90
