@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,28 @@ def test_benchmark_quick_runs_all_tables():
     for method in ("base", "cnode", "pathreg", "grouplasso"):
         assert f"| {method} |" in out
     assert "PathReg AUPRC" in out
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "data", "expect"),
+    [
+        (
+            "hematopoiesis.py",
+            ["--methods", "base", "pathreg, per output", "--protocols", "a"],
+            "hematopoiesis",
+            "| pathreg, per output |",
+        ),
+        ("grn.py", ["--methods", "pathreg"], None, "*GENIE3 (x)*"),
+        ("mocap.py", ["--methods", "base", "pathreg", "--motions", "wave"], "mocap", "## wave"),
+    ],
+    ids=["hematopoiesis", "grn", "mocap"],
+)
+def test_other_benchmarks_quick(script, args, data, expect):
+    if data is not None and not (Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent")) / data).is_dir():
+        pytest.skip(f"SCNODE_DATA_DIR has no {data}/")
+    cmd = [sys.executable, f"benchmarks/{script}", "--quick", *args]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    assert expect in res.stdout and "| method |" in res.stdout
 
 
 def _tiny_h5ad(path: Path) -> Path:

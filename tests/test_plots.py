@@ -286,3 +286,15 @@ def test_skeleton_of_a_cmu_walk():
     walk = scn.datasets.mocap("walk", trial="07_01")
     res = scn.pl.skeleton(walk, frames=3, show=False)
     assert len(res.ax.lines) == 3 * len(walk.uns["skeleton"]["bones"]) == 90
+
+
+def test_adjacency_log_scale_keeps_exact_zeros_blank():
+    import warnings
+
+    matrix = np.array([[0.0, 10.0], [1.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no log10(0) warning
+        res = scn.pl.adjacency(matrix, log=True, show=False)
+    image = res.ax.images[0].get_array()
+    assert image.mask[0, 0] and image.mask[1, 1]
+    assert image[0, 1] == pytest.approx(1.0) and image[1, 0] == pytest.approx(0.0)

@@ -118,7 +118,9 @@ def adjacency(
         magnitude = np.abs(frame.to_numpy(float))
         frame = frame.iloc[_leaf_order(magnitude), _leaf_order(magnitude.T)]
     values = frame.to_numpy(float)
-    shown = np.where(values == 0, np.nan, np.log10(np.abs(values)) if log else values)
+    shown = np.where(values == 0, np.nan, values)  # exact zeros blank
+    if log:
+        shown = np.log10(np.abs(shown))
     ax = get_ax(ax, (0.45 * values.shape[1] + 2.5, 0.45 * values.shape[0] + 1.5))
     image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, aspect="auto")
     ax.figure.colorbar(image, ax=ax, label="log10 score" if log else "score")
