@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ._utils import network
+from ._utils import fitted_genes, network
 
 
 def edge_list(
@@ -77,9 +77,7 @@ def to_networkx(adata_or_edges: AnnData | pd.DataFrame, **edge_list_kwargs) -> n
     """
     if isinstance(adata_or_edges, AnnData):
         edges = edge_list(adata_or_edges, **edge_list_kwargs)
-        key = edge_list_kwargs.get("key", "scnode")
-        base = key.removesuffix("_velocity")
-        genes = adata_or_edges.uns.get(base, {}).get("genes", adata_or_edges.var_names)
+        genes = fitted_genes(adata_or_edges, edge_list_kwargs.get("key", "scnode"))
     else:
         if edge_list_kwargs:
             raise TypeError("Edge-list arguments only apply to an AnnData.")
@@ -89,6 +87,6 @@ def to_networkx(adata_or_edges: AnnData | pd.DataFrame, **edge_list_kwargs) -> n
             raise KeyError(f"The edge table lacks column(s) {sorted(missing)}.")
         genes = []
     graph = nx.DiGraph()
-    graph.add_nodes_from(map(str, genes))
+    graph.add_nodes_from(genes)
     graph.add_weighted_edges_from(edges[["source", "target", "weight"]].itertuples(index=False, name=None))
     return graph

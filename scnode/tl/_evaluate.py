@@ -8,7 +8,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from ..core.metrics import auprc, auroc, epr
-from ._utils import network
+from ._utils import fitted_genes, network
 
 
 def _truth_matrix(truth: pd.DataFrame | np.ndarray, adata: AnnData, genes: pd.Index) -> np.ndarray:
@@ -68,8 +68,7 @@ def evaluate_grn(
     ``n_candidates``, ``density`` and ``n_predicted`` (candidates with a nonzero score).
     """
     scores = network(adata, key).toarray()
-    fitted = adata.uns.get(key.removesuffix("_velocity"), {}).get("genes")
-    genes = pd.Index(np.asarray(adata.var_names if fitted is None else fitted).astype(str))
+    genes = pd.Index(fitted_genes(adata, key))
     idx = adata.var_names.get_indexer(genes)
     scores = np.abs(scores[np.ix_(idx, idx)])
     true = _truth_matrix(truth, adata, genes)

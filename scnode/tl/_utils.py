@@ -93,3 +93,9 @@ def network(adata: AnnData, key: str) -> sparse.coo_matrix:
             f"adata.varp has no {key!r}; run scnode.tl.fit_sparse_ode first (available: {list(adata.varp)})."
         )
     return sparse.coo_matrix(adata.varp[key])
+
+
+def fitted_genes(adata: AnnData, key: str) -> list[str]:
+    """Genes of the fit behind ``varp[key]`` (``key`` may be the ``_velocity`` block); all genes if unrecorded."""
+    genes = adata.uns.get(key.removesuffix("_velocity"), {}).get("genes")
+    return [str(g) for g in (adata.var_names if genes is None else genes)]
