@@ -308,3 +308,14 @@ def test_mlp_n_paths():
     assert MLP(3, 2, (4, 5)).n_paths == 20
     assert MLP(3, 2, (4,)).n_paths == 4
     assert MLP(3, 2, (4, 5), grouped=True).n_paths == 20
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+@pytest.mark.parametrize("hidden", [(), (4,), (4, 5)])
+def test_path_mean_equals_mean_of_path_product(grouped, hidden):
+    torch.manual_seed(0)
+    field = MLP(7, 6, hidden, grouped=grouped)
+    field.prepare(sample=False)
+    mats = [w.detach().abs() + 0.1 for w in field.weights]
+    expected = field.path_product(mats).mean()
+    assert torch.allclose(field.path_mean(mats), expected, rtol=1e-5)

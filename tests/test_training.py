@@ -25,6 +25,7 @@ def test_time_window_minibatches(data):
     m = scn.SparseODE(3, method="base", **SMALL)
     m.fit(times, values, n_iter=8, batch_time=5, batch_size=4, refit_iter=0, progress_bar=False)
     assert len(m.history.loss) == 8 and np.isfinite(m.history.loss).all()
+    assert len(m.history.seconds) == 8 and min(m.history.seconds) > 0  # wall time of each iteration
     with pytest.raises(ValueError, match="batch_time=50 is longer than every trajectory"):
         m.fit(times, values, n_iter=2, batch_time=50, progress_bar=False)
     with pytest.raises(ValueError, match="batch_time must be at least 2"):

@@ -116,6 +116,18 @@ class MLP(nn.Module):
             out = m @ out
         return out.squeeze(1) if self.grouped else out
 
+    def path_mean(self, matrices: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Mean entry of :meth:`path_product` without forming the ``(n_out, n_in)`` product.
+
+        The matrices are non-negative in every use, and the sum of a product's entries is
+        ``1^T M^{L+1} ... M^1 1``: multiplied from the output side, vector by matrix, the cost is
+        linear in the number of weights instead of ``n_out * n_in * width``.
+        """
+        v = matrices[-1] if self.grouped else matrices[-1].sum(0, keepdim=True)
+        for m in reversed(matrices[:-1]):
+            v = v @ m
+        return v.sum() / (matrices[-1].shape[0] * matrices[0].shape[-1])
+
     @property
     def n_paths(self) -> int:
         """Number of input-output paths through the hidden units per (output, input) pair."""

@@ -31,7 +31,7 @@ ProxFn = Callable[..., None]
 
 def _normalised_path_mean(system: ODESystem, matrices: list[torch.Tensor]) -> torch.Tensor:
     field = system.field
-    return field.path_product(matrices).mean() / field.n_paths
+    return field.path_mean(matrices) / field.n_paths
 
 
 def l0_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:

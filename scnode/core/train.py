@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -117,6 +118,7 @@ class History:
     penalty: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     nfe: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
     interrupted: bool = False
 
     def as_dict(self) -> dict:
@@ -285,6 +287,7 @@ def train(
     it = start
     try:
         for it in bar:
+            tick = time.perf_counter()
             if it == cfg.n_iter and cfg.refit_iter:
                 freeze_pattern(system)
                 opt, sched = _make_optimizer(system, cfg, refit=True)
@@ -347,6 +350,7 @@ def train(
             history.penalty.append(float(pen.detach()))
             history.lr.append(lr)
             history.nfe.append(int(system.nfe))
+            history.seconds.append(time.perf_counter() - tick)
             bar.set_postfix(
                 loss=f"{history.mse[-1]:.3g}", penalty=f"{history.penalty[-1]:.3g}", lr=f"{lr:.2g}", refresh=False
             )
