@@ -373,10 +373,34 @@ class SparseODE:
         """
         if refit_iter is None:
             refit_iter = n_iter // 2
+        states = self._penalised_path(
+            times, values, lams, x0=x0, v0=v0, n_iter=n_iter, path_iter=path_iter, **fit_kwargs
+        )
+        return [state._refit_copy(times, values, x0=x0, v0=v0, refit_iter=refit_iter, **fit_kwargs) for state in states]
+
+    def _penalised_path(
+        self,
+        times: ArrayLike | Sequence[ArrayLike],
+        values: ArrayLike | Sequence[ArrayLike],
+        lams: Sequence[float],
+        *,
+        x0: ArrayLike | None = None,
+        v0: ArrayLike | None = None,
+        n_iter: int = 1000,
+        path_iter: int | None = None,
+        **fit_kwargs: Any,
+    ) -> list[SparseODE]:
+        """Run the sequential half of :meth:`fit_path`: the warm-started penalised chain, no refits.
+
+        Returns a copy of the penalised state after each ``lam`` (increasing order), its history the
+        path's up to that ``lam``; this model keeps the last state. Each copy is then refitted
+        independently by :meth:`_refit_copy` (serially, or as parallel tasks by
+        :func:`scnode.tl.lambda_path`).
+        """
         if path_iter is None:
             path_iter = n_iter // 2
         continued = {**fit_kwargs, "horizon_warmup": 0}  # warm starts fit the whole span at once
-        models, path_history = [], History()
+        states, path_history = [], History()
         for k, lam in enumerate(sorted(float(v) for v in lams)):
             if lam < 0:
                 raise ValueError(f"Penalty weights must be >= 0, got {lam}.")
@@ -392,12 +416,33 @@ class SparseODE:
                 **(fit_kwargs if first else continued),
             )
             path_history = _concat(path_history, self.history)
-            refitted = self.clone()
-            refitted.fit(times, values, x0=x0, v0=v0, n_iter=0, refit_iter=refit_iter, **continued)
-            refitted.history = _concat(path_history, refitted.history)
-            models.append(refitted)
+            state = self.clone()
+            state.history = History(**copy.deepcopy(path_history.as_dict()))
+            states.append(state)
         self.history = path_history
-        return models
+        return states
+
+    def _refit_copy(
+        self,
+        times: ArrayLike | Sequence[ArrayLike],
+        values: ArrayLike | Sequence[ArrayLike],
+        *,
+        x0: ArrayLike | None = None,
+        v0: ArrayLike | None = None,
+        refit_iter: int,
+        **fit_kwargs: Any,
+    ) -> SparseODE:
+        """Run the parallel half of :meth:`fit_path`: refit a copy of this penalised state, its zeros frozen.
+
+        Depends on nothing but this state and the arguments (its own generator state is cloned), so
+        the refits of a path give the same result in any order or process. The copy's history is
+        this model's followed by the refit's.
+        """
+        refitted = self.clone()
+        continued = {**fit_kwargs, "horizon_warmup": 0}
+        refitted.fit(times, values, x0=x0, v0=v0, n_iter=0, refit_iter=refit_iter, **continued)
+        refitted.history = _concat(self.history, refitted.history)
+        return refitted
 
     # --------------------------------------------------------------- prediction
     def _intervention(

@@ -6,6 +6,7 @@ from ._fit import fit_sparse_ode
 from ._intervene import simulate_intervention
 from ._path import lambda_path
 from ._predict import predict, score
+from ._sweep import sweep
 
 __all__ = [
     "edge_list",
@@ -15,5 +16,6 @@ __all__ = [
     "predict",
     "score",
     "simulate_intervention",
+    "sweep",
     "to_networkx",
 ]

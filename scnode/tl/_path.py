@@ -1,15 +1,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from ..core.metrics import mse
+from ..model import SparseODE
+from ..pp import TrajectorySet
+from ._dask import dask_client, map_tasks
 from ._fit import record_params, setup, write_results
 from ._predict import score
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 def _holdout(times: list[np.ndarray], every: int) -> list[np.ndarray]:
@@ -21,6 +27,46 @@ def _holdout(times: list[np.ndarray], every: int) -> list[np.ndarray]:
         mask[[0, -1]] = False
         masks.append(mask)
     return masks
+
+
+def _fit_data(ts: TrajectorySet, held: list[np.ndarray] | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Return the time points and values the path is fitted to: all, or all but the held-out ones."""
+    if held is None:
+        return ts.times, ts.values
+    times = [t[~h] for t, h in zip(ts.times, held, strict=True)]
+    values = [v[~h] for v, h in zip(ts.values, held, strict=True)]
+    return times, values
+
+
+def _refit_and_score(
+    state: SparseODE,
+    ts: TrajectorySet,
+    held: list[np.ndarray] | None,
+    validation: AnnData | None,
+    refit_iter: int,
+    fit_kwargs: dict[str, Any],
+) -> tuple[SparseODE, dict[str, Any]]:
+    """Refit one penalised state of the path (its zeros frozen) and score it: the model and its row of the table."""
+    times, values = _fit_data(ts, held)
+    fitted = state._refit_copy(times, values, x0=ts.x0, refit_iter=refit_iter, **fit_kwargs)
+    full = fitted.predict(ts.times, ts.x0)
+    if held is not None:
+        val = np.mean([mse(p[h], v[h]) for p, v, h in zip(full, ts.values, held, strict=True)])
+        train = np.mean([mse(p[~h], v[~h]) for p, v, h in zip(full, ts.values, held, strict=True)])
+    else:
+        window = fit_kwargs.get("batch_time")  # trained on windows: validate on windows
+        val = score(validation, fitted, window=window)["mse"].iloc[:-1].mean()
+        train = np.mean([mse(p, v) for p, v in zip(full, ts.values, strict=True)])
+    d = fitted.config.n_vars
+    row = {
+        "lam": float(fitted.config.lam),
+        "train_mse": float(train),
+        "val_mse": float(val),
+        "feature_sparsity": fitted.feature_sparsity,
+        "weight_sparsity": fitted.weight_sparsity,
+        "n_edges": int((fitted.adjacency()[:, :d] != 0).sum()),
+    }
+    return fitted, row
 
 
 def lambda_path(
@@ -40,6 +86,7 @@ def lambda_path(
     copy: bool = False,
     return_models: bool = False,
     fit_kwargs: dict | None = None,
+    client: Client | str | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame | tuple[pd.DataFrame, Any]:
     """Fit along a regularization path (warm starts), tabulate it, and keep the selected penalty weight.
@@ -52,6 +99,11 @@ def lambda_path(
     as :func:`scnode.tl.score` does), or else every ``holdout_every``-th time point of each lineage,
     held out of the fit (an interpolation check). The selected model's results are written as
     :func:`scnode.tl.fit_sparse_ode` writes them.
+
+    The penalised chain is sequential; the refits (and their scoring) are independent of each other
+    and, with ``client``, run as one Dask task per ``lam`` (the chain still runs here). Each refit
+    depends only on its penalised state (generator included), so on CPU the result is the same as
+    without a client (see :func:`scnode.tl.sweep` on thread counts).
 
     Parameters
     ----------
@@ -77,6 +129,10 @@ def lambda_path(
         As in :func:`scnode.tl.fit_sparse_ode`.
     return_models
         Also return the refitted model of every ``lam`` (a list, in increasing order of ``lam``).
+    client
+        A :class:`distributed.Client` or a scheduler address: run the refits on the cluster
+        (``pip install scnode[dask]``; the workers need scnode installed; their progress bars are
+        off). ``None``: everything here, without importing Dask.
     **kwargs
         Preprocessing and model arguments of :func:`scnode.tl.fit_sparse_ode` (``time_key``,
         ``lineage_key``, ``genes``, ``order``, ``lam1``, ``hidden``, ``trim_start``, ``device``,
@@ -101,45 +157,18 @@ def lambda_path(
     if tolerance < 0 or holdout_every < 2:
         raise ValueError(f"Need tolerance >= 0 and holdout_every >= 2, got {tolerance} and {holdout_every}.")
     ts, model = setup(adata, method=method, **kwargs)
-    window = (fit_kwargs or {}).get("batch_time")  # trained on windows: validate on windows
-    if validation is None:
-        held = _holdout(ts.times, holdout_every)
-        times = [t[~h] for t, h in zip(ts.times, held, strict=True)]
-        values = [v[~h] for v, h in zip(ts.values, held, strict=True)]
-    else:
-        times, values = ts.times, ts.values
-    models = model.fit_path(
-        times,
-        values,
-        lams,
-        x0=ts.x0,
-        n_iter=n_iter,
-        path_iter=path_iter,
-        refit_iter=refit_iter,
-        lr=lr,
-        progress_bar=progress_bar,
-        **(fit_kwargs or {}),
-    )
-    rows = []
-    for lam, fitted in zip(lams, models, strict=True):
-        full = fitted.predict(ts.times, ts.x0)
-        if validation is None:
-            val = np.mean([mse(p[h], v[h]) for p, v, h in zip(full, ts.values, held, strict=True)])
-            train = np.mean([mse(p[~h], v[~h]) for p, v, h in zip(full, ts.values, held, strict=True)])
-        else:
-            val = score(validation, fitted, window=window)["mse"].iloc[:-1].mean()
-            train = np.mean([mse(p, v) for p, v in zip(full, ts.values, strict=True)])
-        d = fitted.config.n_vars
-        rows.append(
-            {
-                "lam": lam,
-                "train_mse": float(train),
-                "val_mse": float(val),
-                "feature_sparsity": fitted.feature_sparsity,
-                "weight_sparsity": fitted.weight_sparsity,
-                "n_edges": int((fitted.adjacency()[:, :d] != 0).sum()),
-            }
+    held = _holdout(ts.times, holdout_every) if validation is None else None
+    times, values = _fit_data(ts, held)
+    train_kwargs = dict(lr=lr, **(fit_kwargs or {}))
+    refit_iter = n_iter // 2 if refit_iter is None else refit_iter
+    refit_kwargs = {**train_kwargs, "progress_bar": progress_bar and client is None}
+    with dask_client(client) as connected:  # connect first: a bad client fails before the chain runs
+        states = model._penalised_path(
+            times, values, lams, x0=ts.x0, n_iter=n_iter, path_iter=path_iter, progress_bar=progress_bar, **train_kwargs
         )
+        results = map_tasks(_refit_and_score, states, (ts, held, validation, refit_iter, refit_kwargs), connected)
+    models = [m for m, _ in results]
+    rows = [row for _, row in results]
     table = pd.DataFrame(rows)
     ok = table["val_mse"] <= (1 + tolerance) * table["val_mse"].min()
     table["selected"] = False
