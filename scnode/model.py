@@ -87,6 +87,7 @@ class ModelConfig:
     atol: float = 1e-3
     step_size: float | None = None
     adjoint: bool = False
+    dense_points: int | None = 128
     random_state: int = 0
     var_names: list[str] | None = field(default=None)
 
@@ -115,7 +116,7 @@ class ModelConfig:
     @property
     def solver_options(self) -> SolverOptions:
         """The solver settings."""
-        return SolverOptions(self.solver, self.rtol, self.atol, self.step_size, self.adjoint)
+        return SolverOptions(self.solver, self.rtol, self.atol, self.step_size, self.adjoint, self.dense_points)
 
 
 class SparseODE:
@@ -149,8 +150,9 @@ class SparseODE:
         open with little sampling noise; the penalty then closes the ones the fit does not need.
     velocity_hidden
         Hidden widths of the network predicting ``v(0)`` from ``x(0)`` (second order).
-    solver, rtol, atol, step_size, adjoint
-        ODE solver settings, see :class:`scnode.core.SolverOptions`.
+    solver, rtol, atol, step_size, adjoint, dense_points
+        ODE solver settings, see :class:`scnode.core.SolverOptions` (``dense_points``: with more output
+        times than this, solve at this many and interpolate the rest).
     device
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     random_state
@@ -178,6 +180,7 @@ class SparseODE:
         atol: float = 1e-3,
         step_size: float | None = None,
         adjoint: bool = False,
+        dense_points: int | None = 128,
         device: str | torch.device = "auto",
         random_state: int = 0,
         var_names: Sequence[str] | None = None,
@@ -199,6 +202,7 @@ class SparseODE:
             atol=atol,
             step_size=step_size,
             adjoint=adjoint,
+            dense_points=dense_points,
             random_state=random_state,
             var_names=None if var_names is None else [str(v) for v in var_names],
         )
@@ -271,9 +275,10 @@ class SparseODE:
         horizon_warmup
             Iterations over which the fitted time span grows to the whole trajectories; default
             ``n_iter // 4`` for full-batch training.
-        n_iter, lr, lr_factor, lr_patience, min_lr, gate_lr_factor, batch_time, batch_size, x0_noise, refit_lr_factor,
-        checkpoint, checkpoint_every, resume, progress_bar
-            See :class:`scnode.core.TrainConfig`.
+        n_iter, lr, lr_factor, lr_patience, min_lr, gate_lr_factor, refit_lr_factor
+            Optimiser settings; see :class:`scnode.core.TrainConfig`.
+        batch_time, batch_size, x0_noise, checkpoint, checkpoint_every, resume, progress_bar
+            Batching, noise, checkpoints and display; see :class:`scnode.core.TrainConfig`.
 
         Returns
         -------

@@ -119,6 +119,17 @@ def test_other_benchmarks_quick(script, args, data, expect):
     assert expect in res.stdout and "| method |" in res.stdout
 
 
+def test_speed_benchmark_quick():
+    if not (Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent")) / "hematopoiesis").is_dir():
+        pytest.skip("SCNODE_DATA_DIR has no hematopoiesis/")
+    cmd = [sys.executable, "benchmarks/speed.py", "--quick", "--sections", "iteration", "binning", "--devices", "cpu"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    rows = [line for line in res.stdout.splitlines() if line.startswith("| PathReg") or line.startswith("| every")]
+    assert len(rows) == 5 + 1, res.stdout  # the PathReg variants of the iteration section, the unbinned fit
+    assert "interpolation changes the trajectories by at most" in res.stdout
+    assert "| GroupLasso (8), 100 bins | CPU" in res.stdout
+
+
 def _tiny_h5ad(path: Path) -> Path:
     """3 genes, 30 cells along t: g0 decays, g1 follows g0, g2 is independent."""
     import anndata as ad

@@ -144,6 +144,21 @@ def test_trajectory_projects_states_onto_the_embedding(fitted):
     pd.testing.assert_frame_equal(again.data, res.data)
 
 
+def test_trajectory_by_lineage_places_states_among_their_own_cells(fitted):
+    adata, model = fitted
+    pred = scn.tl.predict(adata, model, n_points=10)
+    res = scn.pl.trajectory(adata, pred, n_neighbors=3, by_lineage=True, show=False)
+    emb = adata.obsm["X_umap"]
+    for k in (0, 5, 15):
+        own = np.flatnonzero(adata.obs["lineage"].astype(str).to_numpy() == str(pred.obs["lineage"].iloc[k]))
+        dist = np.linalg.norm(np.asarray(adata.X[own], float) - np.asarray(pred.X[k], float), axis=1)
+        np.testing.assert_allclose(res.data.loc[k, ["x", "y"]].to_numpy(float), emb[own[np.argsort(dist)[:3]]].mean(0))
+    bare = adata.copy()
+    del bare.obs["lineage"]
+    with pytest.raises(KeyError, match="lineage column 'lineage'"):
+        scn.pl.trajectory(bare, pred, by_lineage=True, show=False)
+
+
 def test_trajectory_errors(fitted):
     adata, model = fitted
     pred = scn.tl.predict(adata, model, n_points=5)

@@ -87,3 +87,42 @@ def test_batched_solve_is_differentiable():
     out.sum().backward()
     grad = system.field.layers[0].weight.grad
     assert grad is not None and torch.isfinite(grad).all() and (grad != 0).any()
+
+
+def test_hermite_is_exact_for_cubics():
+    from scnode.core.solve import hermite
+
+    knots = torch.tensor([0.0, 0.3, 1.0, 1.6], dtype=torch.float64)
+    t = torch.linspace(0, 1.6, 37, dtype=torch.float64)
+
+    def f(x):
+        return 2 * x**3 - x**2 + 0.5
+
+    def df(x):
+        return 6 * x**2 - 2 * x
+
+    values, slopes = f(knots)[:, None], df(knots)[:, None]
+    torch.testing.assert_close(hermite(knots, values, slopes, t)[:, 0], f(t), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_dense_points_interpolate_many_output_times_accurately(order):
+    system = _system(order)
+    y0 = torch.randn(3, 2 * order, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    rng = torch.Generator().manual_seed(2)
+    many = [torch.sort(torch.rand(400, generator=rng, dtype=torch.float64) * 3)[0] for _ in range(3)]
+    grid = TimeGrid.from_times(many)
+    assert grid.union.numel() > 1000
+    direct = SolverOptions(rtol=1e-7, atol=1e-7, dense_points=None)
+    dense = SolverOptions(rtol=1e-7, atol=1e-7, dense_points=64)
+    with torch.no_grad():
+        exact, interpolated = solve_batched(system, y0, grid, direct), solve_batched(system, y0, grid, dense)
+    assert (exact[:, -1] - exact[:, 0]).abs().max() > 1e-2  # the states move
+    torch.testing.assert_close(interpolated, exact, rtol=0, atol=1e-5)
+    # gradients flow through the interpolation
+    system.zero_grad()
+    solve_batched(system, y0, grid, dense).square().sum().backward()
+    grads = [p.grad for p in system.parameters() if p.requires_grad and p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    with pytest.raises(ValueError, match="dense_points must be >= 2"):
+        SolverOptions(dense_points=1)

@@ -32,6 +32,13 @@ class SolverOptions:
         Step of fixed-step solvers; ``None`` steps from one output time to the next.
     adjoint
         Backpropagate with the adjoint method (memory ``O(1)`` in the number of steps).
+    dense_points
+        Adaptive solvers only: when there are more output times than this, solve at this many evenly
+        spaced times and interpolate the others with cubic Hermite polynomials through the solved
+        states and the field's derivatives there. The solver's own steps do not depend on the output
+        times, so only the interpolant changes (torchdiffeq's own is also a polynomial between steps),
+        while the cost per output time — a copy in the forward and in the backward pass — goes from
+        every cell to ``dense_points``. ``None``: solve at every output time.
     """
 
     method: str = "dopri5"
@@ -39,6 +46,7 @@ class SolverOptions:
     atol: float = 1e-3
     step_size: float | None = None
     adjoint: bool = False
+    dense_points: int | None = 128
 
     def __post_init__(self) -> None:
         if self.method not in ADAPTIVE + FIXED:
@@ -47,6 +55,8 @@ class SolverOptions:
             raise ValueError(f"rtol and atol must be positive, got rtol={self.rtol}, atol={self.atol}.")
         if self.step_size is not None and self.step_size <= 0:
             raise ValueError(f"step_size must be positive, got {self.step_size}.")
+        if self.dense_points is not None and self.dense_points < 2:
+            raise ValueError(f"dense_points must be >= 2 (or None), got {self.dense_points}.")
 
 
 def odeint(func: nn.Module, y0: torch.Tensor, t: torch.Tensor, options: SolverOptions) -> torch.Tensor:
@@ -101,8 +111,35 @@ class TimeGrid:
         return solution[self.index, batch]
 
 
+def hermite(knots: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Cubic Hermite interpolation at times ``t`` (``(U,)``, within the knots) of ``(K, ...)`` values and slopes."""
+    k = torch.searchsorted(knots, t, right=True).clamp(1, len(knots) - 1) - 1
+    h = knots[k + 1] - knots[k]
+    shape = (-1,) + (1,) * (values.dim() - 1)
+    s = ((t - knots[k]) / h).reshape(shape)
+    h = h.reshape(shape)
+    s2, s3 = s * s, s * s * s
+    return (
+        (2 * s3 - 3 * s2 + 1) * values[k]
+        + (s3 - 2 * s2 + s) * h * slopes[k]
+        + (3 * s2 - 2 * s3) * values[k + 1]
+        + (s3 - s2) * h * slopes[k + 1]
+    )
+
+
 def solve_batched(func: nn.Module, y0: torch.Tensor, grid: TimeGrid, options: SolverOptions) -> torch.Tensor:
-    """Solve all trajectories (initial states ``(B, D)``) in one call; returns ``(B, T_max, D)``."""
+    """Solve all trajectories (initial states ``(B, D)``) in one call; returns ``(B, T_max, D)``.
+
+    With many output times and an adaptive solver, the solution is computed at
+    ``options.dense_points`` evenly spaced times and interpolated (see :class:`SolverOptions`).
+    """
     if grid.union.numel() == 1:
         return y0[:, None, :].expand(-1, grid.index.shape[1], -1)
-    return grid.gather(odeint(func, y0, grid.union.to(y0), options))
+    union = grid.union.to(y0)
+    dense = options.dense_points
+    if dense is None or options.method not in ADAPTIVE or union.numel() <= dense:
+        return grid.gather(odeint(func, y0, union, options))
+    knots = torch.linspace(0.0, float(union[-1]), dense, dtype=y0.dtype, device=y0.device)
+    states = odeint(func, y0, knots, options)  # (K, B, D)
+    slopes = func(knots[0], states.reshape(-1, states.shape[-1])).reshape(states.shape)  # autonomous field
+    return grid.gather(hermite(knots, states, slopes, union))

@@ -10,10 +10,15 @@ import copy
 import logging
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():  # in Jupyter without ipywidgets tqdm.auto warns, then falls back to a text bar
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 from .data import Trajectories
 from .fields import ODESystem

@@ -61,6 +61,7 @@ def trajectory(
     n_neighbors: int = 10,
     color: str | None = None,
     layer: str | None = None,
+    by_lineage: bool = False,
     point_size: float = 8.0,
     ax: Axes | None = None,
     show: bool | None = None,
@@ -68,8 +69,9 @@ def trajectory(
     """Draw the model's trajectories on a cell embedding (e.g. a UMAP).
 
     Each predicted state is placed at the mean embedding position of its ``n_neighbors`` nearest
-    cells in expression space (Euclidean, over the prediction's genes). Each lineage's path is drawn
-    as a line (dashed where extrapolated) with an arrow at its end.
+    cells in expression space (Euclidean, over the prediction's genes), optionally among the cells
+    of its own lineage only. Each lineage's path is drawn as a line (dashed where extrapolated) with
+    an arrow at its end.
 
     Parameters
     ----------
@@ -86,6 +88,10 @@ def trajectory(
     layer
         Layer with the cells' expression (default ``X``); it should be in the units the model was
         fitted in (those of the prediction).
+    by_lineage
+        Place each lineage's states among the cells of the same lineage (``adata.obs`` must have the
+        prediction's lineage column). With few genes, states of different branches can lie closest
+        to the same cells; this keeps each path on its branch.
     point_size
         Size of the cells' dots.
     ax
@@ -105,7 +111,19 @@ def trajectory(
     if embedding.shape[1] < 2:
         raise ValueError(f"adata.obsm[{obsm_key!r}] needs at least 2 columns, got {embedding.shape[1]}.")
     time_key, lineage_key = prediction_columns(prediction, None, None)
-    xy = project(adata, prediction, embedding, n_neighbors, layer)
+    if not by_lineage:
+        xy = project(adata, prediction, embedding, n_neighbors, layer)
+    else:
+        if lineage_key not in adata.obs:
+            raise KeyError(f"by_lineage=True needs the prediction's lineage column {lineage_key!r} in adata.obs.")
+        xy = np.empty((prediction.n_obs, 2))
+        cell_lineage = adata.obs[lineage_key].astype(str).to_numpy()
+        state_lineage = prediction.obs[lineage_key].astype(str).to_numpy()
+        for name in np.unique(state_lineage):
+            own, states = cell_lineage == name, state_lineage == name
+            if not own.any():
+                raise ValueError(f"No cell of lineage {name!r} in adata.obs[{lineage_key!r}].")
+            xy[states] = project(adata[own], prediction[states], embedding[own], n_neighbors, layer)
     data = pd.DataFrame(
         {
             "lineage": prediction.obs[lineage_key].astype(str).to_numpy(),

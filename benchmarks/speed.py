@@ -1,0 +1,312 @@
+"""Speed and scale of the single-cell fit, against the paper's own implementation.
+
+Reference (DESIGN.md / the speed issue): the authors' PathReg fit of donor s1d2 (3 lineages, 529
+genes, every cell a time point, dopri5 rtol = atol = 1e-3, torch 2.13 CPU, 2 threads) takes a median
+1.38 s per iteration.
+
+Sections (``--sections``):
+
+* ``iteration``: seconds and function evaluations per training iteration of PathReg on s1d2 through
+  ``scn.tl.fit_sparse_ode`` (median over ``--iters`` iterations after 2 warm-up ones; full time span,
+  no refit), every cell a time point (solved at every time, or at 128 and interpolated: the default
+  ``dense_points``) and binned, shared MLP and one network per gene; GroupLasso; peak memory of each
+  measurement (its own process: maximum resident set size; on CUDA the peak allocated GPU memory).
+* ``scaling``: the same per-iteration cost for 100 ... 2000 genes of paul15 (two branches with
+  diffusion pseudotime, genes ranked by variance), PathReg and GroupLasso, and the fitted growth
+  exponent ``seconds ~ genes^b``.
+* ``fit``: the whole several-donor fit (train s1d1, s1d2, s2d4): wall time, time until the training
+  MSE first reaches the reference's 0.0353, held-out MSE on s2d1 and s3d6 next to the pooled-curve
+  predictor of ``benchmarks/hematopoiesis.py``.
+* ``binning``: protocol (a) (train s1d2) with and without binning: held-out MSE on s1d1, s2d1, s3d6
+  and the time per iteration, to show what binning costs in accuracy.
+
+Usage::
+
+    python benchmarks/speed.py                     # all sections, CPU (and CUDA if present)
+    python benchmarks/speed.py --quick             # seconds: tiny iteration counts, 2 gene sizes
+    python benchmarks/speed.py --sections iteration scaling --devices cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import date
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pandas as pd
+import torch
+
+import scnode as scn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hematopoiesis import baselines  # the pooled-curve predictor, same protocol
+from hematopoiesis import load as load_donors
+
+REFERENCE_S_PER_ITER = 1.38
+REFERENCE_TRAIN_MSE = 0.0353
+PREP = {"time_key": "dpt_pseudotime", "lineage_key": "lineage", "trim_start": 10, "trim_end": 20, "x0_cells": 5}
+PER_GENE = {"hidden": (8,), "model_kwargs": {"per_output": True}}
+PATHREG = {"method": "pathreg", "lam": 0.03, "lam1": 0.0}
+VARIANTS: dict[str, dict] = {
+    "PathReg, shared 32x32 MLP, every cell, solved at every time": {
+        **PATHREG,
+        "n_bins": None,
+        "model_kwargs": {"dense_points": None},
+    },
+    "PathReg, shared 32x32 MLP, every cell": {**PATHREG, "n_bins": None},
+    "PathReg, shared 32x32 MLP, 100 bins": {**PATHREG, "n_bins": 100},
+    "PathReg, per gene (8), every cell": {**PATHREG, **PER_GENE, "n_bins": None},
+    "PathReg, per gene (8), 100 bins": {**PATHREG, **PER_GENE, "n_bins": 100},
+    "GroupLasso (8), 100 bins": {"method": "grouplasso", "lam": 1.0, "hidden": (8,), "n_bins": 100},
+}
+"""Per-iteration rows of the ``iteration`` section: ``fit_sparse_ode`` arguments on top of PREP."""
+GENES = [100, 250, 529, 1000, 2000]
+SCALING = {
+    "PathReg, shared 32x32 MLP": {**PATHREG},
+    "GroupLasso (8)": {"method": "grouplasso", "lam": 1.0, "hidden": (8,)},
+}
+FIT = {**PATHREG, **PER_GENE, "n_bins": 100, "n_iter": 400}
+"""The several-donor fit: the per-gene PathReg setting of the hematopoiesis benchmark (its lam path's middle)."""
+
+
+# ----------------------------------------------------------------------------- one measurement
+def _peak_memory_mb(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def measure(spec: dict) -> dict:
+    """Per-iteration cost of one fit (run in its own process so that peak memory is its own)."""
+    torch.set_num_threads(spec["threads"])
+    if str(spec["data"]).endswith(".h5ad"):
+        adata = anndata.read_h5ad(spec["data"])
+    else:
+        adata = scn.datasets.hematopoiesis(donor=spec["data"])
+    genes = spec.get("genes")
+    settings = dict(spec["settings"])
+    prep = {**PREP, **spec.get("prep", {})}
+    model = scn.tl.fit_sparse_ode(
+        adata,
+        genes=None if genes is None else list(adata.var_names[:genes]),
+        n_iter=spec["iters"] + 2,
+        device=spec["device"],
+        progress_bar=False,
+        return_model=True,
+        fit_kwargs={"refit_iter": 0, "horizon_warmup": 0},
+        **prep,
+        **settings,
+    )
+    seconds = np.asarray(model.history.seconds[2:])
+    return {
+        "s_per_iter": float(np.median(seconds)),
+        "nfe": float(np.median(model.history.nfe[2:])),
+        "peak_mb": _peak_memory_mb(spec["device"]),
+    }
+
+
+def run_isolated(spec: dict) -> dict:
+    """Run :func:`measure` in a fresh Python process and return its result."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", json.dumps(spec)], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"measurement {spec} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- sections
+def devices(requested: list[str]) -> list[str]:
+    """The requested devices that exist here."""
+    return [d for d in requested if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
+
+
+def device_label(device: str, threads: int) -> str:
+    """CPU with its thread count, or the GPU's model."""
+    return f"CPU, {threads} threads" if device == "cpu" else f"GPU: {torch.cuda.get_device_name(0)}"
+
+
+def section_iteration(args: argparse.Namespace) -> None:
+    """Seconds per iteration of the s1d2 fit, per variant and device."""
+    print("\n## Per iteration: PathReg on s1d2 (3 lineages, 529 genes)\n")
+    print(f"Median over {args.iters} iterations after 2 warm-up ones; full time span, no refit.\n")
+    print("| variant | device | s / iteration | speed-up vs 1.38 s | function evaluations | peak memory (MB) |")
+    print("|---|---|---|---|---|---|")
+    for device in devices(args.devices):
+        for name, settings in VARIANTS.items():
+            spec = {"data": "s1d2", "settings": settings, "iters": args.iters, "device": device}
+            spec["threads"] = args.threads
+            r = run_isolated(spec)
+            speedup = REFERENCE_S_PER_ITER / r["s_per_iter"]
+            print(
+                f"| {name} | {device_label(device, args.threads)} | {r['s_per_iter']:.3f} | {speedup:.0f}x "
+                f"| {r['nfe']:.0f} | {r['peak_mb']:.0f} |",
+                flush=True,
+            )
+
+
+def paul15_branches(path: Path, n_genes: int) -> None:
+    """Write paul15 with diffusion pseudotime and two branches (genes ranked by variance) to ``path``."""
+    import scanpy as sc
+
+    adata = scn.datasets.paul15()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.pca(adata, n_comps=30, random_state=0)
+    sc.pp.neighbors(adata, n_neighbors=15, random_state=0)
+    sc.tl.diffmap(adata, random_state=0)
+    sc.tl.dpt(adata)  # root: uns["iroot"]
+    clusters = adata.obs["paul15_clusters"].astype(str)
+    branch = np.where(clusters.str.contains("Ery|MEP"), "erythroid", "")
+    branch = np.where(clusters.str.contains("GMP|Mo|Neu"), "myeloid", branch)
+    adata = adata[branch != ""].copy()
+    adata.obs["lineage"] = pd.Categorical(branch[branch != ""])
+    order = np.argsort(-np.asarray(adata.X.var(0)).ravel())[:n_genes]
+    adata = adata[:, order].copy()
+    adata.write_h5ad(path)
+
+
+def section_scaling(args: argparse.Namespace) -> None:
+    """Seconds per iteration against the number of genes (paul15, 100 bins per branch)."""
+    genes = GENES[:2] if args.quick else GENES
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "paul15_branches.h5ad"
+        paul15_branches(path, max(genes))
+        print("\n## Scaling with the number of genes (paul15: erythroid and myeloid branches, 100 bins each)\n")
+        print("Genes ranked by variance; same schedule as above.\n")
+        print("| model | device | " + " | ".join(f"{g} genes" for g in genes) + " | exponent b (s ~ genes^b) |")
+        print("|---|---|" + "---|" * len(genes) + "---|")
+        for device in devices(args.devices):
+            for name, settings in SCALING.items():
+                times = []
+                for g in genes:
+                    spec = {
+                        "data": str(path),
+                        "genes": g,
+                        "settings": {**settings, "n_bins": 100},
+                        "prep": {"trim_start": 0, "trim_end": 0},
+                        "iters": args.iters,
+                        "device": device,
+                        "threads": args.threads,
+                    }
+                    times.append(run_isolated(spec)["s_per_iter"])
+                slope = np.polyfit(np.log(genes), np.log(times), 1)[0]
+                cells = " | ".join(f"{t:.3f}" for t in times)
+                print(f"| {name} | {device_label(device, args.threads)} | {cells} | {slope:.2f} |", flush=True)
+
+
+def _held_out(tests: dict[str, scn.AnnData], model: scn.SparseODE) -> dict[str, float]:
+    return {d: float(scn.tl.score(a, model).loc["sum", "mse"]) for d, a in tests.items()}
+
+
+def section_fit(args: argparse.Namespace) -> None:
+    """The several-donor fit: wall time, time to the reference training MSE, held-out MSE."""
+    adata, _ = load_donors()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        train = adata[adata.obs["donor"].isin(["s1d1", "s1d2", "s2d4"])].copy()
+        tests = {d: adata[adata.obs["donor"] == d].copy() for d in ("s2d1", "s3d6")}
+    prep = {**PREP, "lineage_key": "trajectory"}
+    base = baselines(train, tests)
+    n_iter = 4 if args.quick else FIT["n_iter"]
+    print("\n## The several-donor fit (train s1d1, s1d2, s2d4; test s2d1, s3d6)\n")
+    print(f"Setting: {FIT}, refit n_iter // 2; summed held-out MSE over lineages (min-max units).\n")
+    print("| device | wall time (s) | s / iteration | time to train MSE <= 0.0353 (s) | s2d1 | s3d6 |")
+    print("|---|---|---|---|---|---|")
+    for device in devices(args.devices):
+        torch.set_num_threads(args.threads)
+        start = time.perf_counter()
+        model = scn.tl.fit_sparse_ode(
+            train, device=device, progress_bar=False, return_model=True, **prep, **{**FIT, "n_iter": n_iter}
+        )
+        wall = time.perf_counter() - start
+        elapsed = np.cumsum(model.history.seconds)
+        reached = np.flatnonzero(np.asarray(model.history.mse) <= REFERENCE_TRAIN_MSE)
+        to_target = f"{elapsed[reached[0]]:.0f}" if len(reached) else "not reached"
+        held = _held_out(tests, model)
+        print(
+            f"| {device_label(device, args.threads)} | {wall:.0f} | {np.median(model.history.seconds):.3f} "
+            f"| {to_target} | {held['s2d1']:.4f} | {held['s3d6']:.4f} |",
+            flush=True,
+        )
+    pooled = base.loc["pooled curve"]
+    print(f"| *pooled curve (no dynamics)* | | | | {pooled['s2d1']:.4f} | {pooled['s3d6']:.4f} |")
+
+
+def section_binning(args: argparse.Namespace) -> None:
+    """Protocol (a) with and without bins: held-out accuracy and time per iteration."""
+    train = scn.datasets.hematopoiesis(donor="s1d2")
+    tests = {d: scn.datasets.hematopoiesis(donor=d) for d in ("s1d1", "s2d1", "s3d6")}
+    n_iter = 4 if args.quick else FIT["n_iter"]
+    print("\n## What binning costs: protocol (a), train s1d2\n")
+    print(f"PathReg, per gene (8), lam 0.03, {n_iter} + {n_iter // 2} (refit) iterations, CPU {args.threads} threads.")
+    print()
+    print("| time points | s / iteration | wall time (s) | s1d1 | s2d1 | s3d6 |")
+    print("|---|---|---|---|---|---|")
+    torch.set_num_threads(args.threads)
+    for bins in (100, None):
+        settings = {**FIT, "n_bins": bins, "n_iter": n_iter}
+        start = time.perf_counter()
+        model = scn.tl.fit_sparse_ode(train, device="cpu", progress_bar=False, return_model=True, **PREP, **settings)
+        wall = time.perf_counter() - start
+        held = _held_out(tests, model)
+        label = "every cell" if bins is None else f"{bins} bins"
+        if bins is None:  # what interpolating between 128 solved times changes in this model's trajectories
+            ts = scn.pp.prepare_trajectories(train, **PREP)
+            dense = model.predict(ts.times, ts.x0)
+            model.config.dense_points = None
+            direct = model.predict(ts.times, ts.x0)
+            gap = max(float(np.abs(a - b).max()) for a, b in zip(dense, direct, strict=True))
+            label += f" (interpolation changes the trajectories by at most {gap:.1e})"
+        print(
+            f"| {label} | {np.median(model.history.seconds):.3f} | {wall:.0f} "
+            f"| {held['s1d1']:.4f} | {held['s2d1']:.4f} | {held['s3d6']:.4f} |",
+            flush=True,
+        )
+
+
+SECTIONS = {"iteration": section_iteration, "scaling": section_scaling, "fit": section_fit, "binning": section_binning}
+
+
+def main() -> None:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=list(SECTIONS))
+    parser.add_argument("--devices", nargs="*", default=["cpu", "cuda"], choices=["cpu", "cuda"])
+    parser.add_argument("--iters", type=int, default=None, help="timed iterations per measurement (default 20)")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
+    parser.add_argument("--quick", action="store_true", help="a few iterations, two gene sizes (checks the script)")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(json.loads(args.measure))))
+        return
+    if args.iters is None:
+        args.iters = 2 if args.quick else 20
+    start = time.perf_counter()
+    print("# Speed and scale (`benchmarks/speed.py`)\n")
+    print(f"Command: `python benchmarks/speed.py {shlex.join(sys.argv[1:])}`  ")
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+        f"{', GPU ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''}; {date.today().isoformat()}."
+    )
+    print(f"Reference: the authors' implementation, {REFERENCE_S_PER_ITER} s per iteration (s1d2, 2 CPU threads).")
+    for name in args.sections:
+        SECTIONS[name](args)
+    print(f"\nTotal {(time.perf_counter() - start) / 60:.1f} min.")
+
+
+if __name__ == "__main__":
+    main()
