@@ -86,7 +86,10 @@ def test_lambda_path_with_client_matches_serial(cluster):
     _same_models(models_s, models_d)
     np.testing.assert_array_equal(out_s.varp["scnode"], out_d.varp["scnode"])
     for a, b in zip(models_s, models_d, strict=True):
-        assert a.history.as_dict() == b.history.as_dict()
+        timed = ("seconds",)  # wall times differ; everything else is computed
+        assert {k: v for k, v in a.history.as_dict().items() if k not in timed} == {
+            k: v for k, v in b.history.as_dict().items() if k not in timed
+        }
 
 
 def test_serial_sweep_leaves_input_untouched_and_needs_no_dask(monkeypatch):
