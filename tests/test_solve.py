@@ -101,8 +101,12 @@ def test_hermite_is_exact_for_cubics():
     def df(x):
         return 6 * x**2 - 2 * x
 
-    values, slopes = f(knots)[:, None], df(knots)[:, None]
-    torch.testing.assert_close(hermite(knots, values, slopes, t)[:, 0], f(t), rtol=0, atol=1e-12)
+    values = torch.stack([f(knots), 2 * f(knots)], 1)[..., None]  # (K, B=2, D=1)
+    slopes = torch.stack([df(knots), 2 * df(knots)], 1)[..., None]
+    out = hermite(knots, values, slopes, torch.stack([t, t.flip(0)]))  # each trajectory its own times
+    assert out.shape == (2, 37, 1)
+    torch.testing.assert_close(out[0, :, 0], f(t), rtol=0, atol=1e-12)
+    torch.testing.assert_close(out[1, :, 0], 2 * f(t.flip(0)), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("order", [1, 2])

@@ -112,18 +112,22 @@ class TimeGrid:
 
 
 def hermite(knots: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Cubic Hermite interpolation at times ``t`` (``(U,)``, within the knots) of ``(K, ...)`` values and slopes."""
-    k = torch.searchsorted(knots, t, right=True).clamp(1, len(knots) - 1) - 1
-    h = knots[k + 1] - knots[k]
-    shape = (-1,) + (1,) * (values.dim() - 1)
-    s = ((t - knots[k]) / h).reshape(shape)
-    h = h.reshape(shape)
-    s2, s3 = s * s, s * s * s
+    """Cubic Hermite interpolation between knots, per trajectory.
+
+    ``values`` and ``slopes`` are ``(K, B, D)`` at the ``(K,)`` knots; ``t`` is ``(B, T)``, each
+    trajectory's own query times (within the knots). Returns ``(B, T, D)``.
+    """
+    k = torch.searchsorted(knots, t.contiguous(), right=True).clamp(1, len(knots) - 1) - 1
+    h = (knots[k + 1] - knots[k]).unsqueeze(-1)
+    s = (t - knots[k]).unsqueeze(-1) / h
+    b = torch.arange(t.shape[0], device=t.device)[:, None]
+    s2 = s * s
+    s3 = s2 * s
     return (
-        (2 * s3 - 3 * s2 + 1) * values[k]
-        + (s3 - 2 * s2 + s) * h * slopes[k]
-        + (3 * s2 - 2 * s3) * values[k + 1]
-        + (s3 - s2) * h * slopes[k + 1]
+        (2 * s3 - 3 * s2 + 1) * values[k, b]
+        + (s3 - 2 * s2 + s) * h * slopes[k, b]
+        + (3 * s2 - 2 * s3) * values[k + 1, b]
+        + (s3 - s2) * h * slopes[k + 1, b]
     )
 
 
@@ -142,4 +146,4 @@ def solve_batched(func: nn.Module, y0: torch.Tensor, grid: TimeGrid, options: So
     knots = torch.linspace(0.0, float(union[-1]), dense, dtype=y0.dtype, device=y0.device)
     states = odeint(func, y0, knots, options)  # (K, B, D)
     slopes = func(knots[0], states.reshape(-1, states.shape[-1])).reshape(states.shape)  # autonomous field
-    return grid.gather(hermite(knots, states, slopes, union))
+    return hermite(knots, states, slopes, union[grid.index])  # each trajectory at its own times only
