@@ -12,7 +12,8 @@ from ..model import SparseODE
 from ..pp import TrajectorySet
 from ._dask import dask_client, map_tasks
 from ._fit import record_params, setup, write_results
-from ._predict import score
+from ._predict import validation_mse
+from ._utils import sparsity_summary
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -54,19 +55,13 @@ def _refit_and_score(
         val = np.mean([mse(p[h], v[h]) for p, v, h in zip(full, ts.values, held, strict=True)])
         train = np.mean([mse(p[~h], v[~h]) for p, v, h in zip(full, ts.values, held, strict=True)])
     else:
-        window = fit_kwargs.get("batch_time")  # trained on windows: validate on windows
-        val = score(validation, fitted, window=window)["mse"].iloc[:-1].mean()
+        val = validation_mse(validation, fitted, fit_kwargs)
         train = np.mean([mse(p, v) for p, v in zip(full, ts.values, strict=True)])
-    d = fitted.config.n_vars
-    row = {
+    return fitted, {
         "lam": float(fitted.config.lam),
         "train_mse": float(train),
         "val_mse": float(val),
-        "feature_sparsity": fitted.feature_sparsity,
-        "weight_sparsity": fitted.weight_sparsity,
-        "n_edges": int((fitted.adjacency()[:, :d] != 0).sum()),
-    }
-    return fitted, row
+    } | sparsity_summary(fitted)
 
 
 def lambda_path(

@@ -99,3 +99,9 @@ def _window_mse(model: SparseODE, times: np.ndarray, values: np.ndarray, window:
     return float(
         np.mean(np.concatenate([(p[1:] - values[s + 1 : s + len(p)]) ** 2 for s, p in zip(starts, preds, strict=True)]))
     )
+
+
+def validation_mse(validation: AnnData, model: SparseODE, fit_kwargs: dict | None) -> float:
+    """Mean over the lineages of :func:`score` on held-out data; on windows when the fit used ``batch_time`` windows."""
+    window = (fit_kwargs or {}).get("batch_time")
+    return float(score(validation, model, window=window)["mse"].iloc[:-1].mean())

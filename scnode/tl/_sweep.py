@@ -14,7 +14,8 @@ from ..core import get_method
 from ..model import SparseODE
 from ._dask import dask_client, map_tasks
 from ._fit import fit_sparse_ode, setup
-from ._predict import score
+from ._predict import validation_mse
+from ._utils import sparsity_summary
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -60,13 +61,8 @@ def _fit_one(
     row: dict[str, Any] = {"method": method, "lam": float(model.config.lam), "seed": seed}
     row["train_mse"] = float(metrics["train_mse"])
     if validation is not None:
-        window = (kwargs.get("fit_kwargs") or {}).get("batch_time")  # trained on windows: validate on windows
-        row["val_mse"] = float(score(validation, model, window=window)["mse"].iloc[:-1].mean())
-    d = model.config.n_vars
-    row["feature_sparsity"] = model.feature_sparsity
-    row["weight_sparsity"] = model.weight_sparsity
-    row["n_edges"] = int((model.adjacency()[:, :d] != 0).sum())
-    row["seconds"] = seconds
+        row["val_mse"] = validation_mse(validation, model, kwargs.get("fit_kwargs"))
+    row.update(sparsity_summary(model), seconds=seconds)
     return row, model if keep_model else None
 
 

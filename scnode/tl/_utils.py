@@ -99,3 +99,13 @@ def fitted_genes(adata: AnnData, key: str) -> list[str]:
     """Genes of the fit behind ``varp[key]`` (``key`` may be the ``_velocity`` block); all genes if unrecorded."""
     genes = adata.uns.get(key.removesuffix("_velocity"), {}).get("genes")
     return [str(g) for g in (adata.var_names if genes is None else genes)]
+
+
+def sparsity_summary(model: SparseODE) -> dict[str, Any]:
+    """Feature and weight sparsity of a fitted model and its number of nonzero regulator -> target entries."""
+    d = model.config.n_vars
+    return {
+        "feature_sparsity": model.feature_sparsity,
+        "weight_sparsity": model.weight_sparsity,
+        "n_edges": int((model.adjacency()[:, :d] != 0).sum()),
+    }
