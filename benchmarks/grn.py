@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
 import sys
 import time
 from datetime import date
@@ -38,6 +36,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import torch
+from _report import command, machine, total
 from sklearn.ensemble import ExtraTreesRegressor
 
 import scnode as scn
@@ -189,15 +188,14 @@ def main(argv: list[str] | None = None) -> str:
         [
             f"# GRN benchmark: krumsiek11 ({date.today()})",
             "",
-            f"Command: `python benchmarks/grn.py {shlex.join(argv if argv is not None else sys.argv[1:])}`  ",
-            f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-            f"torch {torch.__version__}; seeds {seeds}; schedule {schedule}; windows of {WINDOW} steps.",
+            command("grn.py", argv),
+            machine() + f"; seeds {seeds}; schedule {schedule}; windows of {WINDOW} steps.",
             "",
             "Mean ± sd over seeds; baselines in italics; 110 candidate edges, 26 true.",
             "",
             _summary(rows),
             "",
-            f"Total {(time.perf_counter() - start) / 60:.1f} min.",
+            total(start),
         ]
     )
     print(text)

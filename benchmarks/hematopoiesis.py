@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
 import sys
 import time
 import warnings
@@ -51,6 +49,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import torch
+from _report import command, machine, total
 
 import scnode as scn
 
@@ -243,9 +242,8 @@ def main(argv: list[str] | None = None) -> str:
     out = [
         f"# Hematopoiesis benchmark ({date.today()})",
         "",
-        f"Command: `python benchmarks/hematopoiesis.py {shlex.join(argv if argv is not None else sys.argv[1:])}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}; schedule {schedule}, {N_BINS} bins, seed {args.seed}.",
+        command("hematopoiesis.py", argv),
+        machine() + f"; schedule {schedule}, {N_BINS} bins, seed {args.seed}.",
     ]
     for protocol in args.protocols:
         train_donors, test_donors = PROTOCOLS[protocol]
@@ -270,7 +268,7 @@ def main(argv: list[str] | None = None) -> str:
                 + ", ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in r.items() if k.startswith("s2d4/"))
                 for r in rows
             ]
-    out += ["", f"Total {(time.perf_counter() - start) / 60:.1f} min."]
+    out += ["", total(start)]
     text = "\n".join(out)
     print(text)
     return text

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
 import sys
 import time
 from datetime import date
@@ -40,6 +38,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from _report import command, machine, total
 
 import scnode as scn
 
@@ -174,9 +173,8 @@ def main(argv: list[str] | None = None) -> str:
     out = [
         f"# Motion-capture benchmark ({date.today()})",
         "",
-        f"Command: `python benchmarks/mocap.py {shlex.join(argv if argv is not None else sys.argv[1:])}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}; schedule {schedule} (+ n_iter // 2 refit), seed {args.seed}.",
+        command("mocap.py", argv),
+        machine() + f"; schedule {schedule} (+ n_iter // 2 refit), seed {args.seed}.",
     ]
     for motion in args.motions:
         seq, unseen = load(motion, args.data_dir)
@@ -195,7 +193,7 @@ def main(argv: list[str] | None = None) -> str:
         ]
         if args.figures is not None:
             out += ["", f"Adjacency figure: {figure(rows, motion, args.figures)}"]
-    out += ["", f"Total {(time.perf_counter() - start) / 60:.1f} min."]
+    out += ["", total(start)]
     text = "\n".join(out)
     print(text)
     return text

@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import resource
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ import torch
 import scnode as scn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import command, total
 from hematopoiesis import baselines, x0_noise  # the pooled-curve predictor and the x0 noise of that benchmark
 from hematopoiesis import load as load_donors
 
@@ -306,7 +306,7 @@ def main() -> None:
         args.iters = 2 if args.quick else 20
     start = time.perf_counter()
     print("# Speed and scale (`benchmarks/speed.py`)\n")
-    print(f"Command: `python benchmarks/speed.py {shlex.join(sys.argv[1:])}`  ")
+    print(command("speed.py"))
     print(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
         f"{', GPU ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''}; {date.today().isoformat()}."
@@ -314,7 +314,7 @@ def main() -> None:
     print(f"Reference: the authors' implementation, {REFERENCE_S_PER_ITER} s per iteration (s1d2, 2 CPU threads).")
     for name in args.sections:
         SECTIONS[name](args)
-    print(f"\nTotal {(time.perf_counter() - start) / 60:.1f} min.")
+    print(f"\n{total(start)}")
 
 
 if __name__ == "__main__":
