@@ -92,6 +92,7 @@ def run(method: str, motion: str, seq: scn.AnnData, unseen: scn.AnnData, schedul
     train = seq[TRAIN].copy()
     settings = dict(METHODS[method])
     lams = settings.pop("lams", None)
+    name, method = method, settings.pop("method", method)
     common = {**PREP, "device": "cpu", "random_state": seed, "progress_bar": False, **settings}
     start = time.perf_counter()
     if lams is None:
@@ -109,7 +110,7 @@ def run(method: str, motion: str, seq: scn.AnnData, unseen: scn.AnnData, schedul
     pred = model.predict(t_all, ts.x0[0])
     mse = {k: float(np.mean((pred[s] - x_all[s]) ** 2)) for k, s in (("train", TRAIN), ("extrapolation", EXTRAPOLATE))}
     return {
-        "method": method,
+        "method": name,
         "lam": float(model.config.lam),
         "motion": motion,
         **mse,

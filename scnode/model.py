@@ -77,6 +77,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = (32, 32)
     activation: str = "elu"
     per_output: bool = False
+    linear: bool = False
     lam: float | None = None
     lam1: float | None = None
     M: float = 10.0
@@ -105,6 +106,11 @@ class ModelConfig:
             raise ValueError(f"n_vars must be positive, got {self.n_vars}.")
         if self.per_output and get_method(self.method).skip is not None:
             raise ValueError(f"per_output=True is not available for {self.method!r} (its prox acts on a shared layer).")
+        if self.linear and get_method(self.method).prox is not None:
+            raise ValueError(
+                f"linear=True is not available for {self.method!r}: its proximal step would leave the linear term "
+                "unpenalised (LassoNet's skip already is a linear term)."
+            )
         if self.var_names is not None and len(self.var_names) != self.n_vars:
             raise ValueError(f"{len(self.var_names)} var_names for n_vars={self.n_vars}.")
 
@@ -139,6 +145,11 @@ class SparseODE:
         One small sub-network per output (each ``hidden`` wide), batched, instead of one shared MLP:
         output ``i`` depends on input ``j`` only through its own sub-network. GroupLasso always uses
         it; for the other methods (not LassoNet) it is an option.
+    linear
+        Add a linear term to the field, ``f(x) = MLP(x) + L x`` (base, L0, C-NODE, PathReg): one more
+        path per (output, input) pair, gated and penalised like the MLP's paths. A sparse MLP with few
+        active units extrapolates along its activation's flat side beyond the training states; the
+        linear term keeps the linear part of the dynamics there.
     lam
         Penalty weight (``lam0`` for PathReg); ``None`` takes the method's default.
     lam1
@@ -170,6 +181,7 @@ class SparseODE:
         hidden: Sequence[int] = (32, 32),
         activation: str = "elu",
         per_output: bool = False,
+        linear: bool = False,
         lam: float | None = None,
         lam1: float | None = None,
         M: float = 10.0,
@@ -192,6 +204,7 @@ class SparseODE:
             hidden=tuple(hidden),
             activation=activation,
             per_output=per_output,
+            linear=linear,
             lam=lam,
             lam1=lam1,
             M=M,
@@ -219,6 +232,7 @@ class SparseODE:
                 gated=self.method.gated,
                 grouped=self.method.grouped or per_output,
                 skip=self.method.skip,
+                linear=linear,
                 init_keep=init_keep,
                 velocity_hidden=self.config.velocity_hidden,
             ).to(self.device)

@@ -406,3 +406,21 @@ def test_per_output_field_is_an_option_for_gated_methods(tmp_path):
     np.testing.assert_allclose(back.adjacency(), adj)
     with pytest.raises(ValueError, match="per_output=True is not available for 'lassonet_outer'"):
         scn.SparseODE(3, method="lassonet_outer", per_output=True)
+
+
+def test_linear_term_option(data, tmp_path):
+    times, values = data
+    model = scn.SparseODE(3, method="pathreg", order=2, linear=True, lam=0.5, random_state=0, **SMALL)
+    assert model.system.linear.weight.shape == (3, 6) and model.system.linear.gated
+    model.fit(times, values, n_iter=10, refit_iter=5, progress_bar=False)
+    # the refit froze the linear term's zeros with the MLP's; its gates are folded into the weights
+    lin = model.system.linear
+    assert (lin.weight[lin.mask == 0] == 0).all() and not lin.log_alpha.requires_grad
+    model.save(tmp_path / "m")
+    back = scn.SparseODE.load(tmp_path / "m", device="cpu")
+    assert back.config.linear
+    np.testing.assert_array_equal(back.adjacency(), model.adjacency())
+    np.testing.assert_array_equal(back.predict(times[0], values[0][0]), model.predict(times[0], values[0][0]))
+    for method in ("lassonet_inner", "grouplasso"):
+        with pytest.raises(ValueError, match=f"linear=True is not available for '{method}'"):
+            scn.SparseODE(3, method=method, linear=True)

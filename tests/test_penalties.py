@@ -319,3 +319,48 @@ def test_path_mean_equals_mean_of_path_product(grouped, hidden):
     mats = [w.detach().abs() + 0.1 for w in field.weights]
     expected = field.path_product(mats).mean()
     assert torch.allclose(field.path_mean(mats), expected, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------- the linear term
+L = np.array([[0.5, 0.0], [-2.0, 1.0]])  # (out=2, in=2)
+LAL = np.array([[1.0, -2.0], [0.0, 3.0]])
+
+
+def _linear_system(gated):
+    system = ODESystem(n_vars=2, order=1, hidden=(3,), gated=gated, linear=True)
+    set_layers(system, [W1, W2], [LA1, LA2] if gated else None)
+    with torch.no_grad():
+        system.linear.weight.copy_(torch.as_tensor(L, dtype=torch.float32))
+        if gated:
+            system.linear.log_alpha.copy_(torch.as_tensor(LAL, dtype=torch.float32))
+    system.prepare(sample=False)
+    return system
+
+
+def test_penalties_with_linear_term_by_hand():
+    """The linear weight is one more path per (output, input) pair: n_paths + 1 in the mean."""
+    gated = _linear_system(gated=True)
+    all_la = np.concatenate([LA1.ravel(), LA2.ravel(), LAL.ravel()])
+    assert l0_penalty(gated, lam=0.3).item() == pytest.approx(0.3 * p_nonzero(all_la).mean(), rel=1e-6)
+    g1, g2, gl = p_nonzero(LA1), p_nonzero(LA2), p_nonzero(LAL)
+    gprod = np.array([[sum(g2[i, h] * g1[h, k] for h in range(3)) for k in range(2)] for i in range(2)])
+    expected = 0.2 * (gprod + gl).mean() / 4
+    assert pathreg_penalty(gated, lam=0.2).item() == pytest.approx(expected, rel=1e-6)
+
+    plain = _linear_system(gated=False)
+    wprod = np.array([[sum(abs(W2[i, h] * W1[h, k]) for h in range(3)) for k in range(2)] for i in range(2)])
+    expected = 0.7 * (wprod + np.abs(L)).mean() / 4
+    assert cnode_penalty(plain, lam=0.7).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_linear_term_adds_to_field_and_adjacency():
+    system = _linear_system(gated=False)
+    x = torch.tensor([[0.3, -1.2], [2.0, 0.5]])
+    with torch.no_grad():
+        mlp = system.field(x)
+        assert torch.allclose(system(torch.tensor(0.0), x), mlp + x @ torch.as_tensor(L, dtype=torch.float32).T)
+        system.field.layers[1].weight.zero_()  # no MLP path left: the adjacency is |L|
+    system.prepare(sample=False)
+    assert np.allclose(system.adjacency().detach().numpy(), np.abs(L))
+    with pytest.raises(ValueError, match="LassoNet's skip already is one"):
+        ODESystem(n_vars=2, hidden=(3,), skip="inner", linear=True)

@@ -201,6 +201,11 @@ class ODESystem(nn.Module):
     solved positions, ``s(t)`` being the solved state (our reading of eq. 8 of the paper: a linear
     skip applied after the solver); held variables stay at their held values.
 
+    With ``linear=True`` the field gets a linear term, ``f(s) = MLP(s) + L s``: one more
+    input -> output path per pair, gated per weight like the MLP's layers when ``gated``. Far from
+    the training states an MLP with few active units extrapolates along its activation's flat side;
+    the linear term lets a sparse field keep the linear part of the dynamics there.
+
     Parameters
     ----------
     n_vars
@@ -211,6 +216,8 @@ class ODESystem(nn.Module):
         Passed to :class:`MLP`.
     skip
         ``None``, ``"inner"`` or ``"outer"`` (LassoNet).
+    linear
+        Add the linear term ``L s`` to the field (not with ``skip``).
     velocity_hidden
         Hidden widths of the initial-velocity network (second order).
     """
@@ -225,6 +232,7 @@ class ODESystem(nn.Module):
         gated: bool = False,
         grouped: bool = False,
         skip: str | None = None,
+        linear: bool = False,
         init_keep: float = 0.999,
         velocity_hidden: Sequence[int] = (16,),
     ) -> None:
@@ -233,6 +241,8 @@ class ODESystem(nn.Module):
             raise ValueError(f"order must be 1 or 2, got {order}.")
         if skip not in (None, "inner", "outer"):
             raise ValueError(f"skip must be None, 'inner' or 'outer', got {skip!r}.")
+        if linear and skip is not None:
+            raise ValueError("linear=True adds a linear term; LassoNet's skip already is one.")
         self.n_vars, self.order, self.skip_mode = n_vars, order, skip
         self.n_in = n_vars * order
         self.field = MLP(
@@ -243,6 +253,9 @@ class ODESystem(nn.Module):
         else:
             self.skip = SparseLinear(self.n_in, n_vars, bias=False)
             nn.init.zeros_(self.skip.weight)
+        self.linear = SparseLinear(self.n_in, n_vars, gated=gated, bias=False, init_keep=init_keep) if linear else None
+        self._linear_z: torch.Tensor | None = None
+        self._linear_w: torch.Tensor | None = None
         self.velocity = MLP(n_vars, n_vars, velocity_hidden, activation=activation) if order == 2 else None
         self.intervention = Intervention()
         self.nfe = 0
@@ -263,12 +276,28 @@ class ODESystem(nn.Module):
     def prepare(self, *, sample: bool, generator: torch.Generator | None = None) -> None:
         """Fix gates and effective weights for the next solve."""
         self.field.prepare(sample=sample, generator=generator)
+        if self.linear is not None:
+            self._linear_z = self.linear.gate_values(sample=sample, generator=generator)
+            self._linear_w = self.linear.effective_weight(self._linear_z)
         if self.velocity is not None:
             self.velocity.prepare(sample=False)
 
     def skip_weight(self) -> torch.Tensor | None:
         """Effective LassoNet skip matrix ``S^T`` as ``(n_vars, inputs)``, or ``None``."""
         return None if self.skip is None else self.skip.effective_weight(None)
+
+    def linear_weight(self) -> torch.Tensor | None:
+        """Effective weight of the linear term, ``(n_vars, inputs)``, fixed by the last :meth:`prepare`."""
+        if self.linear is None:
+            return None
+        if self._linear_w is None:
+            raise RuntimeError("Call prepare() before using the field.")
+        return self._linear_w
+
+    @property
+    def linear_gates(self) -> torch.Tensor | None:
+        """Gates of the linear term fixed by the last :meth:`prepare` (``None`` if ungated or absent)."""
+        return self._linear_z
 
     def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """Right-hand side of the ODE for states of shape ``(..., order * n_vars)``."""
@@ -279,6 +308,8 @@ class ODESystem(nn.Module):
         rate = self.field(state)
         if self.skip_mode == "inner":
             rate = rate + state @ self.skip_weight().T
+        elif self.linear is not None:
+            rate = rate + state @ self.linear_weight().T
         rate = self.intervention.apply_rate(rate, x, v)
         if self.order == 1:
             return rate
@@ -304,18 +335,21 @@ class ODESystem(nn.Module):
         return x
 
     def field_weights(self) -> list[torch.Tensor]:
-        """Effective weights of the field and of the skip (what weight sparsity counts)."""
+        """Effective weights of the field, its linear term and the skip (what weight sparsity counts)."""
         ws = list(self.field.weights)
-        s = self.skip_weight()
-        return ws if s is None else [*ws, s]
+        extra = [w for w in (self.linear_weight(), self.skip_weight()) if w is not None]
+        return [*ws, *extra]
 
     def adjacency(self) -> torch.Tensor:
         """Input -> output dependency scores of the field, ``(n_vars, order * n_vars)``.
 
         The product ``|W^{L+1}| ... |W^1|`` of effective weights (deterministic gates): zero
         exactly where no path with non-zero weights joins input ``j`` to output ``i``, in which
-        case output ``i`` does not depend on input ``j``. LassoNet adds ``|S^T|``.
+        case output ``i`` does not depend on input ``j``. LassoNet adds ``|S^T|``, the linear
+        term ``|L|``.
         """
         a = self.field.path_product([w.abs() for w in self.field.weights])
-        s = self.skip_weight()
-        return a if s is None else a + s.abs()
+        for extra in (self.linear_weight(), self.skip_weight()):
+            if extra is not None:
+                a = a + extra.abs()
+        return a

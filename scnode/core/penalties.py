@@ -11,6 +11,10 @@ Every penalty is normalised so that one ``lam`` means roughly the same across pr
   (LassoNet's multi-output penalty, for which its hierarchical proximal operator is exact);
 * ``grouplasso``: the mean over (output ``i``, input ``k``) of ``||W^1_i[:, k]||_2``.
 
+With the field's linear term (``linear=True``) each (output, input) pair has one more path, the
+linear weight itself: L0 counts its gates with the others, C-NODE and PathReg add it to the path sum
+and divide by ``n_paths + 1``.
+
 The last two are applied by their proximal steps after each optimiser step (with threshold
 ``lr * lam / n_groups``); their penalty value is reported, not differentiated.
 """
@@ -29,29 +33,43 @@ PenaltyFn = Callable[..., torch.Tensor]
 ProxFn = Callable[..., None]
 
 
-def _normalised_path_mean(system: ODESystem, matrices: list[torch.Tensor]) -> torch.Tensor:
+def _normalised_path_mean(
+    system: ODESystem, matrices: list[torch.Tensor], linear: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean over (output, input, path) of the path products; ``linear`` is the linear term's path."""
     field = system.field
-    return field.path_mean(matrices) / field.n_paths
+    total, n = field.path_mean(matrices), field.n_paths
+    if linear is not None:
+        total, n = total + linear.mean(), n + 1
+    return total / n
+
+
+def _linear_abs(system: ODESystem) -> torch.Tensor | None:
+    w = system.linear_weight()
+    return None if w is None else w.abs()
 
 
 def l0_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
     """``lam`` times the mean probability that a gate of the field is non-zero."""
-    probs = [gates.prob_nonzero(layer.log_alpha).flatten() for layer in system.field.layers]
+    layers = [*system.field.layers, *([system.linear] if system.linear is not None else [])]
+    probs = [gates.prob_nonzero(layer.log_alpha).flatten() for layer in layers]
     return lam * torch.cat(probs).mean()
 
 
 def cnode_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
     """``lam`` times the normalised mean of ``|W^{L+1}| ... |W^1|``."""
-    return lam * _normalised_path_mean(system, [w.abs() for w in system.field.weights])
+    return lam * _normalised_path_mean(system, [w.abs() for w in system.field.weights], _linear_abs(system))
 
 
 def pathreg_penalty(system: ODESystem, *, lam: float, lam1: float = 0.0, **_: float) -> torch.Tensor:
     """PathReg (eq. 11-12): gate-probability path product plus the gated weight path product."""
     field = system.field
     probs = [gates.prob_nonzero(layer.log_alpha) * layer.mask for layer in field.layers]
-    value = lam * _normalised_path_mean(system, probs)
+    lin = system.linear
+    lin_prob = None if lin is None else gates.prob_nonzero(lin.log_alpha) * lin.mask
+    value = lam * _normalised_path_mean(system, probs, lin_prob)
     if lam1:
-        value = value + lam1 * _normalised_path_mean(system, [w.abs() for w in field.weights])
+        value = value + lam1 * _normalised_path_mean(system, [w.abs() for w in field.weights], _linear_abs(system))
     return value
 
 

@@ -214,13 +214,19 @@ def freeze_pattern(system: ODESystem, tol: float = 1e-5) -> None:
             layer.mask.copy_((w.abs() >= tol).to(layer.mask))
             if layer.log_alpha is not None:
                 layer.log_alpha.fill_(20.0)  # deterministic gate exactly 1
+        if system.linear is not None:
+            w = system.linear.effective_weight(system.linear_gates)
+            system.linear.weight.copy_(w)
+            system.linear.mask.copy_((w.abs() >= tol).to(system.linear.mask))
+            if system.linear.log_alpha is not None:
+                system.linear.log_alpha.fill_(20.0)
         if system.skip is not None:
             system.skip.mask.copy_((system.skip.weight.abs() >= tol).to(system.skip.mask))
     _set_refit_grads(system)
 
 
 def _set_refit_grads(system: ODESystem) -> None:
-    for layer in system.field.layers:
+    for layer in [*system.field.layers, *([system.linear] if system.linear is not None else [])]:
         if layer.log_alpha is not None:
             layer.log_alpha.requires_grad_(False)
 
