@@ -574,6 +574,43 @@ class SparseODE:
         return (state[..., :d], state[..., d:]) if self.config.order == 2 else (state, None)
 
     # ----------------------------------------------------------------- structure
+    @torch.no_grad()
+    def rates(self, x: ArrayLike, v: ArrayLike | None = None) -> np.ndarray:
+        """Evaluate the learned field at given states: ``dx/dt`` (first order) or ``d2x/dt2`` (second order).
+
+        Deterministic gates, no intervention; e.g. to see how the field behaves beyond the states it
+        was fitted on.
+
+        Parameters
+        ----------
+        x
+            Positions, shape ``(..., n_vars)``.
+        v
+            Velocities of the same shape (second order only).
+
+        Returns
+        -------
+        The rates (first order) or accelerations (second order), shape ``(..., n_vars)``.
+        """
+        d = self.config.n_vars
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
+        if x.shape[-1] != d:
+            raise ValueError(f"x has {x.shape[-1]} variables in its last axis, the model {d}.")
+        if self.config.order == 2:
+            if v is None:
+                raise ValueError("A second-order field needs the velocities v as well as the positions x.")
+            v = torch.as_tensor(np.asarray(v, dtype=np.float32), device=self.device)
+            if v.shape != x.shape:
+                raise ValueError(f"v has shape {tuple(v.shape)}, x {tuple(x.shape)}; they must match.")
+            state = torch.cat([x, v], -1)
+        elif v is not None:
+            raise ValueError("v is only for second-order models.")
+        else:
+            state = x
+        self.system.prepare(sample=False)
+        out = self.system(torch.zeros((), device=self.device), state)
+        return out[..., d:].cpu().numpy() if self.config.order == 2 else out.cpu().numpy()
+
     def adjacency(self) -> np.ndarray:
         """Dependency scores of each output on each input, ``(n_vars, order * n_vars)``.
 

@@ -424,3 +424,23 @@ def test_linear_term_option(data, tmp_path):
     for method in ("lassonet_inner", "grouplasso"):
         with pytest.raises(ValueError, match=f"linear=True is not available for '{method}'"):
             scn.SparseODE(3, method=method, linear=True)
+
+
+def test_rates_evaluates_the_field():
+    model = scn.SparseODE(2, method="base", order=2, linear=True, hidden=(3,), device="cpu", random_state=0)
+    with torch.no_grad():
+        model.system.field.layers[1].weight.zero_()  # the MLP leaves only its output bias
+        model.system.field.layers[1].bias.zero_()
+        model.system.linear.weight.copy_(torch.tensor([[-1.5, 0.0, -0.5, 0.0], [0.0, -2.0, 0.0, -1.0]]))
+    x, v = np.array([[1.0, 2.0], [-3.0, 0.5]]), np.array([[0.2, -1.0], [0.0, 4.0]])
+    expected = np.c_[-1.5 * x[:, 0] - 0.5 * v[:, 0], -2.0 * x[:, 1] - v[:, 1]]
+    np.testing.assert_allclose(model.rates(x, v), expected, rtol=1e-6)
+    assert model.rates(x[0], v[0]).shape == (2,)
+    with pytest.raises(ValueError, match="needs the velocities"):
+        model.rates(x)
+    with pytest.raises(ValueError, match="variables in its last axis"):
+        model.rates(np.ones((2, 3)), np.ones((2, 3)))
+    first = scn.SparseODE(2, method="base", hidden=(3,), device="cpu")
+    with pytest.raises(ValueError, match="only for second-order"):
+        first.rates(x, v)
+    assert first.rates(x).shape == (2, 2)
