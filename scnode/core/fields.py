@@ -294,10 +294,14 @@ class ODESystem(nn.Module):
             raise RuntimeError("Call prepare() before using the field.")
         return self._linear_w
 
-    @property
-    def linear_gates(self) -> torch.Tensor | None:
-        """Gates of the linear term fixed by the last :meth:`prepare` (``None`` if ungated or absent)."""
-        return self._linear_z
+    def sparse_layers(self) -> list[SparseLinear]:
+        """Return the field's layers and its linear term: what the gates, the penalties and the refit act on."""
+        return [*self.field.layers, *([self.linear] if self.linear is not None else [])]
+
+    def gate_samples(self) -> list[torch.Tensor | None]:
+        """Gates of :meth:`sparse_layers` fixed by the last :meth:`prepare` (``None`` for ungated layers)."""
+        lin = [self._linear_z] if self.linear is not None else []
+        return [*self.field.gate_samples, *lin]
 
     def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """Right-hand side of the ODE for states of shape ``(..., order * n_vars)``."""

@@ -51,8 +51,7 @@ def _linear_abs(system: ODESystem) -> torch.Tensor | None:
 
 def l0_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
     """``lam`` times the mean probability that a gate of the field is non-zero."""
-    layers = [*system.field.layers, *([system.linear] if system.linear is not None else [])]
-    probs = [gates.prob_nonzero(layer.log_alpha).flatten() for layer in layers]
+    probs = [gates.prob_nonzero(layer.log_alpha).flatten() for layer in system.sparse_layers()]
     return lam * torch.cat(probs).mean()
 
 

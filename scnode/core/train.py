@@ -208,25 +208,19 @@ def freeze_pattern(system: ODESystem, tol: float = 1e-5) -> None:
     """Fold deterministic gates into the weights and freeze the zero pattern as masks."""
     with torch.no_grad():
         system.prepare(sample=False)
-        for layer, z in zip(system.field.layers, system.field.gate_samples, strict=True):
+        for layer, z in zip(system.sparse_layers(), system.gate_samples(), strict=True):
             w = layer.effective_weight(z)
             layer.weight.copy_(w)
             layer.mask.copy_((w.abs() >= tol).to(layer.mask))
             if layer.log_alpha is not None:
                 layer.log_alpha.fill_(20.0)  # deterministic gate exactly 1
-        if system.linear is not None:
-            w = system.linear.effective_weight(system.linear_gates)
-            system.linear.weight.copy_(w)
-            system.linear.mask.copy_((w.abs() >= tol).to(system.linear.mask))
-            if system.linear.log_alpha is not None:
-                system.linear.log_alpha.fill_(20.0)
         if system.skip is not None:
             system.skip.mask.copy_((system.skip.weight.abs() >= tol).to(system.skip.mask))
     _set_refit_grads(system)
 
 
 def _set_refit_grads(system: ODESystem) -> None:
-    for layer in [*system.field.layers, *([system.linear] if system.linear is not None else [])]:
+    for layer in system.sparse_layers():
         if layer.log_alpha is not None:
             layer.log_alpha.requires_grad_(False)
 
