@@ -77,9 +77,19 @@ def lassonet_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tens
     return lam * system.skip_weight().norm(dim=0).mean()
 
 
+def group_norms(weight: torch.Tensor, *, keepdim: bool = False) -> torch.Tensor:
+    """Norms ``||weight[i, :, k]||_2`` of a grouped first layer ``(groups, hidden, inputs)``.
+
+    Summed squares, not ``Tensor.norm(dim=1)``: on the CPU the latter reduces this middle dimension
+    about 50x slower (22 ms against 0.4 ms at 529 groups x 8 x 529). The gradient at an all-zero
+    group is zero, as for the norm.
+    """
+    return (weight * weight).sum(1, keepdim=keepdim).clamp_min(1e-30).sqrt()
+
+
 def grouplasso_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
     """``lam`` times the mean norm of the groups ``W^1_i[:, k]`` (output ``i``, input ``k``)."""
-    return lam * (system.field.layers[0].weight * system.field.layers[0].mask).norm(dim=1).mean()
+    return lam * group_norms(system.field.layers[0].weight * system.field.layers[0].mask).mean()
 
 
 @torch.no_grad()
@@ -129,8 +139,8 @@ def lassonet_prox(system: ODESystem, *, step: float, lam: float, M: float = 10.0
 @torch.no_grad()
 def group_soft_threshold(weight: torch.Tensor, threshold: float) -> None:
     """Shrink each group ``weight[i, :, k]`` towards zero by ``threshold`` in norm, in place."""
-    norms = weight.norm(dim=1, keepdim=True)
-    weight.mul_((1 - threshold / norms.clamp_min(1e-30)).clamp_min(0))
+    norms = group_norms(weight, keepdim=True)
+    weight.mul_((1 - threshold / norms).clamp_min(0))
 
 
 def grouplasso_prox(system: ODESystem, *, step: float, lam: float, **_: float) -> None:
