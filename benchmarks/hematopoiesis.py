@@ -80,11 +80,25 @@ METHODS: dict[str, dict] = {
         "hidden": (8,),
         "model_kwargs": {"per_output": True},
     },
+    "base, per output, decay": {
+        "method": "base",
+        "hidden": (8,),
+        "model_kwargs": {"per_output": True, "decay": True},
+    },
+    "pathreg, per output, decay": {
+        "method": "pathreg",
+        "lams": [0.01, 0.03, 0.1],
+        "lam1": 0.0,
+        "hidden": (8,),
+        "model_kwargs": {"per_output": True, "decay": True},
+    },
 }
 """Rows: the method (the row's name unless ``method`` is given), the penalty grid of its lambda path and
 other ``fit_sparse_ode`` arguments (hidden (32, 32) unless given; PathReg without its weight-path term).
 The "per output" rows use one 8-wide sub-network per gene, as GroupLasso does, instead of the shared
-MLP; their PathReg grid is lower because each (target, regulator) pair has 8 paths there, not 1024."""
+MLP; their PathReg grid is lower because each (target, regulator) pair has 8 paths there, not 1024.
+The "decay" rows add each gene's own first-order loss, ``dx_i/dt = f_i(x) - gamma_i x_i``
+(``decay=True``; unpenalised, not in the graph)."""
 
 
 def x0_noise(ts: scn.pp.TrajectorySet) -> float:

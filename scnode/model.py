@@ -78,6 +78,7 @@ class ModelConfig:
     activation: str = "elu"
     per_output: bool = False
     linear: bool = False
+    decay: bool = False
     lam: float | None = None
     lam1: float | None = None
     M: float = 10.0
@@ -111,6 +112,8 @@ class ModelConfig:
                 f"linear=True is not available for {self.method!r}: its proximal step would leave the linear term "
                 "unpenalised (LassoNet's skip already is a linear term)."
             )
+        if self.decay and self.order != 1:
+            raise ValueError("decay=True is a first-order term (dx/dt = f(x) - gamma * x); use order=1.")
         if self.var_names is not None and len(self.var_names) != self.n_vars:
             raise ValueError(f"{len(self.var_names)} var_names for n_vars={self.n_vars}.")
 
@@ -150,6 +153,11 @@ class SparseODE:
         path per (output, input) pair, gated and penalised like the MLP's paths. A sparse MLP with few
         active units extrapolates along its activation's flat side beyond the training states; the
         linear term keeps the linear part of the dynamics there.
+    decay
+        First order: every variable also decays at its own learned rate, ``dx_i/dt = f_i(x) -
+        gamma_i x_i`` (``gamma_i > 0``), the degradation term of gene-regulatory ODE models. Not
+        penalised and not in the adjacency: a sparse field that cuts a gene's own input still lets
+        that gene relax towards what its regulators produce (so a new donor's noisy start decays).
     lam
         Penalty weight (``lam0`` for PathReg); ``None`` takes the method's default.
     lam1
@@ -182,6 +190,7 @@ class SparseODE:
         activation: str = "elu",
         per_output: bool = False,
         linear: bool = False,
+        decay: bool = False,
         lam: float | None = None,
         lam1: float | None = None,
         M: float = 10.0,
@@ -205,6 +214,7 @@ class SparseODE:
             activation=activation,
             per_output=per_output,
             linear=linear,
+            decay=decay,
             lam=lam,
             lam1=lam1,
             M=M,
@@ -233,6 +243,7 @@ class SparseODE:
                 grouped=self.method.grouped or per_output,
                 skip=self.method.skip,
                 linear=linear,
+                decay=decay,
                 init_keep=init_keep,
                 velocity_hidden=self.config.velocity_hidden,
             ).to(self.device)

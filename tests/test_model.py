@@ -444,3 +444,40 @@ def test_rates_evaluates_the_field():
     with pytest.raises(ValueError, match="only for second-order"):
         first.rates(x, v)
     assert first.rates(x).shape == (2, 2)
+
+
+def test_decay_term_relaxes_states_and_stays_out_of_the_graph(tmp_path):
+    tight = {"rtol": 1e-7, "atol": 1e-7}
+    model = scn.SparseODE(3, method="pathreg", decay=True, hidden=(4,), device="cpu", random_state=0, **tight)
+    plain = scn.SparseODE(3, method="pathreg", hidden=(4,), device="cpu", random_state=0)
+    # the term draws no random numbers: the field is the same as without it, and so is the graph
+    np.testing.assert_array_equal(model.adjacency(), plain.adjacency())
+    np.testing.assert_allclose(model.system.decay_rates().detach().numpy(), 0.1, rtol=1e-6)
+    with torch.no_grad():
+        for layer in model.system.field.layers:  # an empty field: only the decay is left
+            layer.weight.zero_()
+            layer.bias.zero_()
+        model.system.decay_rho.copy_(torch.log(torch.expm1(torch.tensor([0.5, 1.0, 2.0]))))
+    x = np.array([[1.0, -2.0, 3.0]])
+    np.testing.assert_allclose(model.rates(x), -np.array([[0.5, 1.0, 2.0]]) * x, rtol=1e-5)
+    t = np.linspace(0, 2, 9)
+    expected = x * np.exp(-np.outer(t, [0.5, 1.0, 2.0]))
+    np.testing.assert_allclose(model.predict(t, x[0]), expected, rtol=1e-5, atol=1e-6)
+    assert not model.adjacency().any()  # no regulation, only each variable's own loss
+    model.save(tmp_path / "m")
+    back = scn.SparseODE.load(tmp_path / "m", device="cpu")
+    assert back.config.decay
+    np.testing.assert_array_equal(back.predict(t, x[0]), model.predict(t, x[0]))
+
+
+def test_decay_term_is_trained_in_the_refit(data):
+    model = scn.SparseODE(3, method="pathreg", decay=True, lam=0.5, hidden=(4,), device="cpu", random_state=0)
+    times, values = data
+    model.fit(times, values, n_iter=6, refit_iter=4, progress_bar=False)
+    assert model.system.decay_rho.requires_grad
+    assert not torch.allclose(model.system.decay_rates(), torch.tensor(0.1))  # it learns
+
+
+def test_decay_term_is_first_order_only():
+    with pytest.raises(ValueError, match="decay=True is a first-order term"):
+        scn.SparseODE(3, order=2, decay=True)

@@ -30,6 +30,10 @@ def _activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+INITIAL_DECAY_RHO = -2.2521684610440906
+"""``softplus(INITIAL_DECAY_RHO) = 0.1``: the initial decay rate of ``decay=True``."""
+
+
 class MLP(nn.Module):
     """Fully connected network ``W^{L+1} sigma(... sigma(W^1 x + b^1) ...) + b^{L+1}``.
 
@@ -206,6 +210,13 @@ class ODESystem(nn.Module):
     the training states an MLP with few active units extrapolates along its activation's flat side;
     the linear term lets a sparse field keep the linear part of the dynamics there.
 
+    With ``decay=True`` (first order) every variable also decays at its own learned rate,
+    ``dx_i/dt = f_i(x) - gamma_i x_i`` with ``gamma_i = softplus(rho_i) > 0``: the degradation term
+    of gene-regulatory ODE models (production regulated by other genes, first-order loss). It is
+    not penalised and not part of :meth:`adjacency` (it is no regulation), so a sparse field
+    that cuts a gene's own input still lets that gene relax back towards what its regulators
+    produce.
+
     Parameters
     ----------
     n_vars
@@ -218,6 +229,8 @@ class ODESystem(nn.Module):
         ``None``, ``"inner"`` or ``"outer"`` (LassoNet).
     linear
         Add the linear term ``L s`` to the field (not with ``skip``).
+    decay
+        Add the per-variable decay ``-gamma * x`` (first order only).
     velocity_hidden
         Hidden widths of the initial-velocity network (second order).
     """
@@ -233,12 +246,15 @@ class ODESystem(nn.Module):
         grouped: bool = False,
         skip: str | None = None,
         linear: bool = False,
+        decay: bool = False,
         init_keep: float = 0.999,
         velocity_hidden: Sequence[int] = (16,),
     ) -> None:
         super().__init__()
         if order not in (1, 2):
             raise ValueError(f"order must be 1 or 2, got {order}.")
+        if decay and order != 1:
+            raise ValueError("decay=True is a first-order term (dx/dt = f(x) - gamma * x); use order=1.")
         if skip not in (None, "inner", "outer"):
             raise ValueError(f"skip must be None, 'inner' or 'outer', got {skip!r}.")
         if linear and skip is not None:
@@ -256,6 +272,8 @@ class ODESystem(nn.Module):
         self.linear = SparseLinear(self.n_in, n_vars, gated=gated, bias=False, init_keep=init_keep) if linear else None
         self._linear_z: torch.Tensor | None = None
         self._linear_w: torch.Tensor | None = None
+        # gamma = softplus(rho) starts at 0.1 (time scaled to [0, 1]: a slow loss the fit can raise)
+        self.decay_rho = nn.Parameter(torch.full((n_vars,), INITIAL_DECAY_RHO)) if decay else None
         self.velocity = MLP(n_vars, n_vars, velocity_hidden, activation=activation) if order == 2 else None
         self.intervention = Intervention()
         self.nfe = 0
@@ -281,6 +299,10 @@ class ODESystem(nn.Module):
             self._linear_w = self.linear.effective_weight(self._linear_z)
         if self.velocity is not None:
             self.velocity.prepare(sample=False)
+
+    def decay_rates(self) -> torch.Tensor | None:
+        """The decay rates ``gamma`` (``n_vars``,), or ``None`` without the decay term."""
+        return None if self.decay_rho is None else nn.functional.softplus(self.decay_rho)
 
     def skip_weight(self) -> torch.Tensor | None:
         """Effective LassoNet skip matrix ``S^T`` as ``(n_vars, inputs)``, or ``None``."""
@@ -314,6 +336,8 @@ class ODESystem(nn.Module):
             rate = rate + state @ self.skip_weight().T
         elif self.linear is not None:
             rate = rate + state @ self.linear_weight().T
+        if self.decay_rho is not None:
+            rate = rate - self.decay_rates() * x
         rate = self.intervention.apply_rate(rate, x, v)
         if self.order == 1:
             return rate
