@@ -301,7 +301,7 @@ class ODESystem(nn.Module):
             self.velocity.prepare(sample=False)
 
     def decay_rates(self) -> torch.Tensor | None:
-        """The decay rates ``gamma`` (``n_vars``,), or ``None`` without the decay term."""
+        """Return the decay rates ``gamma`` (``n_vars``,), or ``None`` without the decay term."""
         return None if self.decay_rho is None else nn.functional.softplus(self.decay_rho)
 
     def skip_weight(self) -> torch.Tensor | None:
