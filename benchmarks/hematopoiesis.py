@@ -80,18 +80,6 @@ METHODS: dict[str, dict] = {
         "hidden": (8,),
         "model_kwargs": {"per_output": True},
     },
-    "base, per output, decay": {
-        "method": "base",
-        "hidden": (8,),
-        "model_kwargs": {"per_output": True, "decay": True},
-    },
-    "pathreg, per output, decay": {
-        "method": "pathreg",
-        "lams": [0.01, 0.03, 0.1],
-        "lam1": 0.0,
-        "hidden": (8,),
-        "model_kwargs": {"per_output": True, "decay": True},
-    },
 }
 """Rows: the method (the row's name unless ``method`` is given), the penalty grid of its lambda path and
 other ``fit_sparse_ode`` arguments (hidden (32, 32) unless given; PathReg without its weight-path term).
@@ -99,6 +87,11 @@ The "per output" rows use one 8-wide sub-network per gene, as GroupLasso does, i
 MLP; their PathReg grid is lower because each (target, regulator) pair has 8 paths there, not 1024.
 The "decay" rows add each gene's own first-order loss, ``dx_i/dt = f_i(x) - gamma_i x_i``
 (``decay=True``; unpenalised, not in the graph)."""
+for _row in ("base, per output", "pathreg, per output"):
+    METHODS[f"{_row}, decay"] = {
+        **METHODS[_row],
+        "model_kwargs": {**METHODS[_row]["model_kwargs"], "decay": True},
+    }
 
 
 def x0_noise(ts: scn.pp.TrajectorySet) -> float:

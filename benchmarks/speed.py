@@ -224,18 +224,13 @@ def section_fit(args: argparse.Namespace) -> None:
     base = baselines(train, tests)
     n_iter = 4 if args.quick else FIT["n_iter"]
     noise = x0_noise(scn.pp.prepare_trajectories(train, **prep, n_bins=FIT["n_bins"]))
+    per_gene = {**FIT, "n_iter": n_iter, "fit_kwargs": {"x0_noise": noise}}
     settings = {
         "fit_sparse_ode defaults (PathReg, shared 32x32 MLP, default lam, every cell)": {"n_iter": n_iter},
-        f"PathReg per gene (8), lam 0.03, 100 bins, x0_noise {noise:.3f}": {
-            **FIT,
-            "n_iter": n_iter,
-            "fit_kwargs": {"x0_noise": noise},
-        },
+        f"PathReg per gene (8), lam 0.03, 100 bins, x0_noise {noise:.3f}": per_gene,
         f"the same with each gene's decay (decay=True), x0_noise {noise:.3f}": {
-            **FIT,
-            "n_iter": n_iter,
+            **per_gene,
             "model_kwargs": {**FIT["model_kwargs"], "decay": True},
-            "fit_kwargs": {"x0_noise": noise},
         },
     }
     print("\n## The several-donor fit (train s1d1, s1d2, s2d4; test s2d1, s3d6)\n")

@@ -112,8 +112,6 @@ class ModelConfig:
                 f"linear=True is not available for {self.method!r}: its proximal step would leave the linear term "
                 "unpenalised (LassoNet's skip already is a linear term)."
             )
-        if self.decay and self.order != 1:
-            raise ValueError("decay=True is a first-order term (dx/dt = f(x) - gamma * x); use order=1.")
         if self.var_names is not None and len(self.var_names) != self.n_vars:
             raise ValueError(f"{len(self.var_names)} var_names for n_vars={self.n_vars}.")
 

@@ -88,8 +88,6 @@ class SparseLinear(nn.Module):
             # all groups read the same input: one (..., n_in) x (n_in, groups * n_out) product
             # (an einsum here becomes a batched product per group, about twice as slow with its backward)
             y = (x @ w.reshape(-1, self.n_in).T).unflatten(-1, (self.groups, self.n_out))
-        elif self.n_out == 1:
-            y = (x * w.squeeze(1)).sum(-1, keepdim=True)
         else:
             y = torch.einsum("...gi,goi->...go", x, w)
         return y if self.bias is None else y + self.bias
