@@ -168,8 +168,9 @@ class SparseODE:
     velocity_hidden
         Hidden widths of the network predicting ``v(0)`` from ``x(0)`` (second order).
     solver, rtol, atol, step_size, adjoint, dense_points
-        ODE solver settings, see :class:`scnode.core.SolverOptions` (``dense_points``: with more output
-        times than this, solve at this many and interpolate the rest).
+        ODE solver settings, see :class:`scnode.core.SolverOptions` (``dense_points``, for torchdiffeq's
+        adaptive solvers other than the default ``dopri5``: with more output times than this, solve at
+        this many and interpolate the rest).
     device
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     random_state

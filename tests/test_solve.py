@@ -117,8 +117,8 @@ def test_dense_points_interpolate_many_output_times_accurately(order):
     many = [torch.sort(torch.rand(400, generator=rng, dtype=torch.float64) * 3)[0] for _ in range(3)]
     grid = TimeGrid.from_times(many)
     assert grid.union.numel() > 1000
-    direct = SolverOptions(rtol=1e-7, atol=1e-7, dense_points=None)
-    dense = SolverOptions(rtol=1e-7, atol=1e-7, dense_points=64)
+    direct = SolverOptions("dopri8", rtol=1e-7, atol=1e-7, dense_points=None)  # torchdiffeq
+    dense = SolverOptions("dopri8", rtol=1e-7, atol=1e-7, dense_points=64)
     with torch.no_grad():
         exact, interpolated = solve_batched(system, y0, grid, direct), solve_batched(system, y0, grid, dense)
     assert (exact[:, -1] - exact[:, 0]).abs().max() > 1e-2  # the states move
@@ -130,3 +130,56 @@ def test_dense_points_interpolate_many_output_times_accurately(order):
     assert grads and all(torch.isfinite(g).all() for g in grads)
     with pytest.raises(ValueError, match="dense_points must be >= 2"):
         SolverOptions(dense_points=1)
+
+
+class _Counted(torch.nn.Module):
+    """A small nonlinear field that counts its evaluations."""
+
+    def __init__(self, d: int = 5):
+        super().__init__()
+        torch.manual_seed(4)
+        self.net = torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.Tanh(), torch.nn.Linear(16, d))
+        self.nfe = 0
+
+    def forward(self, t, y):
+        self.nfe += 1
+        return self.net(y) - 0.3 * y
+
+
+@pytest.mark.parametrize("matmul_steps", [16, 0])  # both evaluations of the interpolant
+@pytest.mark.parametrize("tol", [1e-3, 1e-6])
+def test_dopri5_matches_torchdiffeq(monkeypatch, matmul_steps, tol):
+    import torchdiffeq
+
+    from scnode.core import dopri5 as dp
+
+    monkeypatch.setattr(dp, "MATMUL_STEPS", matmul_steps)
+    field = _Counted()
+    y0 = torch.randn(3, 5, generator=torch.Generator().manual_seed(5))
+    rng = torch.Generator().manual_seed(6)
+    many = [torch.sort(torch.rand(n, generator=rng, dtype=torch.float64) * 4)[0] for n in (300, 40, 120)]
+    grid = TimeGrid.from_times(many)
+    ours = solve_batched(field, y0, grid, SolverOptions(rtol=tol, atol=tol))
+    nfe, field.nfe = field.nfe, 0
+    ref = grid.gather(torchdiffeq.odeint(field, y0, grid.union.float(), rtol=tol, atol=tol, method="dopri5"))
+    assert field.nfe == nfe > 10  # the same steps: same number of evaluations
+    assert (ref[:, -1] - ref[:, 0]).abs().max() > 0.1  # the states move
+    torch.testing.assert_close(ours[grid.mask], ref[grid.mask], rtol=0, atol=2e-5)
+    params = list(field.parameters())
+    g_ours = torch.autograd.grad(ours[grid.mask].square().sum(), params)
+    g_ref = torch.autograd.grad(ref[grid.mask].square().sum(), params)
+    for a, b in zip(g_ours, g_ref, strict=True):
+        assert float((a - b).norm() / b.norm()) < 1e-4
+
+
+def test_dopri5_reports_what_went_wrong(monkeypatch):
+    from scnode.core import dopri5 as dp
+
+    times = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    with pytest.raises(dp.SolverError, match="non-finite"):
+        dp.dopri5(lambda t, y: y * float("nan"), torch.ones(1, 2), times)
+    monkeypatch.setattr(dp, "MAX_STEPS", 20)
+    with pytest.raises(dp.SolverError, match="more than 20 steps"):  # a stiff field
+        dp.dopri5(lambda t, y: -1e6 * y + torch.sin(1e3 * y), torch.ones(1, 2), times)
+    out = dp.dopri5(lambda t, y: -y, torch.ones(2, 3), torch.zeros(2, 4, dtype=torch.float64))
+    torch.testing.assert_close(out, torch.ones(2, 4, 3))  # every output time is 0: the initial state

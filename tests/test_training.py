@@ -104,15 +104,6 @@ def test_device_resolution():
             scn.SparseODE(3, device="cuda")
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_fit_on_gpu(data):
-    times, values = data
-    m = scn.SparseODE(3, method="pathreg", order=2, hidden=(8,), device="cuda")
-    m.fit(times, values, n_iter=5, progress_bar=False)
-    assert m.adjacency().shape == (3, 6) and np.isfinite(m.history.loss).all()
-
-
 def test_bad_config_errors():
     with pytest.raises(ValueError, match="Unknown method 'pathregg'"):
         scn.SparseODE(3, method="pathregg")

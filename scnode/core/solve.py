@@ -1,8 +1,10 @@
-"""The one place that calls the ODE solver (torchdiffeq).
+"""The one place that calls the ODE solvers (scnode's own ``dopri5``, torchdiffeq for the others).
 
 Several trajectories with their own time grids are solved in **one batched call**: each grid is
-shifted to start at zero (the fields are autonomous), the union of the shifted grids is solved for
-all initial states at once, and each trajectory's own times are gathered from the union.
+shifted to start at zero (the fields are autonomous), all initial states are stepped at once, and
+each trajectory's own times are read from the solution (the default ``dopri5`` evaluates its dense
+output at exactly those times; torchdiffeq's solvers solve on the union of the grids, which is
+gathered).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torchdiffeq
 from torch import nn
+
+from .dopri5 import dopri5
 
 ADAPTIVE = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
 FIXED = ("rk4", "euler", "midpoint", "explicit_adams", "implicit_adams")
@@ -25,7 +29,8 @@ class SolverOptions:
     Parameters
     ----------
     method
-        A torchdiffeq solver: adaptive (``"dopri5"``, default) or fixed-step (``"rk4"``, ``"euler"``, ...).
+        Adaptive (``"dopri5"``, default, :func:`scnode.core.dopri5.dopri5` unless ``adjoint``; the
+        others through torchdiffeq) or fixed-step (``"rk4"``, ``"euler"``, ...; torchdiffeq).
     rtol, atol
         Tolerances of adaptive solvers.
     step_size
@@ -33,7 +38,9 @@ class SolverOptions:
     adjoint
         Backpropagate with the adjoint method (memory ``O(1)`` in the number of steps).
     dense_points
-        Adaptive solvers only: when there are more output times than this, solve at this many evenly
+        torchdiffeq's adaptive solvers only (scnode's ``dopri5`` evaluates its own interpolant at
+        every output time at the cost of a few operations in all): when there are more output
+        times than this, solve at this many evenly
         spaced times and interpolate the others with cubic Hermite polynomials through the solved
         states and the field's derivatives there. The solver's own steps do not depend on the output
         times, so only the interpolant changes (torchdiffeq's own is also a polynomial between steps),
@@ -134,11 +141,15 @@ def hermite(knots: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t: 
 def solve_batched(func: nn.Module, y0: torch.Tensor, grid: TimeGrid, options: SolverOptions) -> torch.Tensor:
     """Solve all trajectories (initial states ``(B, D)``) in one call; returns ``(B, T_max, D)``.
 
-    With many output times and an adaptive solver, the solution is computed at
+    ``dopri5`` (without the adjoint) returns its dense output at every trajectory's own times. With
+    many output times and another adaptive solver, the solution is computed at
     ``options.dense_points`` evenly spaced times and interpolated (see :class:`SolverOptions`).
     """
     if grid.union.numel() == 1:
         return y0[:, None, :].expand(-1, grid.index.shape[1], -1)
+    if options.method == "dopri5" and not options.adjoint:
+        times = grid.union.to(y0.device)[grid.index]  # (B, T_max); padding reads time 0
+        return dopri5(func, y0, times, rtol=options.rtol, atol=options.atol)
     union = grid.union.to(y0)
     dense = options.dense_points
     if dense is None or options.method not in ADAPTIVE or union.numel() <= dense:

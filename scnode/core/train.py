@@ -23,6 +23,7 @@ with warnings.catch_warnings():  # in Jupyter without ipywidgets tqdm.auto warns
 from .data import Trajectories
 from .fields import ODESystem
 from .penalties import Method
+from .dopri5 import SolverError
 from .solve import SolverOptions, TimeGrid, solve_batched
 
 logger = logging.getLogger("scnode")
@@ -164,10 +165,11 @@ def _windows(data: Trajectories, cfg: TrainConfig, generator: torch.Generator) -
         raise ValueError(
             f"batch_time={cfg.batch_time} is longer than every trajectory (longest has {int(lengths.max())})."
         )
-    pick = eligible[torch.randint(len(eligible), (cfg.batch_size,), generator=generator)]
+    draw = {"generator": generator, "device": generator.device}  # the model's generator lives on its device
+    pick = eligible[torch.randint(len(eligible), (cfg.batch_size,), **draw).cpu()]
     times, values = [], []
     for b in pick.tolist():
-        s = int(torch.randint(int(lengths[b]) - cfg.batch_time + 1, (1,), generator=generator))
+        s = int(torch.randint(int(lengths[b]) - cfg.batch_time + 1, (1,), **draw))
         times.append(data.times[b][s : s + cfg.batch_time])
         values.append(data.values[b][s : s + cfg.batch_time])
     return Trajectories(times, values, torch.stack([y[0] for y in values]), None)
@@ -329,7 +331,7 @@ def train(
                     penalised=not refit,
                     generator=generator,
                 )
-            except AssertionError as err:  # torchdiffeq: "underflow in dt"
+            except (AssertionError, SolverError) as err:  # "underflow in dt" (torchdiffeq asserts it)
                 system.load_state_dict(best_state)
                 raise NonFiniteLossError(
                     _nonfinite_message(f"The solver failed ({err})", it, opt.param_groups[0]["lr"], best_it), history
