@@ -69,7 +69,7 @@ def _combine(y: torch.Tensor, ks: list[torch.Tensor], coefficients: tuple[float,
 
 
 def _time(t: float) -> torch.Tensor:
-    """A 0-d CPU tensor: it mixes with tensors on any device without a copy (the fields are autonomous)."""
+    """Return a 0-d CPU tensor: it mixes with tensors on any device without a copy (the fields are autonomous)."""
     return torch.tensor(t, dtype=torch.float64)
 
 
@@ -160,7 +160,7 @@ def dopri5(
 def _evaluate(
     starts: list[float], ends: list[float], states: list[tuple[torch.Tensor, ...]], times: torch.Tensor
 ) -> torch.Tensor:
-    """The 4th-order interpolant of the step holding each output time (torchdiffeq's ``_interp_fit``)."""
+    """Evaluate the 4th-order interpolant of the step holding each output time (torchdiffeq's ``_interp_fit``)."""
     y0, y1, ym, f0, f1 = (torch.stack(s) for s in zip(*states, strict=True))  # (S, B, D) each
     h = torch.tensor([e - s for s, e in zip(starts, ends, strict=True)], dtype=y0.dtype, device=y0.device)
     h = h[:, None, None]

@@ -21,9 +21,9 @@ with warnings.catch_warnings():  # in Jupyter without ipywidgets tqdm.auto warns
     from tqdm.auto import tqdm
 
 from .data import Trajectories
+from .dopri5 import SolverError
 from .fields import ODESystem
 from .penalties import Method
-from .dopri5 import SolverError
 from .solve import SolverOptions, TimeGrid, solve_batched
 
 logger = logging.getLogger("scnode")
