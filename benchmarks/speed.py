@@ -8,8 +8,8 @@ Sections (``--sections``):
 
 * ``iteration``: seconds and function evaluations per training iteration of PathReg on s1d2 through
   ``scn.tl.fit_sparse_ode`` (median over ``--iters`` iterations after 2 warm-up ones; full time span,
-  no refit), every cell a time point (solved at every time, or at 128 and interpolated: the default
-  ``dense_points``) and binned, shared MLP and one network per gene; GroupLasso; peak memory of each
+  no refit), every cell a time point and binned, shared MLP and one network per gene; GroupLasso;
+  peak memory of each
   measurement (its own process: maximum resident set size; on CUDA the peak allocated GPU memory).
 * ``scaling``: the same per-iteration cost for 100 ... 2000 genes of paul15 (two branches with
   diffusion pseudotime, genes ranked by variance), PathReg and GroupLasso, and the fitted growth
@@ -61,11 +61,6 @@ PREP = {"time_key": "dpt_pseudotime", "lineage_key": "lineage", "trim_start": 10
 PER_GENE = {"hidden": (8,), "model_kwargs": {"per_output": True}}
 PATHREG = {"method": "pathreg", "lam": 0.03, "lam1": 0.0}
 VARIANTS: dict[str, dict] = {
-    "PathReg, shared 32x32 MLP, every cell, solved at every time": {
-        **PATHREG,
-        "n_bins": None,
-        "model_kwargs": {"dense_points": None},
-    },
     "PathReg, shared 32x32 MLP, every cell": {**PATHREG, "n_bins": None},
     "PathReg, shared 32x32 MLP, 100 bins": {**PATHREG, "n_bins": 100},
     "PathReg, per gene (8), every cell": {**PATHREG, **PER_GENE, "n_bins": None},
@@ -274,13 +269,6 @@ def section_binning(args: argparse.Namespace) -> None:
         wall = time.perf_counter() - start
         held = _held_out({"train": train, **tests}, model)
         label = "every cell" if bins is None else f"{bins} bins"
-        if bins is None:  # what interpolating between 128 solved times changes in this model's trajectories
-            ts = scn.pp.prepare_trajectories(train, **PREP)
-            dense = model.predict(ts.times, ts.x0)
-            model.config.dense_points = None
-            direct = model.predict(ts.times, ts.x0)
-            gap = max(float(np.abs(a - b).max()) for a, b in zip(dense, direct, strict=True))
-            label += f" (interpolation changes the trajectories by at most {gap:.1e})"
         print(
             f"| {label} | {np.median(model.history.seconds):.3f} | {wall:.0f} | {held['train']:.4f} "
             f"| {held['s1d1']:.4f} | {held['s2d1']:.4f} | {held['s3d6']:.4f} |",

@@ -408,6 +408,25 @@ def test_per_output_field_is_an_option_for_gated_methods(tmp_path):
         scn.SparseODE(3, method="lassonet_outer", per_output=True)
 
 
+@pytest.mark.parametrize(("method", "order"), [("pathreg", 1), ("grouplasso", 2), ("l0", 2)])
+def test_deferred_first_layer_gradient_learns_the_same(data, monkeypatch, method, order):
+    """The grouped first layer's gradient formed once per backward equals autograd's per-product sum."""
+    import scnode.core.fields as fields
+
+    times, values = data
+    if order == 1:
+        values = [v[:, :3] for v in values]
+    fits = []
+    for deferred in (True, False):
+        monkeypatch.setattr(fields, "DEFER_FIRST_LAYER_GRADIENT", deferred)
+        model = scn.SparseODE(3, method=method, order=order, per_output=True, lam=0.05, random_state=2, **SMALL)
+        fits.append(model.fit(times, values, n_iter=6, refit_iter=2, progress_bar=False))
+    np.testing.assert_allclose(fits[0].history.loss, fits[1].history.loss, rtol=1e-5)
+    w = [f.system.field.layers[0].weight.detach() for f in fits]
+    assert w[0].abs().max() > 0
+    torch.testing.assert_close(w[0], w[1], rtol=1e-4, atol=1e-6)
+
+
 def test_linear_term_option(data, tmp_path):
     times, values = data
     model = scn.SparseODE(3, method="pathreg", order=2, linear=True, lam=0.5, random_state=0, **SMALL)

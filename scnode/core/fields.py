@@ -13,7 +13,10 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .layers import SparseLinear
+from .layers import SparseLinear, WeightGradients
+
+DEFER_FIRST_LAYER_GRADIENT = True
+"""Form the gradient of a grouped network's first layer once per backward pass (:class:`WeightGradients`)."""
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "elu": nn.ELU,
@@ -75,6 +78,8 @@ class MLP(nn.Module):
         self.act = _activation(activation)
         self._z: list[torch.Tensor | None] | None = None
         self._w: list[torch.Tensor] | None = None
+        self._deferred: WeightGradients | None = None
+        self._first_flat: torch.Tensor | None = None
 
     @property
     def gated(self) -> bool:
@@ -85,6 +90,11 @@ class MLP(nn.Module):
         """Fix the gates and effective weights used by the next forward passes (one solve)."""
         self._z = [layer.gate_values(sample=sample, generator=generator) for layer in self.layers]
         self._w = [layer.effective_weight(z) for layer, z in zip(self.layers, self._z, strict=True)]
+        self._deferred = self._first_flat = None
+        if self.grouped and DEFER_FIRST_LAYER_GRADIENT and torch.is_grad_enabled():  # formed once per backward
+            self._deferred = WeightGradients()
+            first = self._deferred.collect(self._w[0].reshape(-1, self.n_in))
+            self._first_flat, self._w[0] = first, first.view_as(self._w[0])
 
     @property
     def gate_samples(self) -> list[torch.Tensor | None]:
@@ -105,7 +115,7 @@ class MLP(nn.Module):
         weights = self.weights
         h = x
         for i, (layer, w) in enumerate(zip(self.layers, weights, strict=True)):
-            h = layer.linear(h, w)
+            h = layer.linear(h, self._first_flat, self._deferred) if i == 0 and self._deferred else layer.linear(h, w)
             if i < len(weights) - 1:
                 h = self.act(h)
         return h.squeeze(-1) if self.grouped else h
