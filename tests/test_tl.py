@@ -1,3 +1,5 @@
+import warnings
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -166,3 +168,14 @@ def test_prepare_trajectories_scaling_trimming_binning():
 
 def ts_values_full(adata):
     return scn.pp.prepare_trajectories(adata).values[0]
+
+
+def test_an_empty_graph_is_reported():
+    adata = cells()
+    with pytest.warns(UserWarning, match=r"'grouplasso' fit cut every edge \(lam=1e\+06\).*lambda_path"):
+        scn.tl.fit_sparse_ode(adata, lineage_key="lineage", method="grouplasso", lam=1e6, **FAST)
+    assert not adata.varp["scnode"].any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a graph with edges, or an unpenalised fit: no warning
+        scn.tl.fit_sparse_ode(adata, lineage_key="lineage", method="base", **FAST)
+    assert adata.varp["scnode"].any()

@@ -134,8 +134,8 @@ def dopri5(
             raise SolverError(f"underflow in dt ({dt:.3g}) at t = {t0:.6g}")
         ks = [f]
         for c, a in zip(_C, _A, strict=True):
-            ks.append(func(_time(t1 if c == 1.0 else t0 + c * dt), _combine(y, ks, a, dt)))
-        y1 = _combine(y, ks, _A[-1], dt)  # the last stage's input: the 5th-order solution
+            y1 = _combine(y, ks, a, dt)  # after the last stage: its input, the 5th-order solution
+            ks.append(func(_time(t1 if c == 1.0 else t0 + c * dt), y1))
         error = _combine(torch.zeros_like(y), ks, _ERROR, dt)
         with torch.no_grad():
             ratio = float(_rms(error / (atol + rtol * torch.maximum(y.abs(), y1.abs()))))
