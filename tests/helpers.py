@@ -4,6 +4,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+import scnode as scn
+
 FAST = {"n_iter": 6, "hidden": (8,), "progress_bar": False, "device": "cpu"}
 """Fit settings that keep a test fit well under a second."""
 
@@ -18,3 +20,10 @@ def cells(n_genes: int = 3, n_cells: int = 40, lineages: int = 2, seed: int = 0)
         index=[f"c{i}" for i in range(n_cells)],
     )
     return ad.AnnData(x.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{k}" for k in range(n_genes)]))
+
+
+def damped_system(n_trajectories: int = 3) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Times and values of the paper's synthetic second-order system: 20 times each in [0, 4]."""
+    adata = scn.datasets.second_order_system(n_trajectories=n_trajectories, n_times=20, t_max=4.0, random_state=5)
+    times, values, _ = scn.pp.trajectories(adata, trajectory_key="trajectory")
+    return times, values

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import cells
+from helpers import cells, damped_system
 
 import scnode as scn
 
@@ -15,9 +15,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def data():
-    adata = scn.datasets.second_order_system(n_trajectories=3, n_times=20, t_max=4.0, random_state=5)
-    times, values, _ = scn.pp.trajectories(adata, trajectory_key="trajectory")
-    return times, values
+    return damped_system()
 
 
 def test_fit_on_gpu(data):

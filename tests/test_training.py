@@ -4,6 +4,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers import damped_system
 
 import scnode as scn
 from scnode.core import SolverOptions, TimeGrid, solve_batched
@@ -15,9 +16,7 @@ SMALL = {"hidden": (8,), "velocity_hidden": (4,), "device": "cpu"}
 
 @pytest.fixture(scope="module")
 def data():
-    adata = scn.datasets.second_order_system(n_trajectories=3, n_times=20, t_max=4.0, random_state=5)
-    times, values, _ = scn.pp.trajectories(adata, trajectory_key="trajectory")
-    return times, values
+    return damped_system()
 
 
 def test_time_window_minibatches(data):
