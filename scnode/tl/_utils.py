@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from anndata import AnnData
 from scipy import sparse
 
+from ..core import feature_sparsity
 from ..model import SparseODE
 from ..pp import TrajectorySet, prepare_trajectories
 
@@ -104,8 +106,9 @@ def fitted_genes(adata: AnnData, key: str) -> list[str]:
 def sparsity_summary(model: SparseODE) -> dict[str, Any]:
     """Feature and weight sparsity of a fitted model and its number of nonzero regulator -> target entries."""
     d = model.config.n_vars
+    adj = model.adjacency()  # one evaluation of the graph for both numbers
     return {
-        "feature_sparsity": model.feature_sparsity,
+        "feature_sparsity": feature_sparsity(torch.as_tensor(adj)),
         "weight_sparsity": model.weight_sparsity,
-        "n_edges": int((model.adjacency()[:, :d] != 0).sum()),
+        "n_edges": int((adj[:, :d] != 0).sum()),
     }
