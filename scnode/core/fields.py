@@ -115,7 +115,10 @@ class MLP(nn.Module):
         weights = self.weights
         h = x
         for i, (layer, w) in enumerate(zip(self.layers, weights, strict=True)):
-            h = layer.linear(h, self._first_flat, self._deferred) if i == 0 and self._deferred else layer.linear(h, w)
+            if i == 0 and self._deferred is not None:
+                h = layer.linear(h, self._first_flat, self._deferred)
+            else:
+                h = layer.linear(h, w)
             if i < len(weights) - 1:
                 h = self.act(h)
         return h.squeeze(-1) if self.grouped else h

@@ -258,6 +258,13 @@ def fit_sparse_ode(
     ``adata.uns[key_added]``
         ``params``, ``history`` (loss, mse, penalty, lr, nfe per iteration), ``metrics`` (training
         MSE in scaled units, per lineage, feature and weight sparsity), ``genes``, ``lineages``.
+
+    Warns
+    -----
+    UserWarning
+        When a penalised fit cut every edge (the graph is empty): ``lam`` is too large for the
+        data. The default ``lam`` was chosen on the synthetic system and does this to min-max
+        scaled single-cell trajectories; pass a smaller one or scan it with :func:`scnode.tl.lambda_path`.
     """
     ts, model = setup(
         adata,
