@@ -10,9 +10,9 @@ TIMES = [
 ]
 
 
-def _system(order):
+def _system(order, n_vars=2, hidden=(6,), dtype=torch.float64):
     torch.manual_seed(0)
-    system = ODESystem(n_vars=2, order=order, hidden=(6,), activation="tanh").double()
+    system = ODESystem(n_vars=n_vars, order=order, hidden=hidden, activation="tanh").to(dtype)
     system.prepare(sample=False)
     return system
 
@@ -132,20 +132,6 @@ def test_dense_points_interpolate_many_output_times_accurately(order):
         SolverOptions(dense_points=1)
 
 
-class _Counted(torch.nn.Module):
-    """A small nonlinear field that counts its evaluations."""
-
-    def __init__(self, d: int = 5):
-        super().__init__()
-        torch.manual_seed(4)
-        self.net = torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.Tanh(), torch.nn.Linear(16, d))
-        self.nfe = 0
-
-    def forward(self, t, y):
-        self.nfe += 1
-        return self.net(y) - 0.3 * y
-
-
 @pytest.mark.parametrize("matmul_steps", [16, 0])  # both evaluations of the interpolant
 @pytest.mark.parametrize("tol", [1e-3, 1e-6])
 def test_dopri5_matches_torchdiffeq(monkeypatch, matmul_steps, tol):
@@ -154,7 +140,8 @@ def test_dopri5_matches_torchdiffeq(monkeypatch, matmul_steps, tol):
     from scnode.core import dopri5 as dp
 
     monkeypatch.setattr(dp, "MATMUL_STEPS", matmul_steps)
-    field = _Counted()
+    field = _system(1, n_vars=5, hidden=(16,), dtype=torch.float32)  # counts its evaluations (nfe)
+    field.nfe = 0
     y0 = torch.randn(3, 5, generator=torch.Generator().manual_seed(5))
     rng = torch.Generator().manual_seed(6)
     many = [torch.sort(torch.rand(n, generator=rng, dtype=torch.float64) * 4)[0] for n in (300, 40, 120)]
@@ -165,8 +152,8 @@ def test_dopri5_matches_torchdiffeq(monkeypatch, matmul_steps, tol):
     assert field.nfe == nfe > 10  # the same steps: same number of evaluations
     assert (ref[:, -1] - ref[:, 0]).abs().max() > 0.1  # the states move
     torch.testing.assert_close(ours[grid.mask], ref[grid.mask], rtol=0, atol=2e-5)
-    params = list(field.parameters())
-    g_ours = torch.autograd.grad(ours[grid.mask].square().sum(), params)
+    params = [p for p in field.parameters() if p.requires_grad]
+    g_ours = torch.autograd.grad(ours[grid.mask].square().sum(), params, retain_graph=True)  # shared prepare()
     g_ref = torch.autograd.grad(ref[grid.mask].square().sum(), params)
     for a, b in zip(g_ours, g_ref, strict=True):
         assert float((a - b).norm() / b.norm()) < 1e-4
