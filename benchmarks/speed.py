@@ -9,8 +9,8 @@ Sections (``--sections``):
 * ``iteration``: seconds and function evaluations per training iteration of PathReg on s1d2 through
   ``scn.tl.fit_sparse_ode`` (median over ``--iters`` iterations after 2 warm-up ones; full time span,
   no refit), every cell a time point and binned, shared MLP and one network per gene; GroupLasso;
-  peak memory of each
-  measurement (its own process: maximum resident set size; on CUDA the peak allocated GPU memory).
+  peak memory of each measurement (its own process: maximum resident set size; on CUDA the peak
+  allocated GPU memory).
 * ``scaling``: the same per-iteration cost for 100 ... 2000 genes of paul15 (two branches with
   diffusion pseudotime, genes ranked by variance), PathReg and GroupLasso, and the fitted growth
   exponent ``seconds ~ genes^b``.
