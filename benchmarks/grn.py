@@ -24,7 +24,8 @@ Restarts (``--restarts R``, default 1): each method is fitted R times from diffe
 weights and gates (random states ``seed + 1000 r``; for the sparse methods R validated paths), and
 its edges are ranked by the mean over the R graphs, each divided by its largest entry, as tree
 ensembles average their trees. Edges: those non-zero in any restart; lambda: the median of the
-restarts' selected values.
+restarts' selected values. ``--decay`` adds each gene's unpenalised decay term to every field
+(``model_kwargs={"decay": True}``).
 
 Baselines, computed on the same simulations: the absolute correlation of x_j with dx_i/dt (finite differences
 within each realization), and per-target tree ensembles a la GENIE3 (scikit-learn ExtraTrees, feature
@@ -114,20 +115,27 @@ def evaluate(adata: scn.AnnData, scores: np.ndarray) -> dict[str, float]:
 
 
 def run_method(
-    method: str, adata: scn.AnnData, validation: scn.AnnData, seed: int, schedule: dict, restarts: int = 1
+    method: str,
+    adata: scn.AnnData,
+    validation: scn.AnnData,
+    seed: int,
+    schedule: dict,
+    restarts: int = 1,
+    model_kwargs: dict | None = None,
 ) -> dict:
     """Fit a method (a validated lambda path for the sparse ones) ``restarts`` times and score the mean graph."""
     start = time.perf_counter()
     graphs, lams = [], []
     for r in range(restarts):
-        graph, lam = _fit_graph(method, adata, validation, seed + 1000 * r, schedule)
+        graph, lam = _fit_graph(method, adata, validation, seed + 1000 * r, schedule, model_kwargs)
         graphs.append(graph / graph.max() if graph.max() > 0 else graph)
         lams.append(lam)
     seconds = time.perf_counter() - start
     graph = np.mean(graphs, axis=0)
     off = ~np.eye(len(graph), dtype=bool)
+    name = method + (", decay" if (model_kwargs or {}).get("decay") else "")
     return {
-        "method": method if restarts == 1 else f"{method}, mean of {restarts} restarts",
+        "method": name if restarts == 1 else f"{name}, mean of {restarts} restarts",
         "seed": seed,
         "lam": float(np.median(lams)),
         "edges": int((graph[off] != 0).sum()),
@@ -137,10 +145,17 @@ def run_method(
 
 
 def _fit_graph(
-    method: str, adata: scn.AnnData, validation: scn.AnnData, random_state: int, schedule: dict
+    method: str,
+    adata: scn.AnnData,
+    validation: scn.AnnData,
+    random_state: int,
+    schedule: dict,
+    model_kwargs: dict | None = None,
 ) -> tuple[np.ndarray, float]:
     """One fit's regulator x target graph and its (selected) lambda."""
     model_kw = {**MODEL, "hidden": GROUPLASSO_HIDDEN if method == "grouplasso" else MODEL["hidden"]}
+    if model_kwargs:
+        model_kw["model_kwargs"] = model_kwargs
     fitted = adata.copy()
     if method == "base":
         scn.tl.fit_sparse_ode(
@@ -195,6 +210,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="tiny schedule, two lambdas, one seed")
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--restarts", type=int, default=1, help="fits per method and seed, graphs averaged")
+    parser.add_argument("--decay", action="store_true", help="each gene's unpenalised decay term in every field")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     schedule = QUICK_SCHEDULE if args.quick else SCHEDULE
@@ -209,7 +225,8 @@ def main(argv: list[str] | None = None) -> str:
         for name, scores in baselines.items():
             rows.append({"method": f"*{name}*", "seed": seed, "seconds": seconds, **evaluate(adata, scores)})
         for method in args.methods:
-            rows.append(run_method(method, adata, validation, seed, schedule, args.restarts))
+            model_kwargs = {"decay": True} if args.decay else None
+            rows.append(run_method(method, adata, validation, seed, schedule, args.restarts, model_kwargs))
             print(f"  seed {seed} {method}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
     text = "\n".join(
         [

@@ -106,7 +106,12 @@ def test_benchmark_quick_runs_all_tables():
             "hematopoiesis",
             "| pathreg, per output, decay |",
         ),
-        ("grn.py", ["--methods", "pathreg", "--restarts", "2"], None, "| pathreg, mean of 2 restarts |"),
+        (
+            "grn.py",
+            ["--methods", "pathreg", "--restarts", "2", "--decay"],
+            None,
+            "| pathreg, decay, mean of 2 restarts |",
+        ),
         ("mocap.py", ["--methods", "base", "pathreg", "--motions", "wave"], "mocap", "*hold a frame (no dynamics)*"),
     ],
     ids=["hematopoiesis", "grn", "mocap"],
