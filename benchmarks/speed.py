@@ -330,10 +330,10 @@ def section_reach(args: argparse.Namespace) -> None:
                 f"| {held['s1d1']:.4f} | {held['s2d1']:.4f} | {held['s3d6']:.4f} |",
                 flush=True,
             )
-        first = {k: f"{reached[k]:.0f} s" if k in reached else "not reached" for k in ("train", "held")}
+        first = {k: f"after {reached[k]:.0f} s" if k in reached else "not reached" for k in ("train", "held")}
         summary.append(
-            f"- {name}: train <= 0.0353 after {first['train']}; below the authors on s1d1, s2d1 and s3d6 "
-            f"after {first['held']} (the wall time of the first fit that does it)."
+            f"- {name}: train <= 0.0353 {first['train']}; below the authors on s1d1, s2d1 and s3d6 "
+            f"{first['held']} (the wall time of the first fit that does it)."
         )
     print("\n" + "\n".join(summary))
 

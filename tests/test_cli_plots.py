@@ -136,7 +136,7 @@ def test_speed_benchmark_quick():
     assert "| 100 bins |" in res.stdout  # and the binned fit of the binning section
     assert "| GroupLasso (8), 100 bins | CPU" in res.stdout
     assert sum(line.startswith("| fit_sparse_ode defaults") for line in lines) == 2  # reach: 25 and 50 iterations
-    assert sum("train <= 0.0353 after" in line for line in lines) == 2  # one summary line per setting
+    assert sum("train <= 0.0353 " in line for line in lines) == 2  # one summary line per setting
 
 
 def _tiny_h5ad(path: Path) -> Path:
