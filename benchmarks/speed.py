@@ -24,9 +24,11 @@ Sections (``--sections``):
 * ``reach``: protocol (a) fitted with 25 ... 400 iterations (each fit from scratch, with its refit):
   wall time, training MSE and held-out MSE, and the wall time at which the fit first reaches the
   reference's training MSE (0.0353) and beats the authors' held-out MSE on s1d1, s2d1 and s3d6.
-* ``kernels``: what did not help, measured: ``torch.compile`` of the vector field (the iteration
-  section's fits with ``MLP.forward`` compiled by inductor), and bfloat16 for GroupLasso's grouped
-  first-layer product (the product alone, 3 states x 529 genes -> 529 x 8 hidden units).
+* ``kernels``: the grouped first layer's products (per-gene networks, GroupLasso) through torch's
+  default BLAS and through oneDNN (scnode's default for large layers on the CPU), in the iteration
+  section's fits; and what did not help: ``torch.compile`` of the vector field (``MLP.forward``
+  compiled by inductor) and bfloat16 for the grouped first-layer product (the product alone, 3
+  states x 529 genes -> 529 x 8 hidden units, next to float32 through BLAS and through oneDNN).
 
 Usage::
 
@@ -56,6 +58,7 @@ import pandas as pd
 import torch
 
 import scnode as scn
+from scnode.core import layers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import command, total
@@ -99,6 +102,8 @@ def measure(spec: dict) -> dict:
         from scnode.core import fields
 
         fields.MLP.forward = torch.compile(fields.MLP.forward)
+    if spec.get("blas"):  # the grouped first layer's products through torch's default BLAS, not oneDNN
+        layers.ONEDNN_MIN_WEIGHTS = 2**62
     if str(spec["data"]).endswith(".h5ad"):
         adata = anndata.read_h5ad(spec["data"])
     else:
@@ -340,9 +345,19 @@ def section_reach(args: argparse.Namespace) -> None:
 
 
 def section_kernels(args: argparse.Namespace) -> None:
-    """torch.compile of the field in the iteration section's fits; bfloat16 for the grouped first layer."""
-    print("\n## What did not help: torch.compile and bfloat16\n")
-    print("torch.compile (inductor, default options) of the field's forward (`scnode.core.fields.MLP.forward`),")
+    """oneDNN for the grouped first layer; torch.compile of the field; bfloat16 for the grouped product."""
+    print("\n## Kernels: oneDNN (helps), torch.compile and bfloat16 (do not)\n")
+    print("The grouped first layer's products (per-gene networks, GroupLasso) through torch's default BLAS")
+    print(f"and through oneDNN (scnode's default above {layers.ONEDNN_MIN_WEIGHTS} weights on the CPU), s1d2,")
+    print(f"median over {args.iters} iterations after 2 warm-up ones.\n")
+    print("| variant | device | BLAS s / iteration | oneDNN s / iteration | speed-up |")
+    print("|---|---|---|---|---|")
+    for name in ("PathReg, per gene (8), 100 bins", "GroupLasso (8), 100 bins"):
+        spec = {"data": "s1d2", "settings": VARIANTS[name], "iters": args.iters, "device": "cpu"}
+        spec["threads"] = args.threads
+        blas, onednn = (run_isolated({**spec, "blas": b})["s_per_iter"] for b in (True, False))
+        print(f"| {name} | {device_label('cpu', args.threads)} | {blas:.3f} | {onednn:.3f} | {blas / onednn:.1f}x |")
+    print("\ntorch.compile (inductor, default options) of the field's forward (`scnode.core.fields.MLP.forward`),")
     print(f"s1d2, median over {args.iters} iterations after 2 warm-up ones (the first includes compilation).\n")
     print("| variant | device | eager s / iteration | compiled s / iteration |")
     print("|---|---|---|---|")
@@ -372,7 +387,11 @@ def section_kernels(args: argparse.Namespace) -> None:
     print("\nGroupLasso's grouped first-layer product (3 states x 529 genes -> 529 x 8 hidden units), one call:\n")
     print("| precision | microseconds | relative error vs float32 |")
     print("|---|---|---|")
-    print(f"| float32 | {per_call(lambda: x @ w.T):.0f} | 0 |")
+    print(f"| float32 (torch's default BLAS) | {per_call(lambda: x @ w.T):.0f} | 0 |")
+    wd = w.to_mkldnn()
+    onednn = per_call(lambda: torch._C._nn.mkldnn_linear(x.to_mkldnn(), wd).to_dense())
+    rel32 = float((torch._C._nn.mkldnn_linear(x.to_mkldnn(), wd).to_dense() - x @ w.T).norm() / (x @ w.T).norm())
+    print(f"| float32 through oneDNN (weight converted once) | {onednn:.0f} | {rel32:.1e} |")
     print(f"| bfloat16 weights and states | {per_call(lambda: xb @ wb.T):.0f} | {rel:.1e} |")
     print(f"| float32 weights under torch.autocast(bfloat16) | {per_call(autocast):.0f} | {rel:.1e} |")
 

@@ -427,6 +427,31 @@ def test_deferred_first_layer_gradient_learns_the_same(data, monkeypatch, method
     torch.testing.assert_close(w[0], w[1], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+def test_onednn_grouped_products_equal_blas(data, monkeypatch):
+    """The grouped first layer's oneDNN products give BLAS's values, gradients and fits."""
+    import scnode.core.layers as layers
+    from scnode.core.fields import MLP
+
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    results, fits = [], []
+    for threshold in (1, 2**62):
+        monkeypatch.setattr(layers, "ONEDNN_MIN_WEIGHTS", threshold)
+        torch.manual_seed(1)
+        field = MLP(6, 6, (5,), grouped=True)
+        field.prepare(sample=False)
+        assert field._deferred.onednn == (threshold == 1)
+        xi = x.clone().requires_grad_()
+        y = field(field(xi).tanh() + xi)  # two products sharing the packed weight
+        y.pow(2).sum().backward()
+        results.append((y.detach(), xi.grad, field.layers[0].weight.grad))
+        model = scn.SparseODE(3, method="grouplasso", lam=0.05, random_state=2, **SMALL)
+        fits.append(model.fit(data[0], [v[:, :3] for v in data[1]], n_iter=4, refit_iter=0, progress_bar=False))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fits[0].history.loss, fits[1].history.loss, rtol=1e-5)
+
+
 def test_linear_term_option(data, tmp_path):
     times, values = data
     model = scn.SparseODE(3, method="pathreg", order=2, linear=True, lam=0.5, random_state=0, **SMALL)

@@ -16,6 +16,20 @@ from torch import nn
 
 from . import gates
 
+ONEDNN_MIN_WEIGHTS = 1 << 18
+"""Grouped first layers with at least this many weights use oneDNN's products on the CPU (see
+:class:`WeightGradients`); below it the conversions cost more than they save."""
+
+
+def _onednn_available(weight: torch.Tensor) -> bool:
+    return (
+        weight.device.type == "cpu"
+        and weight.dtype == torch.float32
+        and weight.numel() >= ONEDNN_MIN_WEIGHTS
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch._C._nn, "mkldnn_linear")
+    )
+
 
 class WeightGradients:
     """Deferred gradient of one weight that many products share (every evaluation of a solve).
@@ -26,18 +40,40 @@ class WeightGradients:
     each product's backward stores its ``(x_e, g_e)`` here, and the weight's gradient is formed once,
     as one product of the stacked pairs, when autograd reaches the weight (:meth:`collect`, an
     identity whose backward runs after every product's). The gradient is the same sum.
+
+    On the CPU, for large float32 weights, the products of a solve (``x_e W^T`` forward, ``g_e W``
+    backward) go through oneDNN with the weight converted once per solve: with a few rows ``x_e``
+    (one per trajectory) torch's default BLAS runs them far below memory speed (at 529 genes on the
+    benchmark machine the product alone 2.3x slower, a GroupLasso iteration 1.8x;
+    ``benchmarks/speed.py --sections kernels``).
     """
 
     def __init__(self) -> None:
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.onednn = False
+        self._packed: dict[bool, torch.Tensor] = {}
 
     def collect(self, weight: torch.Tensor) -> torch.Tensor:
         """Return ``weight`` (``(rows, n_in)``) through the node that adds the stored gradients."""
+        self.onednn = _onednn_available(weight)
         return _Collect.apply(weight, self)
 
     def matmul(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``x @ weight.T`` whose weight gradient is stored here, for a ``weight`` from :meth:`collect`."""
         return _DeferredProduct.apply(x, weight, self)
+
+    @torch.compiler.disable  # oneDNN tensors are opaque to torch.compile: run the products eagerly
+    def product(self, x: torch.Tensor, weight: torch.Tensor, *, transpose: bool = False) -> torch.Tensor:
+        """``x @ weight.T`` (``x @ weight`` with ``transpose``), no autograd; oneDNN where enabled."""
+        if not self.onednn:
+            return x @ weight if transpose else x @ weight.T
+        packed = self._packed.get(transpose)
+        if packed is None:  # once per solve: the weight is fixed until the next prepare
+            w = weight.detach()
+            packed = self._packed[transpose] = (w.T if transpose else w).contiguous().to_mkldnn()
+        flat = x.reshape(-1, x.shape[-1]).contiguous().to_mkldnn()
+        out = torch._C._nn.mkldnn_linear(flat, packed).to_dense()
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 class _Collect(torch.autograd.Function):
@@ -63,13 +99,13 @@ class _DeferredProduct(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, grads: WeightGradients) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.grads = grads
-        return x @ weight.T
+        return grads.product(x, weight)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
         x, weight = ctx.saved_tensors
         ctx.grads.pairs.append((x, g))
-        return (g @ weight if ctx.needs_input_grad[0] else None), None, None
+        return (ctx.grads.product(g, weight, transpose=True) if ctx.needs_input_grad[0] else None), None, None
 
 
 class SparseLinear(nn.Module):
