@@ -69,3 +69,21 @@ def test_log_alpha_for_keep_prob_inverts_prob_nonzero(p):
 def test_log_alpha_for_keep_prob_rejects_out_of_range(p):
     with pytest.raises(ValueError, match="keep_prob"):
         gates.log_alpha_for_keep_prob(p)
+
+
+def test_sample_value_and_gradient_match_the_formula():
+    """The in-place sampler equals the written formula, value and derivative (float64 gradcheck too)."""
+    gen = torch.Generator().manual_seed(3)
+    la = (torch.randn(4000, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    u = torch.rand(4000, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    weights = torch.randn(4000, dtype=torch.float64)
+    z = gates.sample(la, torch.Generator().manual_seed(4))
+    uc = u.clamp(1e-6, 1 - 1e-6)
+    ref = (torch.sigmoid((torch.log(uc) - torch.log1p(-uc) + la) / gates.BETA) * 1.2 - 0.1).clamp(0, 1)
+    torch.testing.assert_close(z, ref, rtol=1e-12, atol=1e-12)
+    (grad,) = torch.autograd.grad((z * weights).sum(), la)
+    (grad_ref,) = torch.autograd.grad((ref * weights).sum(), la)
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-10, atol=1e-12)
+    assert 0 < (z == 0).sum() and 0 < (z == 1).sum() and 0 < (grad == 0).sum() < len(grad)
+    inside = la.detach()[:50].clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda a: gates._Sample.apply(a, u[:50]), (inside,))

@@ -16,7 +16,8 @@ from torch import nn
 from .layers import SparseLinear, WeightGradients
 
 DEFER_FIRST_LAYER_GRADIENT = True
-"""Form the gradient of a grouped network's first layer once per backward pass (:class:`WeightGradients`)."""
+"""Form the gradient of a grouped network's first layer once per backward pass, and its products
+through :class:`WeightGradients` (oneDNN on the CPU for large layers), in training and prediction."""
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "elu": nn.ELU,
@@ -91,7 +92,7 @@ class MLP(nn.Module):
         self._z = [layer.gate_values(sample=sample, generator=generator) for layer in self.layers]
         self._w = [layer.effective_weight(z) for layer, z in zip(self.layers, self._z, strict=True)]
         self._deferred = self._first_flat = None
-        if self.grouped and DEFER_FIRST_LAYER_GRADIENT and torch.is_grad_enabled():  # formed once per backward
+        if self.grouped and DEFER_FIRST_LAYER_GRADIENT:  # also without gradients: its products use oneDNN
             self._deferred = WeightGradients()
             first = self._deferred.collect(self._w[0].reshape(-1, self.n_in))
             self._first_flat, self._w[0] = first, first.view_as(self._w[0])
