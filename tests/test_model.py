@@ -450,6 +450,12 @@ def test_onednn_grouped_products_equal_blas(data, monkeypatch):
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fits[0].history.loss, fits[1].history.loss, rtol=1e-5)
+    predicted = []
+    for threshold in (1, 2**62):  # predictions (no gradients) use it too
+        monkeypatch.setattr(layers, "ONEDNN_MIN_WEIGHTS", threshold)
+        predicted.append(fits[0].predict(data[0][0], data[1][0][0, :3]))
+        assert fits[0].system.field._deferred.onednn == (threshold == 1)
+    np.testing.assert_allclose(predicted[0], predicted[1], rtol=1e-5, atol=1e-7)
 
 
 def test_linear_term_option(data, tmp_path):

@@ -44,7 +44,7 @@ class WeightGradients:
     On the CPU, for large float32 weights, the products of a solve (``x_e W^T`` forward, ``g_e W``
     backward) go through oneDNN with the weight converted once per solve: with a few rows ``x_e``
     (one per trajectory) torch's default BLAS runs them far below memory speed (at 529 genes on the
-    benchmark machine the product alone 2.3x slower, a GroupLasso iteration 1.8x;
+    benchmark machine the product alone 2.3x slower, a GroupLasso iteration 1.3-1.8x;
     ``benchmarks/speed.py --sections kernels``).
     """
 
