@@ -165,3 +165,21 @@ def test_x0_noise_perturbs_the_start_and_is_seeded(data, monkeypatch):
     torch.testing.assert_close(seen[0], x0)  # none by default
     with pytest.raises(ValueError, match="x0_noise must be >= 0"):
         m.fit(times, values, n_iter=1, x0_noise=-1.0, progress_bar=False)
+
+
+@pytest.mark.parametrize("method", ["pathreg", "grouplasso"])
+def test_fused_adam_learns_what_plain_adam_learns(data, monkeypatch, method):
+    """The fused optimizer is an implementation detail: same losses and weights as the plain one."""
+    times, values = data
+    fits = []
+    for fused in (True, False):
+        monkeypatch.setattr(train_module, "FUSED_ADAM", fused)
+        model = scn.SparseODE(3, method=method, order=2, lam=0.05, random_state=1, **SMALL)
+        model.fit(times, values, n_iter=8, refit_iter=4, progress_bar=False)
+        fits.append(model)
+    monkeypatch.setattr(train_module, "FUSED_ADAM", True)
+    groups = train_module._make_optimizer(fits[0].system, train_module.TrainConfig(), refit=False)[0].param_groups
+    assert all(g["fused"] for g in groups)  # the fused kernel is what the first fit used
+    np.testing.assert_allclose(fits[0].history.loss, fits[1].history.loss, rtol=1e-5)
+    for a, b in zip(fits[0].system.parameters(), fits[1].system.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -194,12 +194,27 @@ def _base_lrs(cfg: TrainConfig, *, refit_lr: bool) -> list[float]:
     return [lr, lr * cfg.gate_lr_factor]
 
 
+FUSED_ADAM = True
+"""Use Adam's fused implementation (one pass over each parameter per step) where torch has it for
+the parameters' device. The same update; on the CPU a per-gene field's 4.4 M weights and gates
+take 2.6 ms per step instead of 18.5 ms (ad-hoc micro-benchmark, the benchmark machine)."""
+
+
+def _adam(groups: list[dict]) -> torch.optim.Adam:
+    if FUSED_ADAM:
+        try:
+            return torch.optim.Adam(groups, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or torch version
+            pass
+    return torch.optim.Adam(groups)
+
+
 def _make_optimizer(system: ODESystem, cfg: TrainConfig, *, refit: bool):
     gate_params = [p for n, p in system.named_parameters() if n.endswith("log_alpha") and p.requires_grad]
     others = [p for n, p in system.named_parameters() if not n.endswith("log_alpha") and p.requires_grad]
     lrs = _base_lrs(cfg, refit_lr=refit)
     groups = [{"params": ps, "lr": lr} for ps, lr in zip([others, gate_params], lrs, strict=True) if ps]
-    opt = torch.optim.Adam(groups)
+    opt = _adam(groups)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
     )
