@@ -344,6 +344,13 @@ def section_reach(args: argparse.Namespace) -> None:
     print("\n" + "\n".join(summary))
 
 
+def _with_and_without(args: argparse.Namespace, name: str, flag: str) -> tuple[float, float]:
+    """Seconds per iteration of an iteration-section variant on the CPU with ``flag`` set, then without."""
+    spec = {"data": "s1d2", "settings": VARIANTS[name], "iters": args.iters, "device": "cpu", "threads": args.threads}
+    with_flag, without = (run_isolated({**spec, flag: value})["s_per_iter"] for value in (True, False))
+    return with_flag, without
+
+
 def section_kernels(args: argparse.Namespace) -> None:
     """oneDNN for the grouped first layer; torch.compile of the field; bfloat16 for the grouped product."""
     print("\n## Kernels: oneDNN (helps), torch.compile and bfloat16 (do not)\n")
@@ -353,18 +360,14 @@ def section_kernels(args: argparse.Namespace) -> None:
     print("| variant | device | BLAS s / iteration | oneDNN s / iteration | speed-up |")
     print("|---|---|---|---|---|")
     for name in ("PathReg, per gene (8), 100 bins", "GroupLasso (8), 100 bins"):
-        spec = {"data": "s1d2", "settings": VARIANTS[name], "iters": args.iters, "device": "cpu"}
-        spec["threads"] = args.threads
-        blas, onednn = (run_isolated({**spec, "blas": b})["s_per_iter"] for b in (True, False))
+        blas, onednn = _with_and_without(args, name, "blas")
         print(f"| {name} | {device_label('cpu', args.threads)} | {blas:.3f} | {onednn:.3f} | {blas / onednn:.1f}x |")
     print("\ntorch.compile (inductor, default options) of the field's forward (`scnode.core.fields.MLP.forward`),")
     print(f"s1d2, median over {args.iters} iterations after 2 warm-up ones (the first includes compilation).\n")
     print("| variant | device | eager s / iteration | compiled s / iteration |")
     print("|---|---|---|---|")
     for name in ("PathReg, shared 32x32 MLP, every cell", "PathReg, per gene (8), 100 bins"):
-        spec = {"data": "s1d2", "settings": VARIANTS[name], "iters": args.iters, "device": "cpu"}
-        spec["threads"] = args.threads
-        eager, compiled = (run_isolated({**spec, "compile": c})["s_per_iter"] for c in (False, True))
+        compiled, eager = _with_and_without(args, name, "compile")
         print(f"| {name} | {device_label('cpu', args.threads)} | {eager:.3f} | {compiled:.3f} |", flush=True)
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
