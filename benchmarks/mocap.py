@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/mocap.py            # all methods, three motions (SCNODE_DATA_DIR or download)
     python benchmarks/mocap.py --quick    # a fast smoke run of the same code path
+    python benchmarks/mocap.py --methods base pathreg --seeds 0 1 2   # the comparison over seeds
 
 Protocol (the paper's, DESIGN.md section 4): 3-D positions of 31 joints (93 coordinates) from forward
 kinematics at 120 frames per second, in metres, root translation removed; a second-order model is
@@ -165,6 +166,24 @@ def _table(rows: list[dict], hold: dict) -> str:
     return "\n".join(lines)
 
 
+def _over_seeds(by_seed: dict[int, list[dict]]) -> str:
+    """Each method's extrapolation and unseen MSE over the seeds, and on how many it beats Base's extrapolation."""
+    seeds = list(by_seed)
+    head = ["method", "extrapolation MSE, mean ± sd", "per seed", "below Base's", "unseen MSE, mean ± sd"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    base = {seed: next((r for r in rows if r["method"] == "base"), None) for seed, rows in by_seed.items()}
+    for i, method in enumerate(r["method"] for r in by_seed[seeds[0]]):
+        runs = [by_seed[seed][i] for seed in seeds]
+        ext, unseen = np.array([r["extrapolation"] for r in runs]), np.array([r["unseen"] for r in runs])
+        below = ""
+        if method != "base" and all(base.values()):
+            wins = sum(r["extrapolation"] < base[seed]["extrapolation"] for seed, r in zip(seeds, runs, strict=True))
+            below = f"{wins} of {len(seeds)}"
+        cells = [method, f"{ext.mean():.3g} ± {ext.std():.2g}", " / ".join(f"{v:.3g}" for v in ext), below]
+        lines.append("| " + " | ".join([*cells, f"{unseen.mean():.3g} ± {unseen.std():.2g}"]) + " |")
+    return "\n".join(lines)
+
+
 def figure(rows: list[dict], motion: str, out: Path) -> Path:
     """One adjacency panel per method (positions and velocities as inputs)."""
     fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 2.6), squeeze=False)
@@ -187,24 +206,40 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--motions", nargs="*", default=list(MOTIONS), choices=list(MOTIONS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="several seeds (instead of --seed): the first seed's tables, then each method over all seeds",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--figures", type=Path, default=None, help="folder for the adjacency figures")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     schedule = QUICK_SCHEDULE if args.quick else SCHEDULE
+    seeds = args.seeds or [args.seed]
     start = time.perf_counter()
     out = [
         f"# Motion-capture benchmark ({date.today()})",
         "",
         command("mocap.py", argv),
-        machine() + f"; schedule {schedule} (+ n_iter // 2 refit), seed {args.seed}.",
+        machine() + f"; schedule {schedule} (+ n_iter // 2 refit), seed{'s' * (len(seeds) > 1)} "
+        f"{', '.join(map(str, seeds))}.",
     ]
     for motion in args.motions:
         seq, unseen = load(motion, args.data_dir)
-        rows = []
-        for method in args.methods:
-            rows.append(run(method, motion, seq, unseen, schedule, args.seed))
-            print(f"  {motion} {method}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
+        by_seed: dict[int, list[dict]] = {}
+        for seed in seeds:
+            by_seed[seed] = []
+            for method in args.methods:
+                by_seed[seed].append(run(method, motion, seq, unseen, schedule, seed))
+                print(
+                    f"  {motion} {method} seed {seed}: {by_seed[seed][-1]['seconds']:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        rows = by_seed[seeds[0]]
         what = "trial 07_02, frames 0-99" if MOTIONS[motion][1] else "frames 200-299 of the same trial (only trial)"
         out += [
             "",
@@ -214,6 +249,9 @@ def main(argv: list[str] | None = None) -> str:
             "",
             _table(rows, hold_frame(seq, unseen)),
         ]
+        if len(seeds) > 1:
+            out[-1:-1] = [f"Seed {seeds[0]}:", ""]
+            out += ["", f"Over seeds {', '.join(map(str, seeds))} (sd over seeds):", "", _over_seeds(by_seed)]
         if args.figures is not None and rows:
             out += ["", f"Adjacency figure: {figure(rows, motion, args.figures)}"]
     out += ["", total(start)]

@@ -112,7 +112,12 @@ def test_benchmark_quick_runs_all_tables():
             None,
             "| pathreg, decay, mean of 2 restarts |",
         ),
-        ("mocap.py", ["--methods", "base", "pathreg", "--motions", "wave"], "mocap", "*hold a frame (no dynamics)*"),
+        (
+            "mocap.py",
+            ["--methods", "base", "pathreg", "--motions", "wave", "--seeds", "0", "1"],
+            "mocap",
+            "*hold a frame (no dynamics)*",
+        ),
     ],
     ids=["hematopoiesis", "grn", "mocap"],
 )
@@ -122,6 +127,11 @@ def test_other_benchmarks_quick(script, args, data, expect):
     cmd = [sys.executable, f"benchmarks/{script}", "--quick", *args]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
     assert expect in res.stdout and "| method |" in res.stdout
+    if "--seeds" in args:  # the table over the seeds: each method's mean ± sd, its two values, wins over Base
+        rows = [line.split(" | ") for line in res.stdout.splitlines() if " ± " in line and "| method" not in line]
+        assert [r[0] for r in rows] == ["| base", "| pathreg"]
+        assert all(r[2].count(" / ") == 1 for r in rows)
+        assert rows[0][3] == "" and rows[1][3] in {"0 of 2", "1 of 2", "2 of 2"}
 
 
 def test_speed_benchmark_quick():
