@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     schedule = QUICK_SCHEDULE if args.quick else SCHEDULE
+    model_kwargs = {"decay": True} if args.decay else None
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
     start = time.perf_counter()
     rows = []
@@ -225,7 +226,6 @@ def main(argv: list[str] | None = None) -> str:
         for name, scores in baselines.items():
             rows.append({"method": f"*{name}*", "seed": seed, "seconds": seconds, **evaluate(adata, scores)})
         for method in args.methods:
-            model_kwargs = {"decay": True} if args.decay else None
             rows.append(run_method(method, adata, validation, seed, schedule, args.restarts, model_kwargs))
             print(f"  seed {seed} {method}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
     text = "\n".join(
