@@ -137,14 +137,16 @@ def test_other_benchmarks_quick(script, args, data, expect):
 def test_speed_benchmark_quick():
     if not (Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent")) / "hematopoiesis").is_dir():
         pytest.skip("SCNODE_DATA_DIR has no hematopoiesis/")
-    sections = ["iteration", "binning", "reach"]
+    sections = ["iteration", "whole", "binning", "reach"]
     cmd = [sys.executable, "benchmarks/speed.py", "--quick", "--sections", *sections, "--devices", "cpu"]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
     lines = res.stdout.splitlines()
     rows = [line for line in lines if line.startswith("| PathReg") or line.startswith("| every")]
-    assert len(rows) == 4 + 2 + 1, res.stdout  # iteration: 4 PathReg variants; reach: 2 fits; binning: every cell
+    # iteration and whole: 4 PathReg variants each; reach: 2 fits; binning: every cell
+    assert len(rows) == 4 + 4 + 2 + 1, res.stdout
     assert "| 100 bins |" in res.stdout  # and the binned fit of the binning section
-    assert "| GroupLasso (8), 100 bins | CPU" in res.stdout
+    assert res.stdout.count("| GroupLasso (8), 100 bins | CPU") == 2
+    assert "GroupLasso / PathReg per iteration (CPU, " in res.stdout
     assert sum(line.startswith("| fit_sparse_ode defaults") for line in lines) == 2  # reach: 25 and 50 iterations
     assert sum("train <= 0.0353 " in line for line in lines) == 2  # one summary line per setting
 

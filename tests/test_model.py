@@ -427,7 +427,13 @@ def test_deferred_first_layer_gradient_learns_the_same(data, monkeypatch, method
     torch.testing.assert_close(w[0], w[1], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+def _has_onednn_ops() -> bool:
+    from scnode.core import layers
+
+    return layers._onednn_ops()
+
+
+@pytest.mark.skipif(not _has_onednn_ops(), reason="torch without oneDNN's packed-weight linear")
 def test_onednn_grouped_products_equal_blas(data, monkeypatch):
     """The grouped first layer's oneDNN products give BLAS's values, gradients and fits."""
     import scnode.core.layers as layers
@@ -456,6 +462,28 @@ def test_onednn_grouped_products_equal_blas(data, monkeypatch):
         predicted.append(fits[0].predict(data[0][0], data[1][0][0, :3]))
         assert fits[0].system.field._deferred.onednn == (threshold == 1)
     np.testing.assert_allclose(predicted[0], predicted[1], rtol=1e-5, atol=1e-7)
+
+
+def test_mask_of_ones_is_skipped_until_it_changes():
+    """The effective weight copies the weight while the mask is all ones, and sees every later mask."""
+    from scnode.core.layers import SparseLinear
+
+    layer = SparseLinear(4, 3)
+    w = layer.effective_weight(None)
+    assert layer.mask_is_ones() and torch.equal(w, layer.weight) and w.data_ptr() != layer.weight.data_ptr()
+    with torch.no_grad():
+        layer.mask[1, 2] = 0.0  # an in-place write, as a refit's freeze
+    assert not layer.mask_is_ones() and layer.effective_weight(None)[1, 2] == 0
+    state = {k: v.clone() for k, v in layer.state_dict().items()}
+    layer.mask.fill_(1.0)
+    assert layer.mask_is_ones()
+    layer.load_state_dict(state)  # a saved model with a frozen pattern
+    assert layer.effective_weight(None)[1, 2] == 0 and layer.effective_weight(None)[0, 0] == layer.weight[0, 0]
+    layer.mask = torch.ones(3, 4)  # another tensor
+    assert layer.mask_is_ones()
+    w = layer.effective_weight(None)
+    w.sum().backward()  # the copy passes the gradient on unchanged
+    assert torch.equal(layer.weight.grad, torch.ones(3, 4))
 
 
 def test_linear_term_option(data, tmp_path):

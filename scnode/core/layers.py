@@ -9,6 +9,7 @@ fixed 0/1 buffer (all ones unless a refit froze a sparsity pattern) and ``z`` ar
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -16,9 +17,32 @@ from torch import nn
 
 from . import gates
 
-ONEDNN_MIN_WEIGHTS = 1 << 18
+ONEDNN_MIN_WEIGHTS = 1 << 17
 """Grouped first layers with at least this many weights use oneDNN's products on the CPU (see
-:class:`WeightGradients`); below it the conversions cost more than they save."""
+:class:`WeightGradients`); below it packing the weight costs more than it saves (about 130 genes x 8
+hidden units on the benchmark machine)."""
+
+
+@functools.cache
+def _onednn_ops() -> bool:
+    """Whether this torch has oneDNN's packed-weight linear (the op inductor uses) and it runs."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        w = torch.ones(2, 3)
+        out = torch.ops.mkldnn._linear_pointwise(torch.ones(1, 3), _pack(w, 1), None, "none", [], "")
+        return bool(torch.equal(out, torch.full((1, 2), 3.0)))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+def _pack(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """``weight`` (``(out, in)``) in oneDNN's blocked layout for products with about ``rows`` rows.
+
+    The layout chosen for one row makes products with several rows 2x slower; the one for two rows
+    serves one row as fast (ad-hoc measurement at 529 genes, benchmark machine).
+    """
+    return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), max(rows, 2))
 
 
 def _onednn_available(weight: torch.Tensor) -> bool:
@@ -26,8 +50,7 @@ def _onednn_available(weight: torch.Tensor) -> bool:
         weight.device.type == "cpu"
         and weight.dtype == torch.float32
         and weight.numel() >= ONEDNN_MIN_WEIGHTS
-        and torch.backends.mkldnn.is_available()
-        and hasattr(torch._C._nn, "mkldnn_linear")
+        and _onednn_ops()
     )
 
 
@@ -42,9 +65,10 @@ class WeightGradients:
     identity whose backward runs after every product's). The gradient is the same sum.
 
     On the CPU, for large float32 weights, the products of a solve (``x_e W^T`` forward, ``g_e W``
-    backward) go through oneDNN with the weight converted once per solve: with a few rows ``x_e``
-    (one per trajectory) torch's default BLAS runs them far below memory speed (at 529 genes on the
-    benchmark machine the product alone 2.3x slower, a GroupLasso iteration 1.3-1.8x;
+    backward) go through oneDNN's linear with the weight packed into its blocked layout once per
+    solve (and once transposed for the backward products), the op ``torch.compile`` uses on the CPU:
+    with a few rows ``x_e`` (one per trajectory) torch's default BLAS runs them far below memory
+    speed (at 529 genes on the benchmark machine about 600 us against 100 us per product;
     ``benchmarks/speed.py --sections kernels``).
     """
 
@@ -62,17 +86,17 @@ class WeightGradients:
         """``x @ weight.T`` whose weight gradient is stored here, for a ``weight`` from :meth:`collect`."""
         return _DeferredProduct.apply(x, weight, self)
 
-    @torch.compiler.disable  # oneDNN tensors are opaque to torch.compile: run the products eagerly
+    @torch.compiler.disable  # oneDNN's packed weights are opaque to torch.compile: run the products eagerly
     def product(self, x: torch.Tensor, weight: torch.Tensor, *, transpose: bool = False) -> torch.Tensor:
         """``x @ weight.T`` (``x @ weight`` with ``transpose``), no autograd; oneDNN where enabled."""
         if not self.onednn:
             return x @ weight if transpose else x @ weight.T
+        flat = x.reshape(-1, x.shape[-1])
         packed = self._packed.get(transpose)
         if packed is None:  # once per solve: the weight is fixed until the next prepare
             w = weight.detach()
-            packed = self._packed[transpose] = (w.T if transpose else w).contiguous().to_mkldnn()
-        flat = x.reshape(-1, x.shape[-1]).contiguous().to_mkldnn()
-        out = torch._C._nn.mkldnn_linear(flat, packed).to_dense()
+            packed = self._packed[transpose] = _pack(w.T if transpose else w, flat.shape[0])
+        out = torch.ops.mkldnn._linear_pointwise(flat.contiguous(), packed, None, "none", [], "")
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
@@ -152,6 +176,8 @@ class SparseLinear(nn.Module):
         else:
             self.register_parameter("log_alpha", None)
         self.register_buffer("mask", torch.ones(shape))
+        self._mask_seen: tuple[int, int, int] | None = None
+        self._mask_ones = True
 
     @property
     def gated(self) -> bool:
@@ -167,9 +193,27 @@ class SparseLinear(nn.Module):
         return gates.deterministic(self.log_alpha)
 
     def effective_weight(self, z: torch.Tensor | None) -> torch.Tensor:
-        """``weight * mask * z`` (``z`` omitted for ungated layers)."""
-        w = self.weight * self.mask
+        """``weight * mask * z`` (``z`` omitted for ungated layers), a new tensor.
+
+        While ``mask`` is all ones the weight is copied, not multiplied: half the memory traffic, and
+        the copy's backward passes the gradient on unchanged.
+        """
+        w = self.weight.clone() if self.mask_is_ones() else self.weight * self.mask
         return w if z is None else w * z
+
+    def mask_is_ones(self) -> bool:
+        """Whether ``mask`` is all ones (no frozen pattern), when multiplying by it can be skipped.
+
+        Checked again only when the mask changes (another tensor, or an in-place write such as a
+        refit's freeze or ``load_state_dict``, which advance its version counter): for a grouped
+        first layer (2.2 M weights at 529 genes) the product and its backward are memory passes of
+        about a millisecond each, in every iteration.
+        """
+        mask = self.mask
+        seen = (id(mask), mask.data_ptr(), mask._version)
+        if seen != self._mask_seen:
+            self._mask_seen, self._mask_ones = seen, bool((mask == 1).all())
+        return self._mask_ones
 
     def linear(self, x: torch.Tensor, w: torch.Tensor, deferred: WeightGradients | None = None) -> torch.Tensor:
         """Apply the layer with the effective weight ``w``.

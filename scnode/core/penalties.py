@@ -88,8 +88,8 @@ def group_norms(weight: torch.Tensor, *, keepdim: bool = False) -> torch.Tensor:
 
 
 def grouplasso_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
-    """``lam`` times the mean norm of the groups ``W^1_i[:, k]`` (output ``i``, input ``k``)."""
-    return lam * group_norms(system.field.layers[0].weight * system.field.layers[0].mask).mean()
+    """``lam`` times the mean norm of the groups ``W^1_i[:, k]`` (output ``i``, input ``k``), last prepare's weights."""
+    return lam * group_norms(system.field.weights[0]).mean()
 
 
 @torch.no_grad()
