@@ -432,14 +432,14 @@ def section_kernels(args: argparse.Namespace) -> None:
 
     ref = x @ w.T
     rel = float(((xb @ wb.T).float() - ref).norm() / ref.norm())
-    products = layers.WeightGradients()  # scnode's own product: oneDNN where torch has it, the weight converted once
+    products = layers.WeightGradients()  # scnode's own product: oneDNN where torch has it, the weight packed once
     products.collect(w)
     rel32 = float((products.product(x, w) - ref).norm() / ref.norm())
     print("\nGroupLasso's grouped first-layer product (3 states x 529 genes -> 529 x 8 hidden units), one call:\n")
     print("| precision | microseconds | relative error vs float32 |")
     print("|---|---|---|")
     print(f"| float32 (torch's default BLAS) | {per_call(lambda: x @ w.T):.0f} | 0 |")
-    label = "float32 through oneDNN (weight converted once)" if products.onednn else "float32 (no oneDNN in this torch)"
+    label = "float32 through oneDNN (weight packed once)" if products.onednn else "float32 (no oneDNN in this torch)"
     print(f"| {label} | {per_call(lambda: products.product(x, w)):.0f} | {rel32:.1e} |")
     print(f"| bfloat16 weights and states | {per_call(lambda: xb @ wb.T):.0f} | {rel:.1e} |")
     print(f"| float32 weights under torch.autocast(bfloat16) | {per_call(autocast):.0f} | {rel:.1e} |")
