@@ -17,10 +17,11 @@ from torch import nn
 
 from . import gates
 
-ONEDNN_MIN_WEIGHTS = 1 << 17
+ONEDNN_MIN_WEIGHTS = 1 << 18
 """Grouped first layers with at least this many weights use oneDNN's products on the CPU (see
-:class:`WeightGradients`); below it packing the weight costs more than it saves (about 130 genes x 8
-hidden units on the benchmark machine)."""
+:class:`WeightGradients`). Below it packing the weight twice per solve costs about what the products
+save with three rows, and with one row (a single trajectory, as in motion capture) torch's BLAS is the
+faster (ad-hoc measurements at 130-180 k weights on the benchmark machine)."""
 
 
 @functools.cache
