@@ -257,7 +257,7 @@ def section_scaling(args: argparse.Namespace) -> None:
                 for name, settings in SCALING.items():
                     times = []
                     for g in genes:
-                        if whole and "GroupLasso" in name and g > WHOLE_GROUPLASSO_GENES:
+                        if whole and settings["method"] == "grouplasso" and g > WHOLE_GROUPLASSO_GENES:
                             continue
                         spec = {
                             "data": str(path),

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import scnode as scn
-from scnode.core import METHODS, NonFiniteLossError, Trajectories
+from scnode.core import METHODS, NonFiniteLossError, Trajectories, layers
 
 SMALL = {"hidden": (8,), "velocity_hidden": (4,), "device": "cpu"}
 # the penalised phase alone: no refit, no horizon warm-up (their own tests say so explicitly)
@@ -427,16 +427,9 @@ def test_deferred_first_layer_gradient_learns_the_same(data, monkeypatch, method
     torch.testing.assert_close(w[0], w[1], rtol=1e-4, atol=1e-6)
 
 
-def _has_onednn_ops() -> bool:
-    from scnode.core import layers
-
-    return layers._onednn_ops()
-
-
-@pytest.mark.skipif(not _has_onednn_ops(), reason="torch without oneDNN's packed-weight linear")
+@pytest.mark.skipif(not layers._onednn_ops(), reason="torch without oneDNN's packed-weight linear")
 def test_onednn_grouped_products_equal_blas(data, monkeypatch):
     """The grouped first layer's oneDNN products give BLAS's values, gradients and fits."""
-    import scnode.core.layers as layers
     from scnode.core.fields import MLP
 
     x = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
@@ -466,9 +459,7 @@ def test_onednn_grouped_products_equal_blas(data, monkeypatch):
 
 def test_mask_of_ones_is_skipped_until_it_changes():
     """The effective weight copies the weight while the mask is all ones, and sees every later mask."""
-    from scnode.core.layers import SparseLinear
-
-    layer = SparseLinear(4, 3)
+    layer = layers.SparseLinear(4, 3)
     w = layer.effective_weight(None)
     assert layer.mask_is_ones() and torch.equal(w, layer.weight) and w.data_ptr() != layer.weight.data_ptr()
     with torch.no_grad():
