@@ -19,9 +19,10 @@ from . import gates
 
 ONEDNN_MIN_WEIGHTS = 1 << 18
 """Grouped first layers with at least this many weights use oneDNN's products on the CPU (see
-:class:`WeightGradients`). Below it packing the weight twice per solve costs about what the products
-save with three rows, and with one row (a single trajectory, as in motion capture) torch's BLAS is the
-faster (ad-hoc measurements at 130-180 k weights on the benchmark machine)."""
+:class:`WeightGradients`). Below it packing the weight costs about what the products save with three
+rows, and with one row (a single trajectory, as in motion capture) torch's BLAS is the faster (ad-hoc
+measurements at 130-180 k weights on the benchmark machine, made when the weight was packed twice per
+solve, once transposed)."""
 
 
 @functools.cache
@@ -65,18 +66,22 @@ class WeightGradients:
     as one product of the stacked pairs, when autograd reaches the weight (:meth:`collect`, an
     identity whose backward runs after every product's). The gradient is the same sum.
 
-    On the CPU, for large float32 weights, the products of a solve (``x_e W^T`` forward, ``g_e W``
-    backward) go through oneDNN's linear with the weight packed into its blocked layout once per
-    solve (and once transposed for the backward products), the op ``torch.compile`` uses on the CPU:
-    with a few rows ``x_e`` (one per trajectory) torch's default BLAS runs them far below memory
-    speed (at 529 genes on the benchmark machine about 600 us against 100 us per product;
-    ``benchmarks/speed.py --sections kernels``).
+    On the CPU, for large float32 weights, the products of a solve go through oneDNN's linear, the op
+    ``torch.compile`` uses on the CPU: with a few rows ``x_e`` (one per trajectory) torch's default
+    BLAS runs them far below memory speed (at 529 genes on the benchmark machine about 600 us against
+    100 us per product; ``benchmarks/speed.py --sections kernels``). The forward products ``x_e W^T``
+    read the weight packed into oneDNN's blocked layout once per solve; the backward products
+    ``g_e W`` read ``W`` itself through its transposed view, which oneDNN takes as a weight stored
+    input-major: the same sums as a packed transposed copy, slower per product at 529 genes (about
+    30 us alone, 90 us inside a fit, where it competes with the packed copy for the caches) but
+    without the copy and its packing (about 5 ms per solve; ~40 backward products per solve in a
+    GroupLasso fit). The stacked weight gradient is one oneDNN product too.
     """
 
     def __init__(self) -> None:
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.onednn = False
-        self._packed: dict[bool, torch.Tensor] = {}
+        self._packed: torch.Tensor | None = None
 
     def collect(self, weight: torch.Tensor) -> torch.Tensor:
         """Return ``weight`` (``(rows, n_in)``) through the node that adds the stored gradients."""
@@ -93,12 +98,31 @@ class WeightGradients:
         if not self.onednn:
             return x @ weight if transpose else x @ weight.T
         flat = x.reshape(-1, x.shape[-1])
-        packed = self._packed.get(transpose)
-        if packed is None:  # once per solve: the weight is fixed until the next prepare
-            w = weight.detach()
-            packed = self._packed[transpose] = _pack(w.T if transpose else w, flat.shape[0])
-        out = torch.ops.mkldnn._linear_pointwise(flat.contiguous(), packed, None, "none", [], "")
+        if transpose:  # oneDNN reads the transposed view as a weight stored (in, out): no copy, no packing
+            w = weight.detach().contiguous().T
+        else:
+            w = self._packed
+            if w is None:  # once per solve: the weight is fixed until the next prepare
+                w = self._packed = _pack(weight.detach(), flat.shape[0])
+        out = torch.ops.mkldnn._linear_pointwise(flat.contiguous(), w, None, "none", [], "")
         return out.reshape(*x.shape[:-1], out.shape[-1])
+
+    @torch.compiler.disable
+    def gradient(self) -> torch.Tensor | None:
+        """Return the weight gradient of the stored pairs, ``sum_e g_e^T x_e`` (``None`` if none), and clear them.
+
+        The ``g_e`` are stacked straight into ``(out, n)``. With oneDNN the stacked ``x^T`` is packed
+        as the weight of a linear over the rows of ``g^T``: at 529 genes and about 110 stacked rows
+        2.8-4.5 ms against 5.0-6.3 ms through torch's BLAS (ad-hoc, benchmark machine), the same sums.
+        """
+        pairs, self.pairs = self.pairs, []
+        if not pairs:
+            return None
+        x = torch.cat([a.reshape(-1, a.shape[-1]) for a, _ in pairs])
+        g_t = torch.cat([b.reshape(-1, b.shape[-1]).T for _, b in pairs], dim=1)
+        if not self.onednn:
+            return g_t @ x
+        return torch.ops.mkldnn._linear_pointwise(g_t, _pack(x.T, g_t.shape[0]), None, "none", [], "")
 
 
 class _Collect(torch.autograd.Function):
@@ -110,12 +134,9 @@ class _Collect(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor | None) -> tuple[torch.Tensor | None, None]:
-        pairs, ctx.grads.pairs = ctx.grads.pairs, []
-        if not pairs:
+        total = ctx.grads.gradient()
+        if total is None:
             return grad, None
-        x = torch.cat([a.reshape(-1, a.shape[-1]) for a, _ in pairs])
-        g = torch.cat([b.reshape(-1, b.shape[-1]) for _, b in pairs])
-        total = g.T @ x
         return (total if grad is None else grad + total), None
 
 

@@ -80,11 +80,17 @@ def lassonet_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tens
 def group_norms(weight: torch.Tensor, *, keepdim: bool = False) -> torch.Tensor:
     """Norms ``||weight[i, :, k]||_2`` of a grouped first layer ``(groups, hidden, inputs)``.
 
-    Summed squares, not ``Tensor.norm(dim=1)``: on the CPU the latter reduces this middle dimension
-    about 50x slower (22 ms against 0.4 ms at 529 groups x 8 x 529). The gradient at an all-zero
-    group is zero, as for the norm.
+    Squares added one hidden row at a time, not ``Tensor.norm(dim=1)``: on the CPU the latter reduces
+    this middle dimension about 25x slower (19 ms at 529 groups x 8 x 529), and
+    ``(weight * weight).sum(1)`` first writes every square (1.7 ms against 0.7 ms in a GroupLasso
+    fit; ad-hoc, benchmark machine). The gradient at an all-zero group is zero, as for the norm.
     """
-    return (weight * weight).sum(1, keepdim=keepdim).clamp_min(1e-30).sqrt()
+    squares = weight[:, 0] * weight[:, 0]
+    for j in range(1, weight.shape[1]):
+        squares = squares.addcmul(weight[:, j], weight[:, j])
+    if keepdim:
+        squares = squares.unsqueeze(1)
+    return squares.clamp_min(1e-30).sqrt()
 
 
 def grouplasso_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
