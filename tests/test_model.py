@@ -475,6 +475,12 @@ def test_mask_of_ones_is_skipped_until_it_changes():
     w = layer.effective_weight(None)
     w.sum().backward()  # the copy passes the gradient on unchanged
     assert torch.equal(layer.weight.grad, torch.ones(3, 4))
+    gated = layers.SparseLinear(4, 3, gated=True)
+    z = torch.rand(3, 4)
+    assert torch.equal(gated.effective_weight(z), gated.weight * z)
+    with torch.no_grad():
+        gated.mask[0, 1] = 0.0
+    assert gated.effective_weight(z)[0, 1] == 0 and torch.equal(gated.effective_weight(z)[1:], (gated.weight * z)[1:])
 
 
 def test_linear_term_option(data, tmp_path):

@@ -138,6 +138,22 @@ def test_pathreg_penalty_by_hand():
     assert (z1 == 0).any()
 
 
+def test_pathreg_penalty_drops_masked_gates():
+    """A frozen pattern (mask) removes its gates' probabilities, also after a first penalty without one."""
+    system = ODESystem(n_vars=2, order=1, hidden=(3,), gated=True)
+    set_layers(system, [W1, W2], [LA1, LA2])
+    system.prepare(sample=False)
+    g1, g2 = p_nonzero(LA1), p_nonzero(LA2)
+    unmasked = pathreg_penalty(system, lam=1.0).item()
+    assert unmasked == pytest.approx((g2 @ g1).mean() / 3, rel=1e-6)
+    with torch.no_grad():  # in place, as a refit's freeze writes it
+        system.field.layers[0].mask[1, 0] = 0.0
+        system.field.layers[1].mask[0, 2] = 0.0
+    g1[1, 0] = 0.0
+    g2[0, 2] = 0.0
+    assert pathreg_penalty(system, lam=1.0).item() == pytest.approx((g2 @ g1).mean() / 3, rel=1e-6)
+
+
 def test_pathreg_penalty_two_hidden_layers():
     rng = np.random.default_rng(5)
     system = ODESystem(n_vars=2, order=2, hidden=(3, 2), gated=True)  # input 4 (x, v), output 2

@@ -138,13 +138,23 @@ class MLP(nn.Module):
         """Mean entry of :meth:`path_product` without forming the ``(n_out, n_in)`` product.
 
         The matrices are non-negative in every use, and the sum of a product's entries is
-        ``1^T M^{L+1} ... M^1 1``: multiplied from the output side, vector by matrix, the cost is
-        linear in the number of weights instead of ``n_out * n_in * width``.
+        ``1^T M^{L+1} ... M^1 1``: multiplied vector by matrix, the cost is linear in the number of
+        weights instead of ``n_out * n_in * width``. A shared network is multiplied from the output
+        side; grouped networks from the input side, summing the first layer over its inputs before
+        the batched products: from the output side the batched products of 529 one-row matrices
+        with the first layer and their backward took about 9 ms per iteration at 529 genes x 8,
+        against about 1 ms (ad-hoc, benchmark machine).
         """
-        v = matrices[-1] if self.grouped else matrices[-1].sum(0, keepdim=True)
+        n = matrices[-1].shape[0] * matrices[0].shape[-1]
+        if self.grouped:
+            u = matrices[0].sum(-1, keepdim=True)  # (groups, width, 1)
+            for m in matrices[1:]:
+                u = m @ u
+            return u.sum() / n
+        v = matrices[-1].sum(0, keepdim=True)
         for m in reversed(matrices[:-1]):
             v = v @ m
-        return v.sum() / (matrices[-1].shape[0] * matrices[0].shape[-1])
+        return v.sum() / n
 
     @property
     def n_paths(self) -> int:

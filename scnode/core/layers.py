@@ -217,10 +217,13 @@ class SparseLinear(nn.Module):
     def effective_weight(self, z: torch.Tensor | None) -> torch.Tensor:
         """``weight * mask * z`` (``z`` omitted for ungated layers), a new tensor.
 
-        While ``mask`` is all ones the weight is copied, not multiplied: half the memory traffic, and
-        the copy's backward passes the gradient on unchanged.
+        While ``mask`` is all ones it is skipped: an ungated layer's weight is copied (half the memory
+        traffic of the product, and the copy's backward passes the gradient on unchanged), a gated
+        one's multiplied by its gates only.
         """
-        w = self.weight.clone() if self.mask_is_ones() else self.weight * self.mask
+        if self.mask_is_ones():
+            return self.weight.clone() if z is None else self.weight * z
+        w = self.weight * self.mask
         return w if z is None else w * z
 
     def mask_is_ones(self) -> bool:
