@@ -16,6 +16,11 @@ Sections (``--sections``):
   field leaves its initial weights the adaptive solver takes more steps (for the shared MLP about 14
   function evaluations per iteration at the start, about 48 over a fit), so the start of a fit
   understates what an iteration costs and how much the variants differ.
+* ``ratio``: GroupLasso's cost per iteration against the shared-MLP PathReg's over whole fits of
+  s1d2 (100 bins, as in ``whole``), in ``--pairs`` interleaved pairs of fits (default 10): each
+  pair's ratio, their median, the ratio of the means and how many pairs are at or below 3x. Single
+  whole-fit timings on a shared 2-core machine vary by 10-30 %, most of all the shared MLP's short
+  iterations, so one pair can land on either side of a threshold.
 * ``scaling``: the same per-iteration cost for 100 ... 2000 genes of paul15 (two branches with
   diffusion pseudotime, genes ranked by variance), PathReg and GroupLasso, at the start of a fit and
   averaged over whole fits, and the fitted growth exponent ``seconds ~ genes^b``.
@@ -29,6 +34,14 @@ Sections (``--sections``):
 * ``reach``: protocol (a) fitted with 25 ... 400 iterations (each fit from scratch, with its refit):
   wall time, training MSE and held-out MSE, and the wall time at which the fit first reaches the
   reference's training MSE (0.0353) and beats the authors' held-out MSE on s1d1, s2d1 and s3d6.
+* ``solvers``: protocol (a) (train s1d2) with the per-gene setting and the decay term (the reach
+  section's 400-iteration fit) under other solvers and tolerances: dopri5 at rtol = atol = 1e-2,
+  1e-3 (the default) and 1e-4, and fixed-step rk4 and Euler. For each: wall time, seconds and
+  function evaluations per iteration over the fit, training and held-out MSE, and the integration
+  error of the fitted field under that solver (largest difference, in min-max units, from the same
+  field integrated by dopri5 at 1e-7 over the training trajectories). Fixed steps on the data grid
+  (``step_size=None``) are not among them: the three lineages' 100 bins each make about 300 output
+  times, so rk4 would take about 1,200 evaluations per solve against dopri5's 40-50.
 * ``kernels``: the grouped first layer's products (per-gene networks, GroupLasso) through torch's
   default BLAS and through oneDNN (scnode's default for large layers on the CPU), in the iteration
   section's fits; and what did not help: ``torch.compile`` of the vector field (``MLP.forward``
@@ -45,6 +58,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -213,6 +227,38 @@ def section_whole(args: argparse.Namespace) -> None:
         print(
             f"\nGroupLasso / PathReg per iteration ({device_label(device, args.threads)}, 100 bins): "
             f"{grouplasso / shared:.1f}x the shared MLP, {grouplasso / per_gene:.1f}x the per-gene field."
+        )
+
+
+def section_ratio(args: argparse.Namespace) -> None:
+    """GroupLasso / shared-MLP PathReg per iteration over whole fits of s1d2, in interleaved pairs."""
+    n = 6 if args.quick else WHOLE_ITERS
+    names = ["PathReg, shared 32x32 MLP, 100 bins", "GroupLasso (8), 100 bins"]
+    print(f"\n## GroupLasso against PathReg over whole fits: s1d2, {args.pairs} interleaved pairs\n")
+    print(
+        f"Each pair: a whole {n}-iteration fit of each (as in the whole section), one after the other in\n"
+        "fresh processes; the mean seconds per iteration of each fit and their ratio.\n"
+    )
+    for device in devices(args.devices):
+        label = device_label(device, args.threads)
+        print(f"| pair | device | {names[0]} (s) | {names[1]} (s) | ratio |")
+        print("|---|---|---|---|---|")
+        pairs = []
+        for k in range(args.pairs):
+            means = []
+            for name in names:
+                spec = {"data": "s1d2", "settings": VARIANTS[name], "iters": n, "device": device, "whole": True}
+                spec["threads"] = args.threads
+                means.append(run_isolated(spec)["s_mean"])
+            pairs.append(means)
+            print(f"| {k + 1} | {label} | {means[0]:.4f} | {means[1]:.4f} | {means[1] / means[0]:.2f} |", flush=True)
+        shared, grouplasso = np.asarray(pairs).T
+        ratios = grouplasso / shared
+        print(
+            f"\nGroupLasso / PathReg over {len(ratios)} pairs ({label}): median {np.median(ratios):.2f}x, "
+            f"ratio of the means {grouplasso.mean() / shared.mean():.2f}x, "
+            f"range {ratios.min():.2f}-{ratios.max():.2f}x, "
+            f"{int((ratios <= 3).sum())} of {len(ratios)} at or below 3x.\n"
         )
 
 
@@ -401,6 +447,70 @@ def section_reach(args: argparse.Namespace) -> None:
     print("\n" + "\n".join(summary))
 
 
+SOLVERS: dict[str, dict] = {
+    "dopri5, rtol = atol = 1e-3 (default)": {},
+    "dopri5, rtol = atol = 1e-2": {"rtol": 1e-2, "atol": 1e-2},
+    "dopri5, rtol = atol = 1e-4": {"rtol": 1e-4, "atol": 1e-4},
+    "rk4, step 0.05": {"solver": "rk4", "step_size": 0.05},
+    "euler, step 0.02": {"solver": "euler", "step_size": 0.02},
+}
+"""The solvers section's settings (``SparseODE`` solver options)."""
+
+
+def _integration_error(model: scn.SparseODE, ts: scn.pp.TrajectorySet) -> float:
+    """Largest difference between the model's trajectories under its own solver and under dopri5 at 1e-7."""
+    config = model.config
+    own = model.predict(ts.times, ts.x0)
+    model.config = dataclasses.replace(config, solver="dopri5", rtol=1e-7, atol=1e-7, step_size=None)
+    try:
+        tight = model.predict(ts.times, ts.x0)
+    finally:
+        model.config = config
+    return max(float(np.abs(a - b).max()) for a, b in zip(own, tight, strict=True))
+
+
+def section_solvers(args: argparse.Namespace) -> None:
+    """Protocol (a) under other solvers and tolerances: cost, accuracy of the fit and of the integration."""
+    train = scn.datasets.hematopoiesis(donor="s1d2")
+    tests = {d: scn.datasets.hematopoiesis(donor=d) for d in ("s1d1", "s2d1", "s3d6")}
+    ts = scn.pp.prepare_trajectories(train, **PREP, n_bins=FIT["n_bins"])
+    noise = x0_noise(ts)
+    n = REACH_ITERS[0] if args.quick else FIT["n_iter"]
+    solvers = dict(list(SOLVERS.items())[:2]) if args.quick else SOLVERS
+    print("\n## Solvers and tolerances: protocol (a), train s1d2\n")
+    print(
+        f"PathReg per gene (8) with decay, lam 0.03, 100 bins, x0_noise {noise:.3f}: {n} + {n // 2} iterations\n"
+        f"(the reach section's last fit), CPU {args.threads} threads. Seconds and function evaluations per\n"
+        "iteration: means over the penalised iterations and the refit. Integration error: the largest\n"
+        "difference (min-max units) between the fitted field's training trajectories under the row's\n"
+        "solver and under dopri5 at rtol = atol = 1e-7. Held out: summed MSE at every pseudotime.\n"
+    )
+    print(
+        "| solver | wall time (s) | s / iteration | function evaluations | integration error | feature sparsity "
+        "| train | s1d1 | s2d1 | s3d6 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    torch.set_num_threads(args.threads)
+    for name, options in solvers.items():
+        setting = {
+            **FIT_DECAY,
+            "n_iter": n,
+            "model_kwargs": {**FIT_DECAY["model_kwargs"], **options},
+            "fit_kwargs": {"x0_noise": noise},
+        }
+        start = time.perf_counter()
+        model = scn.tl.fit_sparse_ode(train, device="cpu", progress_bar=False, return_model=True, **PREP, **setting)
+        wall = time.perf_counter() - start
+        held = _held_out({"train": train, **tests}, model)
+        h = model.history
+        print(
+            f"| {name} | {wall:.0f} | {np.mean(h.seconds):.3f} | {np.mean(h.nfe):.0f} "
+            f"| {_integration_error(model, ts):.1e} | {model.feature_sparsity:.0%} | {held['train']:.4f} "
+            f"| {held['s1d1']:.4f} | {held['s2d1']:.4f} | {held['s3d6']:.4f} |",
+            flush=True,
+        )
+
+
 def _with_and_without(args: argparse.Namespace, name: str, flag: str) -> tuple[float, float]:
     """Seconds per iteration of an iteration-section variant on the CPU with ``flag`` set, then without."""
     spec = {"data": "s1d2", "settings": VARIANTS[name], "iters": args.iters, "device": "cpu", "threads": args.threads}
@@ -461,10 +571,12 @@ def section_kernels(args: argparse.Namespace) -> None:
 SECTIONS = {
     "iteration": section_iteration,
     "whole": section_whole,
+    "ratio": section_ratio,
     "scaling": section_scaling,
     "fit": section_fit,
     "binning": section_binning,
     "reach": section_reach,
+    "solvers": section_solvers,
     "kernels": section_kernels,
 }
 
@@ -475,6 +587,7 @@ def main() -> None:
     parser.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=list(SECTIONS))
     parser.add_argument("--devices", nargs="*", default=["cpu", "cuda"], choices=["cpu", "cuda"])
     parser.add_argument("--iters", type=int, default=None, help="timed iterations per measurement (default 20)")
+    parser.add_argument("--pairs", type=int, default=None, help="interleaved pairs of the ratio section (default 10)")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="a few iterations, two gene sizes (checks the script)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
@@ -484,6 +597,8 @@ def main() -> None:
         return
     if args.iters is None:
         args.iters = 2 if args.quick else 20
+    if args.pairs is None:
+        args.pairs = 2 if args.quick else 10
     start = time.perf_counter()
     print("# Speed and scale (`benchmarks/speed.py`)\n")
     print(command("speed.py"))

@@ -137,7 +137,7 @@ def test_other_benchmarks_quick(script, args, data, expect):
 def test_speed_benchmark_quick():
     if not (Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent")) / "hematopoiesis").is_dir():
         pytest.skip("SCNODE_DATA_DIR has no hematopoiesis/")
-    sections = ["iteration", "whole", "binning", "reach"]
+    sections = ["iteration", "whole", "ratio", "binning", "reach", "solvers"]
     cmd = [sys.executable, "benchmarks/speed.py", "--quick", "--sections", *sections, "--devices", "cpu"]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
     lines = res.stdout.splitlines()
@@ -147,8 +147,16 @@ def test_speed_benchmark_quick():
     assert "| 100 bins |" in res.stdout  # and the binned fit of the binning section
     assert res.stdout.count("| GroupLasso (8), 100 bins | CPU") == 2
     assert "GroupLasso / PathReg per iteration (CPU, " in res.stdout
+    pairs = [line.split(" | ") for line in lines if line.startswith(("| 1 | CPU", "| 2 | CPU"))]  # ratio: 2 pairs
+    assert len(pairs) == 2
+    for p in pairs:  # the ratio of the pair's two means (printed to 4 decimals)
+        assert float(p[4].strip(" |")) == pytest.approx(float(p[3]) / float(p[2]), rel=0.03, abs=0.01)
+    assert "GroupLasso / PathReg over 2 pairs (CPU, " in res.stdout and " of 2 at or below 3x." in res.stdout
     assert sum(line.startswith("| fit_sparse_ode defaults") for line in lines) == 2  # reach: 25 and 50 iterations
     assert sum("train <= 0.0353 " in line for line in lines) == 2  # one summary line per setting
+    solvers = [line.split(" | ") for line in lines if line.startswith("| dopri5, rtol = atol = ")]
+    assert [r[0] for r in solvers] == ["| dopri5, rtol = atol = 1e-3 (default)", "| dopri5, rtol = atol = 1e-2"]
+    assert all(float(r[4]) > 0 and 0 < float(r[6]) < 0.1 for r in solvers)  # integration error, training MSE
 
 
 def _tiny_h5ad(path: Path) -> Path:
