@@ -158,6 +158,14 @@ def measure(spec: dict) -> dict:
     }
 
 
+def s1d2_spec(settings: dict, iters: int, device: str, threads: int, *, whole: bool = False) -> dict:
+    """A :func:`measure` spec for s1d2: the start of a fit, or with ``whole`` a whole penalised fit."""
+    spec = {"data": "s1d2", "settings": settings, "iters": iters, "device": device}
+    if whole:
+        spec["whole"] = True
+    return {**spec, "threads": threads}
+
+
 def run_isolated(spec: dict) -> dict:
     """Run :func:`measure` in a fresh Python process and return its result."""
     out = subprocess.run(
@@ -187,9 +195,7 @@ def section_iteration(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|")
     for device in devices(args.devices):
         for name, settings in VARIANTS.items():
-            spec = {"data": "s1d2", "settings": settings, "iters": args.iters, "device": device}
-            spec["threads"] = args.threads
-            r = run_isolated(spec)
+            r = run_isolated(s1d2_spec(settings, args.iters, device, args.threads))
             speedup = REFERENCE_S_PER_ITER / r["s_per_iter"]
             print(
                 f"| {name} | {device_label(device, args.threads)} | {r['s_per_iter']:.3f} | {speedup:.0f}x "
@@ -213,9 +219,7 @@ def section_whole(args: argparse.Namespace) -> None:
     for device in devices(args.devices):
         means = {}
         for name, settings in VARIANTS.items():
-            spec = {"data": "s1d2", "settings": settings, "iters": n, "device": device, "whole": True}
-            spec["threads"] = args.threads
-            r = run_isolated(spec)
+            r = run_isolated(s1d2_spec(settings, n, device, args.threads, whole=True))
             means[name] = r["s_mean"]
             print(
                 f"| {name} | {device_label(device, args.threads)} | {r['s_mean']:.3f} | {r['s_per_iter']:.3f} "
@@ -247,9 +251,7 @@ def section_ratio(args: argparse.Namespace) -> None:
         for k in range(args.pairs):
             means = []
             for name in names:
-                spec = {"data": "s1d2", "settings": VARIANTS[name], "iters": n, "device": device, "whole": True}
-                spec["threads"] = args.threads
-                means.append(run_isolated(spec)["s_mean"])
+                means.append(run_isolated(s1d2_spec(VARIANTS[name], n, device, args.threads, whole=True))["s_mean"])
             pairs.append(means)
             print(f"| {k + 1} | {label} | {means[0]:.4f} | {means[1]:.4f} | {means[1] / means[0]:.2f} |", flush=True)
         shared, grouplasso = np.asarray(pairs).T
@@ -513,7 +515,7 @@ def section_solvers(args: argparse.Namespace) -> None:
 
 def _with_and_without(args: argparse.Namespace, name: str, flag: str) -> tuple[float, float]:
     """Seconds per iteration of an iteration-section variant on the CPU with ``flag`` set, then without."""
-    spec = {"data": "s1d2", "settings": VARIANTS[name], "iters": args.iters, "device": "cpu", "threads": args.threads}
+    spec = s1d2_spec(VARIANTS[name], args.iters, "cpu", args.threads)
     with_flag, without = (run_isolated({**spec, flag: value})["s_per_iter"] for value in (True, False))
     return with_flag, without
 

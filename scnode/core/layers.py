@@ -221,10 +221,13 @@ class SparseLinear(nn.Module):
         traffic of the product, and the copy's backward passes the gradient on unchanged), a gated
         one's multiplied by its gates only.
         """
-        if self.mask_is_ones():
-            return self.weight.clone() if z is None else self.weight * z
-        w = self.weight * self.mask
-        return w if z is None else w * z
+        if z is not None:
+            return self.masked(self.weight) * z
+        return self.weight.clone() if self.mask_is_ones() else self.weight * self.mask
+
+    def masked(self, values: torch.Tensor) -> torch.Tensor:
+        """``values * mask`` for ``values`` shaped like the weight, ``values`` itself while the mask is all ones."""
+        return values if self.mask_is_ones() else values * self.mask
 
     def mask_is_ones(self) -> bool:
         """Whether ``mask`` is all ones (no frozen pattern), when multiplying by it can be skipped.

@@ -28,7 +28,6 @@ import torch
 
 from . import gates
 from .fields import ODESystem
-from .layers import SparseLinear
 
 PenaltyFn = Callable[..., torch.Tensor]
 ProxFn = Callable[..., None]
@@ -50,11 +49,6 @@ def _linear_abs(system: ODESystem) -> torch.Tensor | None:
     return None if w is None else w.abs()
 
 
-def _masked(values: torch.Tensor, layer: SparseLinear) -> torch.Tensor:
-    """``values * layer.mask``, skipped while the mask is all ones (2.2 M gates of a per-gene first layer)."""
-    return values if layer.mask_is_ones() else values * layer.mask
-
-
 def l0_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
     """``lam`` times the mean probability that a gate of the field is non-zero."""
     probs = [gates.prob_nonzero(layer.log_alpha).flatten() for layer in system.sparse_layers()]
@@ -69,9 +63,9 @@ def cnode_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
 def pathreg_penalty(system: ODESystem, *, lam: float, lam1: float = 0.0, **_: float) -> torch.Tensor:
     """PathReg (eq. 11-12): gate-probability path product plus the gated weight path product."""
     field = system.field
-    probs = [_masked(gates.prob_nonzero(layer.log_alpha), layer) for layer in field.layers]
+    probs = [layer.masked(gates.prob_nonzero(layer.log_alpha)) for layer in field.layers]
     lin = system.linear
-    lin_prob = None if lin is None else _masked(gates.prob_nonzero(lin.log_alpha), lin)
+    lin_prob = None if lin is None else lin.masked(gates.prob_nonzero(lin.log_alpha))
     value = lam * _normalised_path_mean(system, probs, lin_prob)
     if lam1:
         value = value + lam1 * _normalised_path_mean(system, [w.abs() for w in field.weights], _linear_abs(system))
