@@ -13,11 +13,15 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .layers import SparseLinear, WeightGradients
+from .layers import SparseLinear, WeightGradients, grouped_elu_network
 
 DEFER_FIRST_LAYER_GRADIENT = True
 """Form the gradient of a grouped network's first layer once per backward pass, and its products
 through :class:`WeightGradients` (oneDNN on the CPU for large layers), in training and prediction."""
+
+FUSE_GROUPED_NETWORK = True
+"""Evaluate grouped networks with one ELU hidden layer (GroupLasso's and ``per_output`` fields) in one
+autograd node per evaluation (:func:`~scnode.core.layers.grouped_elu_network`)."""
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "elu": nn.ELU,
@@ -81,6 +85,7 @@ class MLP(nn.Module):
         self._w: list[torch.Tensor] | None = None
         self._deferred: WeightGradients | None = None
         self._first_flat: torch.Tensor | None = None
+        self._fused = False
 
     @property
     def gated(self) -> bool:
@@ -96,6 +101,13 @@ class MLP(nn.Module):
             self._deferred = WeightGradients()
             first = self._deferred.collect(self._w[0].reshape(-1, self.n_in))
             self._first_flat, self._w[0] = first, first.view_as(self._w[0])
+        self._fused = (
+            FUSE_GROUPED_NETWORK
+            and self._deferred is not None
+            and len(self.layers) == 2
+            and type(self.act) is nn.ELU
+            and all(layer.bias is not None for layer in self.layers)
+        )
 
     @property
     def gate_samples(self) -> list[torch.Tensor | None]:
@@ -114,6 +126,11 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Evaluate the field on ``x`` of shape ``(..., n_in)``."""
         weights = self.weights
+        if self._fused:
+            first, out = self.layers
+            return grouped_elu_network(
+                x, self._first_flat, first.bias, weights[1], out.bias, self._deferred, self.act.alpha
+            )
         h = x
         for i, (layer, w) in enumerate(zip(self.layers, weights, strict=True)):
             if i == 0 and self._deferred is not None:

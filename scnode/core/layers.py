@@ -154,6 +154,70 @@ class _DeferredProduct(torch.autograd.Function):
         return (ctx.grads.product(g, weight, transpose=True) if ctx.needs_input_grad[0] else None), None, None
 
 
+class _GroupedELUNetwork(torch.autograd.Function):
+    """One evaluation of grouped one-hidden-layer networks, ``y_g = w2_g . elu(W1_g x + b1_g) + b2_g``.
+
+    The same arithmetic as the layers applied one by one, in one autograd node instead of about
+    eight (bias, activation, broadcast product, sum, bias and their views), with the first layer's
+    weight gradient deferred to ``grads``. The values are the layers'; the gradients are the same sums,
+    some of them added in another order (float32 rounding).
+    """
+
+    @staticmethod
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        b1: torch.Tensor,
+        w2: torch.Tensor,
+        b2: torch.Tensor,
+        grads: WeightGradients,
+        alpha: float,
+    ) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        groups, width = w2.shape[0], w2.shape[-1]
+        e = torch.nn.functional.elu(grads.product(flat, weight).add_(b1.reshape(-1)), alpha, inplace=True)
+        y = (e.view(-1, groups, width) * w2.view(groups, width)).sum(-1) + b2.view(groups)
+        ctx.save_for_backward(flat, weight, e, w2)
+        ctx.grads, ctx.alpha, ctx.shapes = grads, alpha, (x.shape, b1.shape, b2.shape)
+        return y.view(*x.shape[:-1], groups)
+
+    @staticmethod
+    def backward(ctx, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        flat, weight, e, w2 = ctx.saved_tensors
+        x_shape, b1_shape, b2_shape = ctx.shapes
+        groups, width = w2.shape[0], w2.shape[-1]
+        gy = gy.reshape(-1, groups, 1)
+        need = ctx.needs_input_grad
+        g_w2 = (gy * e.view(-1, groups, width)).sum(0).view_as(w2) if need[3] else None
+        g_b2 = gy.sum(0).view(b2_shape) if need[4] else None
+        ge = (gy * w2.view(groups, width)).view(-1, groups * width)
+        ga = torch.ops.aten.elu_backward(ge, ctx.alpha, 1, 1, True, e)
+        g_b1 = ga.sum(0).view(b1_shape) if need[2] else None
+        if need[1]:
+            ctx.grads.pairs.append((flat, ga))
+        g_x = ctx.grads.product(ga, weight, transpose=True).view(x_shape) if need[0] else None
+        return g_x, None, g_b1, g_w2, g_b2, None, None
+
+
+def grouped_elu_network(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    b1: torch.Tensor,
+    w2: torch.Tensor,
+    b2: torch.Tensor,
+    grads: WeightGradients,
+    alpha: float = 1.0,
+) -> torch.Tensor:
+    """Evaluate grouped one-hidden-layer ELU networks in one autograd node (see :class:`_GroupedELUNetwork`).
+
+    ``weight`` is the first layer's ``(groups * width, n_in)`` weight from ``grads.collect``, ``b1``
+    its ``(groups, width)`` bias, ``w2`` ``(groups, 1, width)`` and ``b2`` ``(groups, 1)`` the
+    output layer's; returns ``(..., groups)`` for ``x`` of shape ``(..., n_in)``.
+    """
+    return _GroupedELUNetwork.apply(x, weight, b1, w2, b2, grads, alpha)
+
+
 class SparseLinear(nn.Module):
     """Affine layer ``y = (W * mask * z) x + b``.
 

@@ -151,7 +151,8 @@ def _objective_terms(
     err = (pred - target) ** 2
     mse = err[grid.mask].mean()
     if penalised and method.penalty is not None:
-        pen = method.penalty(system, **penalty_kwargs)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and method.uses_gradient_penalty):
+            pen = method.penalty(system, **penalty_kwargs)  # a proximal method's is only recorded
     else:
         pen = mse.new_zeros(())
     return mse, pen
