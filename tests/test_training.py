@@ -80,39 +80,30 @@ def test_ctrl_c_keeps_the_best_model(data, monkeypatch):
     assert mse == pytest.approx(m.history.mse[best], rel=1e-4)
 
 
-def test_adjoint_gradients_match_direct():
+@pytest.mark.parametrize(
+    ("kwargs", "rtol", "atol"),
+    [
+        ({}, 1e-5, 1e-7),
+        # a gated grouped field: deferred first-layer gradient and fused evaluations; its adjoint
+        # gradient differs by 1.3e-5 relative with the layers applied one by one as well
+        ({"grouped": True, "gated": True}, 1e-4, 1e-6),
+    ],
+)
+def test_adjoint_gradients_match_direct(kwargs, rtol, atol):
     torch.manual_seed(0)
-    system = scn.core.ODESystem(3, order=1, hidden=(6,)).double()
+    system = scn.core.ODESystem(3, order=1, hidden=(6,), **kwargs).double()
     y0 = torch.randn(2, 3, dtype=torch.float64)
     grid = TimeGrid.from_times([torch.linspace(0, 1, 5, dtype=torch.float64), torch.linspace(0, 0.5, 4).double()])
     grads = []
     for adjoint in (False, True):
         system.zero_grad()
         system.prepare(sample=False)
+        assert system.field._fused == bool(kwargs)
         out = solve_batched(system, y0, grid, SolverOptions(rtol=1e-9, atol=1e-9, adjoint=adjoint))
         out[grid.mask].pow(2).sum().backward()
         grads.append(torch.cat([p.grad.flatten() for p in system.field.parameters() if p.grad is not None]))
-    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
-
-
-def test_adjoint_gradients_of_grouped_networks():
-    """The adjoint method also reaches a grouped field's deferred first-layer gradient and fused evaluations."""
-    torch.manual_seed(0)
-    system = scn.core.ODESystem(3, order=1, hidden=(6,), grouped=True, gated=True).double()
-    y0 = torch.randn(2, 3, dtype=torch.float64)
-    grid = TimeGrid.from_times([torch.linspace(0, 1, 5, dtype=torch.float64), torch.linspace(0, 0.5, 4).double()])
-    grads = []
-    for adjoint in (False, True):
-        system.zero_grad()
-        system.prepare(sample=False)
-        assert system.field._fused
-        out = solve_batched(system, y0, grid, SolverOptions(rtol=1e-9, atol=1e-9, adjoint=adjoint))
-        out[grid.mask].pow(2).sum().backward()
-        grads.append({n: p.grad for n, p in system.field.named_parameters()})
-    for name, g in grads[0].items():
-        assert g is not None and grads[1][name] is not None, name
-        torch.testing.assert_close(g, grads[1][name], rtol=1e-4, atol=1e-6)
-    assert grads[0]["layers.0.weight"].abs().max() > 0
+    assert len(grads[0]) == sum(p.numel() for p in system.field.parameters())
+    torch.testing.assert_close(grads[0], grads[1], rtol=rtol, atol=atol)
 
 
 def test_device_resolution():
