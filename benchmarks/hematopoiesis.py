@@ -86,12 +86,20 @@ other ``fit_sparse_ode`` arguments (hidden (32, 32) unless given; PathReg withou
 The "per output" rows use one 8-wide sub-network per gene, as GroupLasso does, instead of the shared
 MLP; their PathReg grid is lower because each (target, regulator) pair has 8 paths there, not 1024.
 The "decay" rows add each gene's own first-order loss, ``dx_i/dt = f_i(x) - gamma_i x_i``
-(``decay=True``; unpenalised, not in the graph)."""
+(``decay=True``; unpenalised, not in the graph). The "input gates" row gates only the first layer of
+each gene's network (``gates="inputs"``), so that PathReg cuts a gene's inputs instead of switching
+its hidden units off; each (target, regulator) pair then has 8 paths whose output weights are
+always present, and its grid is the shared MLP's."""
 for _row in ("base, per output", "pathreg, per output"):
     METHODS[f"{_row}, decay"] = {
         **METHODS[_row],
         "model_kwargs": {**METHODS[_row]["model_kwargs"], "decay": True},
     }
+METHODS["pathreg, per output, decay, input gates"] = {
+    **METHODS["pathreg, per output, decay"],
+    "lams": [0.3, 1.0, 3.0],
+    "model_kwargs": {**METHODS["pathreg, per output, decay"]["model_kwargs"], "gates": "inputs"},
+}
 
 
 def x0_noise(ts: scn.pp.TrajectorySet) -> float:

@@ -246,7 +246,7 @@ def fit(args: argparse.Namespace) -> dict:
             progress_bar=not args.no_progress,
             key_added=args.key_added,
             return_model=args.save_model is not None,
-            model_kwargs={"per_output": args.per_output, "decay": args.decay},
+            model_kwargs={"per_output": args.per_output, "decay": args.decay, "gates": args.gates},
         )
     except (KeyError, ValueError) as err:
         raise _InputError(_message(err)) from err
@@ -310,6 +310,12 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=_hidden, default=(32, 32), metavar="W,W", help="hidden widths (default 32,32)")
     p.add_argument(
         "--per-output", action="store_true", help="one small network per gene instead of one shared MLP (not LassoNet)"
+    )
+    p.add_argument(
+        "--gates",
+        choices=("all", "inputs"),
+        default="all",
+        help="l0, pathreg: gates on every layer (default) or on the input weights only (with --per-output)",
     )
     p.add_argument(
         "--decay", action="store_true", help="each gene's own learned decay, dx_i/dt = f_i(x) - gamma_i x_i (order 1)"

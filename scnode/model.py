@@ -29,6 +29,7 @@ from .core import (
 )
 from .core import adjacency as _adjacency
 from .core.data import ArrayLike
+from .core.fields import GATE_LAYERS
 
 DEFAULT_LAM: dict[str, float] = {
     "base": 0.0,
@@ -77,6 +78,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = (32, 32)
     activation: str = "elu"
     per_output: bool = False
+    gates: str = "all"
     linear: bool = False
     decay: bool = False
     lam: float | None = None
@@ -107,6 +109,10 @@ class ModelConfig:
             raise ValueError(f"n_vars must be positive, got {self.n_vars}.")
         if self.per_output and get_method(self.method).skip is not None:
             raise ValueError(f"per_output=True is not available for {self.method!r} (its prox acts on a shared layer).")
+        if self.gates not in GATE_LAYERS:
+            raise ValueError(f"gates must be one of {GATE_LAYERS}, got {self.gates!r}.")
+        if self.gates != "all" and not get_method(self.method).gated:
+            raise ValueError(f"gates={self.gates!r} applies to the gated methods (l0, pathreg), not {self.method!r}.")
         if self.linear and get_method(self.method).prox is not None:
             raise ValueError(
                 f"linear=True is not available for {self.method!r}: its proximal step would leave the linear term "
@@ -146,6 +152,13 @@ class SparseODE:
         One small sub-network per output (each ``hidden`` wide), batched, instead of one shared MLP:
         output ``i`` depends on input ``j`` only through its own sub-network. GroupLasso always uses
         it; for the other methods (not LassoNet) it is an option.
+    gates
+        Gated methods (L0, PathReg): ``"all"`` layers carry one gate per weight (the paper), or only
+        the first layer, whose weights are the field's ``"inputs"`` (and the linear term). With
+        ``per_output=True`` and PathReg, ``"inputs"`` makes sparsity choose each output's inputs: with
+        every layer gated, closing one output-layer gate removes all of a hidden unit's paths at
+        once, so the penalty is cheapest to pay by switching whole sub-networks off (on the
+        hematopoiesis data: 494 of 529 genes left without any input, the other 35 keeping all 529).
     linear
         Add a linear term to the field, ``f(x) = MLP(x) + L x`` (base, L0, C-NODE, PathReg): one more
         path per (output, input) pair, gated and penalised like the MLP's paths. A sparse MLP with few
@@ -188,6 +201,7 @@ class SparseODE:
         hidden: Sequence[int] = (32, 32),
         activation: str = "elu",
         per_output: bool = False,
+        gates: str = "all",
         linear: bool = False,
         decay: bool = False,
         lam: float | None = None,
@@ -212,6 +226,7 @@ class SparseODE:
             hidden=tuple(hidden),
             activation=activation,
             per_output=per_output,
+            gates=gates,
             linear=linear,
             decay=decay,
             lam=lam,
@@ -239,6 +254,7 @@ class SparseODE:
                 hidden=self.config.hidden,
                 activation=activation,
                 gated=self.method.gated,
+                gate_layers=self.config.gates,
                 grouped=self.method.grouped or per_output,
                 skip=self.method.skip,
                 linear=linear,

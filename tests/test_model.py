@@ -408,6 +408,25 @@ def test_per_output_field_is_an_option_for_gated_methods(tmp_path):
         scn.SparseODE(3, method="lassonet_outer", per_output=True)
 
 
+def test_input_gates_option(data, tmp_path):
+    """gates="inputs": only the first layer (and the linear term) has gates; fits, refits, saves and loads."""
+    times, values = data
+    values = [v[:, :3] for v in values]
+    model = scn.SparseODE(3, method="pathreg", per_output=True, gates="inputs", lam=0.5, random_state=1, **SMALL)
+    field = model.system.field
+    assert [layer.gated for layer in field.layers] == [True, False]
+    out_before = field.layers[1].weight.detach().clone()
+    model.fit(times, values, n_iter=6, refit_iter=2, progress_bar=False)
+    assert len(model.history.loss) == 8 and np.isfinite(model.history.loss).all()
+    assert not torch.equal(field.layers[1].weight, out_before)  # trained, without gates
+    model.save(tmp_path / "m")
+    back = scn.SparseODE.load(tmp_path / "m")
+    assert back.config.gates == "inputs" and not back.system.field.layers[1].gated
+    np.testing.assert_allclose(back.adjacency(), model.adjacency())
+    with pytest.raises(ValueError, match="gates='inputs' applies to the gated methods"):
+        scn.SparseODE(3, method="grouplasso", gates="inputs")
+
+
 @pytest.mark.parametrize(("method", "order"), [("pathreg", 1), ("grouplasso", 2), ("l0", 2)])
 def test_deferred_first_layer_gradient_learns_the_same(data, monkeypatch, method, order):
     """The grouped first layer's gradient formed once per backward equals autograd's per-product sum."""

@@ -154,6 +154,30 @@ def test_pathreg_penalty_drops_masked_gates():
     assert pathreg_penalty(system, lam=1.0).item() == pytest.approx((g2 @ g1).mean() / 3, rel=1e-6)
 
 
+def test_input_gates_only():
+    """gates="inputs": only the first layer is gated; PathReg counts the other layers' weights as present.
+
+    L0 skips them."""
+    system = ODESystem(n_vars=2, order=1, hidden=(3,), gated=True, gate_layers="inputs")
+    assert [layer.gated for layer in system.field.layers] == [True, False]
+    with torch.no_grad():
+        system.field.layers[0].log_alpha.copy_(torch.as_tensor(LA1, dtype=torch.float32))
+    system.prepare(sample=True, generator=torch.Generator().manual_seed(0))
+    assert system.gate_samples()[1] is None
+    g1 = p_nonzero(LA1)
+    assert pathreg_penalty(system, lam=1.0).item() == pytest.approx((np.ones((2, 3)) @ g1).mean() / 3, rel=1e-6)
+    assert l0_penalty(system, lam=1.0).item() == pytest.approx(g1.mean(), rel=1e-6)
+    with torch.no_grad():  # a refit's frozen output weight removes its paths
+        system.field.layers[1].mask[0, 2] = 0.0
+    ones = np.ones((2, 3))
+    ones[0, 2] = 0.0
+    assert pathreg_penalty(system, lam=1.0).item() == pytest.approx((ones @ g1).mean() / 3, rel=1e-6)
+    grouped = ODESystem(n_vars=2, order=1, hidden=(3,), gated=True, gate_layers="inputs", grouped=True, linear=True)
+    assert [layer.gated for layer in grouped.sparse_layers()] == [True, False, True]  # the linear term: inputs
+    with pytest.raises(ValueError, match="gates must be one of"):
+        ODESystem(n_vars=2, gated=True, gate_layers="first")
+
+
 def test_pathreg_penalty_two_hidden_layers():
     rng = np.random.default_rng(5)
     system = ODESystem(n_vars=2, order=2, hidden=(3, 2), gated=True)  # input 4 (x, v), output 2

@@ -38,6 +38,9 @@ def _activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+GATE_LAYERS = ("all", "inputs")
+"""Which layers of a gated field carry gates: every layer, or the first (input) layer only."""
+
 INITIAL_DECAY_RHO = -2.2521684610440906
 """``softplus(INITIAL_DECAY_RHO) = 0.1``: the initial decay rate of ``decay=True``."""
 
@@ -55,6 +58,9 @@ class MLP(nn.Module):
         Name of the activation (``"elu"``, ``"tanh"``, ``"softplus"``, ``"silu"``, ``"relu"``).
     gated
         One hard-concrete gate per weight (L0, PathReg).
+    gate_layers
+        With ``gated``: ``"all"`` layers carry gates (the paper), or only the first one, whose weights
+        are the ``"inputs"`` (see :class:`scnode.SparseODE`'s ``gates``).
     grouped
         One sub-network per output, all evaluated as one batched tensor operation (GroupLasso).
     init_keep
@@ -69,15 +75,25 @@ class MLP(nn.Module):
         *,
         activation: str = "elu",
         gated: bool = False,
+        gate_layers: str = "all",
         grouped: bool = False,
         init_keep: float = 0.999,
     ) -> None:
         super().__init__()
+        if gate_layers not in GATE_LAYERS:
+            raise ValueError(f"gates must be one of {GATE_LAYERS}, got {gate_layers!r}.")
         self.n_in, self.n_out, self.grouped = n_in, n_out, grouped
         widths = [n_in, *hidden, 1 if grouped else n_out]
         groups = n_out if grouped else None
         self.layers = nn.ModuleList(
-            SparseLinear(a, b, groups=groups, gated=gated, init_keep=init_keep, first=i == 0)
+            SparseLinear(
+                a,
+                b,
+                groups=groups,
+                gated=gated and (i == 0 or gate_layers == "all"),
+                init_keep=init_keep,
+                first=i == 0,
+            )
             for i, (a, b) in enumerate(itertools.pairwise(widths))
         )
         self.act = _activation(activation)
@@ -264,8 +280,8 @@ class ODESystem(nn.Module):
         Number of observed variables ``d``.
     order
         1 or 2.
-    hidden, activation, gated, grouped, init_keep
-        Passed to :class:`MLP`.
+    hidden, activation, gated, gate_layers, grouped, init_keep
+        Passed to :class:`MLP` (the linear term is gated with ``gated``: its weights are inputs).
     skip
         ``None``, ``"inner"`` or ``"outer"`` (LassoNet).
     linear
@@ -284,6 +300,7 @@ class ODESystem(nn.Module):
         hidden: Sequence[int] = (32, 32),
         activation: str = "elu",
         gated: bool = False,
+        gate_layers: str = "all",
         grouped: bool = False,
         skip: str | None = None,
         linear: bool = False,
@@ -303,7 +320,14 @@ class ODESystem(nn.Module):
         self.n_vars, self.order, self.skip_mode = n_vars, order, skip
         self.n_in = n_vars * order
         self.field = MLP(
-            self.n_in, n_vars, hidden, activation=activation, gated=gated, grouped=grouped, init_keep=init_keep
+            self.n_in,
+            n_vars,
+            hidden,
+            activation=activation,
+            gated=gated,
+            gate_layers=gate_layers,
+            grouped=grouped,
+            init_keep=init_keep,
         )
         if skip is None:
             self.skip = None

@@ -50,8 +50,8 @@ def _linear_abs(system: ODESystem) -> torch.Tensor | None:
 
 
 def l0_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
-    """``lam`` times the mean probability that a gate of the field is non-zero."""
-    probs = [gates.prob_nonzero(layer.log_alpha).flatten() for layer in system.sparse_layers()]
+    """``lam`` times the mean probability that a gate of the field is non-zero (over the gated layers)."""
+    probs = [gates.prob_nonzero(layer.log_alpha).flatten() for layer in system.sparse_layers() if layer.gated]
     return lam * torch.cat(probs).mean()
 
 
@@ -61,9 +61,13 @@ def cnode_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
 
 
 def pathreg_penalty(system: ODESystem, *, lam: float, lam1: float = 0.0, **_: float) -> torch.Tensor:
-    """PathReg (eq. 11-12): gate-probability path product plus the gated weight path product."""
+    """PathReg (eq. 11-12): gate-probability path product plus the gated weight path product.
+
+    A layer without gates (``gates="inputs"``) enters the path product with probability one per
+    weight (zero where a refit's mask froze it).
+    """
     field = system.field
-    probs = [layer.masked(gates.prob_nonzero(layer.log_alpha)) for layer in field.layers]
+    probs = [layer.masked(gates.prob_nonzero(layer.log_alpha)) if layer.gated else layer.mask for layer in field.layers]
     lin = system.linear
     lin_prob = None if lin is None else lin.masked(gates.prob_nonzero(lin.log_alpha))
     value = lam * _normalised_path_mean(system, probs, lin_prob)
