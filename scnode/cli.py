@@ -266,6 +266,7 @@ def fit(args: argparse.Namespace) -> dict:
         "train_mse": float(metrics["train_mse"]),
         "feature_sparsity": float(metrics["feature_sparsity"]),
         "edges": int(graph.count_nonzero() if sparse.issparse(graph) else np.count_nonzero(graph)),
+        "targets_without_regulators": int(metrics["targets_without_regulators"]),
         "interrupted": bool(metrics["interrupted"]),
         "out": args.out,
         "model": args.save_model,
@@ -278,7 +279,8 @@ def fit(args: argparse.Namespace) -> dict:
         print("  interrupted: the best model so far was kept")
     print(
         f"  train MSE (scaled units) {summary['train_mse']:.3g}, feature sparsity {summary['feature_sparsity']:.3f}, "
-        f"{summary['edges']} nonzero edges in varp[{args.key_added!r}] (rows = regulators, columns = targets)"
+        f"{summary['edges']} nonzero edges in varp[{args.key_added!r}] (rows = regulators, columns = targets), "
+        f"{summary['targets_without_regulators']} target(s) without any regulator"
     )
     print(f"  wrote {args.out}" + (f"; model saved in {args.save_model}" if model is not None else ""))
     return summary

@@ -65,6 +65,8 @@ def test_sweep_with_client_matches_serial(cluster):
         "feature_sparsity",
         "weight_sparsity",
         "n_edges",
+        "targets_without_regulators",
+        "median_regulators",
         "seconds",
     ]
     assert len(serial) == 2 * 2 * 2 and list(serial["method"]) == ["grouplasso"] * 4 + ["l0"] * 4

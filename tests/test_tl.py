@@ -29,6 +29,9 @@ def test_varp_orientation_one_way_edge():
     a = adata.varp["scnode"]
     assert a[0, 1] > 0  # regulator g0 (row) -> target g1 (column)
     assert a[1, 0] == 0 and a[0, 0] == 0 and a[1, 1] == 0
+    metrics = adata.uns["scnode"]["metrics"]  # g0's rate depends on no gene, g1's on one
+    assert metrics["n_edges"] == 1 and metrics["targets_without_regulators"] == 1
+    assert metrics["median_regulators"] == 0.5 and metrics["feature_sparsity"] == 0.75
 
 
 def test_fit_writes_contract_and_round_trips(tmp_path):

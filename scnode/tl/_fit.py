@@ -11,6 +11,7 @@ from scipy import sparse
 from ..core import get_method
 from ..model import SparseODE
 from ..pp import TrajectorySet, prepare_trajectories
+from ._utils import sparsity_summary
 
 
 def _h5ad_safe(d: dict[str, Any]) -> dict[str, Any]:
@@ -135,8 +136,7 @@ def write_results(
         "metrics": {
             "train_mse": float(np.mean(list(train_mse.values()))),
             "train_mse_per_lineage": train_mse,
-            "feature_sparsity": model.feature_sparsity,
-            "weight_sparsity": model.weight_sparsity,
+            **sparsity_summary(model, adj),
             "interrupted": bool(model.history.interrupted),
         },
         "genes": np.asarray(ts.genes, dtype=object),
@@ -257,7 +257,8 @@ def fit_sparse_ode(
         The model's trajectory at each cell's time, in the data's units (NaN where not fitted).
     ``adata.uns[key_added]``
         ``params``, ``history`` (loss, mse, penalty, lr, nfe per iteration), ``metrics`` (training
-        MSE in scaled units, per lineage, feature and weight sparsity), ``genes``, ``lineages``.
+        MSE in scaled units, per lineage, feature and weight sparsity, number of edges, targets
+        without any regulator, median regulators per target), ``genes``, ``lineages``.
 
     Warns
     -----

@@ -137,7 +137,8 @@ def lambda_path(
     -------
     The path as a DataFrame, one row per ``lam``: ``lam``, ``train_mse``, ``val_mse`` (mean over
     lineages, scaled units), ``feature_sparsity``, ``weight_sparsity``, ``n_edges`` (nonzero
-    regulator -> target entries, self-loops included) and ``selected``. With ``copy=True`` the
+    regulator -> target entries, self-loops included), ``targets_without_regulators``,
+    ``median_regulators`` and ``selected``. With ``copy=True`` the
     modified copy comes first, with ``return_models=True`` the models last. Writes what
     :func:`scnode.tl.fit_sparse_ode` writes, for the selected ``lam``, and the table as
     ``adata.uns[key_added]["path"]`` (with ``params["selection"]`` stating the rule).

@@ -118,8 +118,9 @@ def sweep(
     A DataFrame, one row per fit in the order methods x lams x seeds: ``method``, ``lam`` (the
     weight used), ``seed``, ``train_mse`` (mean over lineages, scaled units, as in the fit record),
     ``val_mse`` (with ``validation``: mean over its lineages), ``feature_sparsity``,
-    ``weight_sparsity``, ``n_edges`` (nonzero regulator -> target entries, self-loops included) and
-    ``seconds`` (wall time of the fit). With ``return_models=True``, ``(table, models)``.
+    ``weight_sparsity``, ``n_edges`` (nonzero regulator -> target entries, self-loops included),
+    ``targets_without_regulators``, ``median_regulators`` and ``seconds`` (wall time of the fit).
+    With ``return_models=True``, ``(table, models)``.
     """
     methods, lams, seeds = _check_grid(methods, lams, seeds)
     for key, grid_name in _GRID_KEYS.items():

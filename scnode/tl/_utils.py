@@ -103,12 +103,23 @@ def fitted_genes(adata: AnnData, key: str) -> list[str]:
     return [str(g) for g in (adata.var_names if genes is None else genes)]
 
 
-def sparsity_summary(model: SparseODE) -> dict[str, Any]:
-    """Feature and weight sparsity of a fitted model and its number of nonzero regulator -> target entries."""
+def sparsity_summary(model: SparseODE, adj: np.ndarray | None = None) -> dict[str, Any]:
+    """Sparsity of a fitted model's graph (``adj``: its :meth:`~scnode.SparseODE.adjacency`, if at hand).
+
+    ``feature_sparsity``, ``weight_sparsity``, ``n_edges`` (nonzero regulator -> target entries,
+    self-loops included), ``targets_without_regulators`` (targets whose rate depends on no input:
+    with ``decay=True`` they only relax at their own rate) and ``median_regulators`` (inputs per
+    target; velocities count as inputs for order 2). The last two tell a graph that selects each
+    target's regulators from one that is sparse because whole targets were switched off.
+    """
     d = model.config.n_vars
-    adj = model.adjacency()  # one evaluation of the graph for both numbers
+    if adj is None:
+        adj = model.adjacency()  # one evaluation of the graph for every number
+    inputs = (adj != 0).sum(1)  # rows are targets
     return {
         "feature_sparsity": feature_sparsity(torch.as_tensor(adj)),
         "weight_sparsity": model.weight_sparsity,
         "n_edges": int((adj[:, :d] != 0).sum()),
+        "targets_without_regulators": int((inputs == 0).sum()),
+        "median_regulators": float(np.median(inputs)),
     }
