@@ -178,6 +178,18 @@ def test_input_gates_only():
         ODESystem(n_vars=2, gated=True, gate_layers="first")
 
 
+def test_pathreg_output_gates_of_per_output_networks_weigh_n_inputs_times_more():
+    """Why gates="inputs" exists: with every layer gated, an output-layer gate of a per-output network
+    carries all of its hidden unit's paths, so the penalty pushes it n_inputs times harder than an input gate."""
+    n = 6
+    system = ODESystem(n_vars=n, order=1, hidden=(3,), gated=True, grouped=True)
+    system.prepare(sample=False)
+    pathreg_penalty(system, lam=1.0).backward()
+    first, out = (layer.log_alpha.grad for layer in system.field.layers)  # (n, 3, n) and (n, 1, 3)
+    torch.testing.assert_close(out[:, 0, :], n * first[:, :, 0], rtol=1e-5, atol=0.0)
+    assert (first > 0).all()
+
+
 def test_pathreg_penalty_two_hidden_layers():
     rng = np.random.default_rng(5)
     system = ODESystem(n_vars=2, order=2, hidden=(3, 2), gated=True)  # input 4 (x, v), output 2
