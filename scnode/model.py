@@ -29,7 +29,6 @@ from .core import (
 )
 from .core import adjacency as _adjacency
 from .core.data import ArrayLike
-from .core.fields import GATE_LAYERS
 
 DEFAULT_LAM: dict[str, float] = {
     "base": 0.0,
@@ -109,9 +108,7 @@ class ModelConfig:
             raise ValueError(f"n_vars must be positive, got {self.n_vars}.")
         if self.per_output and get_method(self.method).skip is not None:
             raise ValueError(f"per_output=True is not available for {self.method!r} (its prox acts on a shared layer).")
-        if self.gates not in GATE_LAYERS:
-            raise ValueError(f"gates must be one of {GATE_LAYERS}, got {self.gates!r}.")
-        if self.gates != "all" and not get_method(self.method).gated:
+        if self.gates == "inputs" and not get_method(self.method).gated:  # other values: the field's check
             raise ValueError(f"gates={self.gates!r} applies to the gated methods (l0, pathreg), not {self.method!r}.")
         if self.linear and get_method(self.method).prox is not None:
             raise ValueError(
