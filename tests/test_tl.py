@@ -134,8 +134,28 @@ def _bad(mutate):
             ValueError,
             "not numeric",
         ),
+        (
+            lambda a: setattr(a, "var_names", ["g0", "g0", *a.var_names[2:]]),
+            {},
+            ValueError,
+            r"var_names are not unique \(\['g0'\] repeat\); call adata.var_names_make_unique",
+        ),
+        (lambda a: None, {"device": "tpu"}, ValueError, "device must be 'auto', 'cpu' or 'cuda'"),
     ],
-    ids=["time-key", "nan-time", "inf-time", "nan-expr", "few-times", "gene", "method", "lam", "lineage", "layer"],
+    ids=[
+        "time-key",
+        "nan-time",
+        "inf-time",
+        "nan-expr",
+        "few-times",
+        "gene",
+        "method",
+        "lam",
+        "lineage",
+        "layer",
+        "duplicate-var-names",
+        "device",
+    ],
 )
 def test_bad_inputs_leave_adata_untouched(mutate, kwargs, error, match):
     adata = _bad(mutate)
@@ -167,6 +187,15 @@ def test_prepare_trajectories_scaling_trimming_binning():
     sp = adata.copy()
     sp.X = sparse.csr_matrix(sp.X)
     np.testing.assert_allclose(scn.pp.prepare_trajectories(sp).values[0], ts_values_full(adata))
+
+
+def test_cells_without_a_lineage_are_left_out():
+    adata = cells(n_cells=60)
+    adata.obs.loc[adata.obs_names[:6], "lineage"] = np.nan
+    ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
+    assert ts.lineages == ["L0", "L1"]
+    assert (ts.cell_lineage[:6] == -1).all() and (ts.cell_lineage[6:] >= 0).all()
+    assert sum(len(t) for t in ts.times) == 54
 
 
 def ts_values_full(adata):

@@ -58,6 +58,12 @@ class TrajectorySet:
 
 
 def _select_genes(adata: AnnData, genes: Sequence[str] | str | None) -> list[str]:
+    if not adata.var_names.is_unique:
+        dup = adata.var_names[adata.var_names.duplicated()].unique()
+        raise ValueError(
+            f"adata.var_names are not unique ({list(dup[:5])}{' ...' if len(dup) > 5 else ''} repeat); "
+            "call adata.var_names_make_unique() first."
+        )
     if genes is None:
         return list(adata.var_names)
     if isinstance(genes, str):
@@ -131,7 +137,8 @@ def prepare_trajectories(
     time_key
         Numeric column of ``obs`` with the (pseudo)time.
     lineage_key
-        Categorical column of ``obs``: one trajectory per category; ``None`` for one trajectory.
+        Categorical column of ``obs``: one trajectory per category (cells without a category, NaN,
+        are left out); ``None`` for one trajectory.
     layer
         Layer to read instead of ``X`` (dense or sparse).
     genes
