@@ -125,13 +125,12 @@ def run_method(
 ) -> dict:
     """Fit a method (a validated lambda path for the sparse ones) ``restarts`` times and score the mean graph."""
     start = time.perf_counter()
-    graphs, lams = [], []
-    for r in range(restarts):
-        graph, lam = _fit_graph(method, adata, validation, seed + 1000 * r, schedule, model_kwargs)
-        graphs.append(graph / graph.max() if graph.max() > 0 else graph)
-        lams.append(lam)
+    models = [_fit_model(method, adata, validation, seed + 1000 * r, schedule, model_kwargs) for r in range(restarts)]
     seconds = time.perf_counter() - start
-    graph = np.mean(graphs, axis=0)
+    mean = adata.copy()
+    scn.tl.consensus_network(mean, models)  # each graph over its largest entry, averaged
+    graph = np.asarray(mean.varp["scnode_consensus"], float)
+    lams = [m.config.lam for m in models]
     off = ~np.eye(len(graph), dtype=bool)
     name = method + (", decay" if (model_kwargs or {}).get("decay") else "")
     return {
@@ -144,48 +143,47 @@ def run_method(
     }
 
 
-def _fit_graph(
+def _fit_model(
     method: str,
     adata: scn.AnnData,
     validation: scn.AnnData,
     random_state: int,
     schedule: dict,
     model_kwargs: dict | None = None,
-) -> tuple[np.ndarray, float]:
-    """One fit's regulator x target graph and its (selected) lambda."""
+) -> scn.SparseODE:
+    """One fit (for the sparse methods, the validated path's selected model)."""
     model_kw = {**MODEL, "hidden": GROUPLASSO_HIDDEN if method == "grouplasso" else MODEL["hidden"]}
     if model_kwargs:
         model_kw["model_kwargs"] = model_kwargs
-    fitted = adata.copy()
     if method == "base":
-        scn.tl.fit_sparse_ode(
-            fitted,
+        return scn.tl.fit_sparse_ode(
+            adata,
             method="base",
             **PREP,
             **model_kw,
             n_iter=schedule["n_iter"],
             random_state=random_state,
             fit_kwargs=FIT,
-        )
-        lam = 0.0
-    else:
-        table = scn.tl.lambda_path(
-            fitted,
-            METHODS[method] if schedule is SCHEDULE else METHODS[method][:2],
-            method=method,
-            validation=validation,
-            tolerance=0.1,
-            **PREP,
-            **model_kw,
-            lam1=0.0 if method == "pathreg" else None,
-            n_iter=schedule["n_iter"],
-            path_iter=schedule["path_iter"],
-            refit_iter=schedule["refit_iter"],
-            random_state=random_state,
-            fit_kwargs=FIT,
-        )
-        lam = float(table.loc[table["selected"], "lam"].iloc[0])
-    return np.asarray(fitted.varp["scnode"], float), lam
+            copy=True,
+            return_model=True,
+        )[1]
+    table, models = scn.tl.lambda_path(
+        adata.copy(),
+        METHODS[method] if schedule is SCHEDULE else METHODS[method][:2],
+        method=method,
+        validation=validation,
+        tolerance=0.1,
+        **PREP,
+        **model_kw,
+        lam1=0.0 if method == "pathreg" else None,
+        n_iter=schedule["n_iter"],
+        path_iter=schedule["path_iter"],
+        refit_iter=schedule["refit_iter"],
+        random_state=random_state,
+        fit_kwargs=FIT,
+        return_models=True,
+    )
+    return models[int(np.flatnonzero(table["selected"])[0])]
 
 
 def _summary(rows: list[dict]) -> str:

@@ -249,3 +249,81 @@ def test_windowed_score_starts_each_window_from_the_data():
     assert table.loc["L0", "mse"] < scn.tl.score(adata, model).loc["L0", "mse"]  # short horizons drift less
     with pytest.raises(ValueError, match="window must be at least 2"):
         scn.tl.score(adata, model, window=1)
+
+
+def _hand_model(var_names, first, second, order=1):
+    """A base model with the given first- and output-layer weights (no biases)."""
+    model = scn.SparseODE(len(var_names), method="base", order=order, hidden=(2,), device="cpu", var_names=var_names)
+    with torch.no_grad():
+        for layer, weight in zip(model.system.field.layers, (first, second), strict=True):
+            layer.weight.copy_(torch.tensor(weight))
+            layer.bias.zero_()
+    return model
+
+
+def _dense(m):
+    return m.toarray() if hasattr(m, "toarray") else np.asarray(m)
+
+
+def test_consensus_network_averages_normalised_graphs_in_varp_orientation(tmp_path):
+    adata = cells(n_genes=3)
+    one_way = _hand_model(["g0", "g1"], [[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [2.0, 0.0]])  # g0 -> g1
+    # genes in the other order: g0 -> g1 (through unit 0) and g1 -> g0 (unit 1, weaker)
+    both = _hand_model(["g1", "g0"], [[0.0, 1.0], [1.0, 0.0]], [[3.0, 0.0], [0.0, 0.5]])
+    a, b = np.abs(one_way.adjacency()), np.abs(both.adjacency())  # outputs x inputs, own gene order
+    assert a[1, 0] > 0 and np.count_nonzero(a) == 1 and b[0, 1] > b[1, 0] > 0
+    before = adata.copy()
+    out = scn.tl.consensus_network(adata, [one_way, both], copy=True)
+    assert "scnode_consensus" not in adata.varp and adata.uns.keys() == before.uns.keys()
+    mean = np.asarray(_dense(out.varp["scnode_consensus"]))
+    freq = np.asarray(_dense(out.varp["scnode_consensus_frequency"]))
+    assert mean[0, 1] == pytest.approx(1.0)  # rows regulators: g0 -> g1, the largest edge of both fits
+    assert mean[1, 0] == pytest.approx(0.5 * b[1, 0] / b[0, 1])  # g1 -> g0 only in the second fit
+    assert freq[0, 1] == 1 and freq[1, 0] == 0.5
+    assert not mean[2].any() and not mean[:, 2].any() and not freq[2].any()  # g2 was not fitted
+    rec = out.uns["scnode_consensus"]
+    assert rec["n_models"] == 2 and list(rec["genes"]) == ["g0", "g1"] and list(rec["methods"]) == ["base", "base"]
+    edges = scn.tl.edge_list(out, key="scnode_consensus")
+    assert list(zip(edges.source, edges.target, strict=True)) == [("g0", "g1"), ("g1", "g0")]
+    truth = pd.DataFrame({"source": ["g0"], "target": ["g1"]})
+    assert scn.tl.evaluate_grn(out, truth, key="scnode_consensus")["n_candidates"] == 2  # the fitted genes only
+    out.write_h5ad(tmp_path / "c.h5ad")
+    back = ad.read_h5ad(tmp_path / "c.h5ad")
+    np.testing.assert_allclose(_dense(back.varp["scnode_consensus"]), mean)
+    assert back.uns["scnode_consensus"]["n_models"] == 2
+
+
+def test_consensus_of_fits_matches_their_varp_and_keeps_velocities():
+    adata = cells()
+    table, models = scn.tl.sweep(adata, seeds=[0, 1], lineage_key="lineage", return_models=True, **FAST)
+    single = adata.copy()
+    scn.tl.fit_sparse_ode(single, lineage_key="lineage", random_state=1, **FAST)
+    scn.tl.consensus_network(single, models[1:], key_added="one")
+    fit_graph = np.abs(_dense(single.varp["scnode"]))
+    np.testing.assert_allclose(_dense(single.varp["one"]), fit_graph / fit_graph.max(), rtol=1e-6)
+    assert list(single.uns["one"]["seeds"]) == [1] and list(table["seed"]) == [0, 1]
+    second = _hand_model(["g0", "g1"], np.ones((2, 4)).tolist(), [[1.0, 0.0], [0.0, 2.0]], order=2)
+    two = cells(n_genes=2)
+    scn.tl.consensus_network(two, [second, second])
+    assert {"scnode_consensus_velocity", "scnode_consensus_velocity_frequency"} <= set(two.varp)
+    full = np.abs(second.adjacency())
+    np.testing.assert_allclose(_dense(two.varp["scnode_consensus_velocity"]), full[:, 2:].T / full.max(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("models", "error", "match"),
+    [
+        (lambda m: [], ValueError, "non-empty list"),
+        (lambda m: m, ValueError, "non-empty list"),
+        (lambda m: [m, "model"], TypeError, r"models\[1\] is a str"),
+        (lambda m: [m, _hand_model(["g0", "g2"], np.eye(2).tolist(), np.eye(2).tolist())], ValueError, "other genes"),
+        (lambda m: [_hand_model(["g0", "zz"], np.eye(2).tolist(), np.eye(2).tolist())], KeyError, r"\['zz'\]"),
+    ],
+    ids=["empty", "not-a-list", "not-a-model", "other-genes", "unknown-gene"],
+)
+def test_consensus_network_errors_leave_adata_untouched(models, error, match):
+    adata = cells(n_genes=3)
+    model = _hand_model(["g0", "g1"], np.eye(2).tolist(), np.eye(2).tolist())
+    with pytest.raises(error, match=match):
+        scn.tl.consensus_network(adata, models(model))
+    assert not adata.varp and not adata.uns

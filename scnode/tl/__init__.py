@@ -1,5 +1,6 @@
 """Tools on AnnData (scanpy style)."""
 
+from ._consensus import consensus_network
 from ._edges import edge_list, to_networkx
 from ._evaluate import evaluate_grn
 from ._fit import fit_sparse_ode
@@ -9,6 +10,7 @@ from ._predict import predict, score
 from ._sweep import sweep
 
 __all__ = [
+    "consensus_network",
     "edge_list",
     "evaluate_grn",
     "fit_sparse_ode",

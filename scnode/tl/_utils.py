@@ -98,8 +98,8 @@ def network(adata: AnnData, key: str) -> sparse.coo_matrix:
 
 
 def fitted_genes(adata: AnnData, key: str) -> list[str]:
-    """Genes of the fit behind ``varp[key]`` (``key`` may be the ``_velocity`` block); all genes if unrecorded."""
-    genes = adata.uns.get(key.removesuffix("_velocity"), {}).get("genes")
+    """Genes of the fit behind ``varp[key]`` (or its ``_velocity``, ``_frequency`` blocks); all if unrecorded."""
+    genes = adata.uns.get(key.removesuffix("_frequency").removesuffix("_velocity"), {}).get("genes")
     return [str(g) for g in (adata.var_names if genes is None else genes)]
 
 
