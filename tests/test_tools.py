@@ -304,7 +304,7 @@ def test_consensus_of_fits_matches_their_varp_and_keeps_velocities():
     assert list(single.uns["one"]["seeds"]) == [1] and list(table["seed"]) == [0, 1]
     second = _hand_model(["g0", "g1"], np.ones((2, 4)).tolist(), [[1.0, 0.0], [0.0, 2.0]], order=2)
     two = cells(n_genes=2)
-    scn.tl.consensus_network(two, [second, second])
+    scn.tl.consensus_network(two, (m for m in [second, second]))  # any iterable
     assert {"scnode_consensus_velocity", "scnode_consensus_velocity_frequency"} <= set(two.varp)
     full = np.abs(second.adjacency())
     np.testing.assert_allclose(_dense(two.varp["scnode_consensus_velocity"]), full[:, 2:].T / full.max(), rtol=1e-6)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -10,12 +10,13 @@ from ..model import SparseODE
 from ._fit import _to_varp
 
 
-def _graphs(models: Sequence[SparseODE]) -> tuple[list[str], int, list[np.ndarray]]:
-    """Check that the models share genes and order; return the genes, the order and each ``|adjacency|``.
+def _graphs(models: Iterable[SparseODE]) -> tuple[list[SparseODE], list[str], int, list[np.ndarray]]:
+    """Check that the models share genes and order; return them (a list), the genes, the order, each ``|adjacency|``.
 
     Every adjacency is put in the first model's gene order, outputs x inputs (positions, then velocities).
     """
-    if isinstance(models, SparseODE) or len(models) == 0:
+    models = [] if isinstance(models, SparseODE) else list(models)
+    if not models:
         raise ValueError(
             "Pass a non-empty list of fitted SparseODE models (e.g. from scn.tl.sweep(return_models=True))."
         )
@@ -36,12 +37,12 @@ def _graphs(models: Sequence[SparseODE]) -> tuple[list[str], int, list[np.ndarra
         pos = pd.Index(names).get_indexer(genes)  # where each of models[0]'s genes is in this model
         cols = np.concatenate([pos + j * len(genes) for j in range(order)])
         graphs.append(np.abs(m.adjacency())[np.ix_(pos, cols)])
-    return genes, order, graphs
+    return models, genes, order, graphs
 
 
 def consensus_network(
     adata: AnnData,
-    models: Sequence[SparseODE],
+    models: Iterable[SparseODE],
     *,
     key_added: str = "scnode_consensus",
     copy: bool = False,
@@ -83,7 +84,7 @@ def consensus_network(
         :func:`scnode.tl.edge_list`, :func:`scnode.tl.evaluate_grn` and :func:`scnode.pl.adjacency`
         read the consensus with ``key=key_added``.
     """
-    genes, order, graphs = _graphs(models)
+    models, genes, order, graphs = _graphs(models)
     missing = [g for g in genes if g not in adata.var_names]
     if missing:
         raise KeyError(
