@@ -327,3 +327,12 @@ def test_consensus_network_errors_leave_adata_untouched(models, error, match):
     with pytest.raises(error, match=match):
         scn.tl.consensus_network(adata, models(model))
     assert not adata.varp and not adata.uns
+
+
+def test_consensus_network_needs_unique_var_names():
+    adata = cells(n_genes=3)
+    adata.var_names = ["g0", "g0", "g2"]
+    model = _hand_model(["g0", "g2"], np.eye(2).tolist(), np.eye(2).tolist())
+    with pytest.raises(ValueError, match=r"not unique \(\['g0'\] repeat\)"):
+        scn.tl.consensus_network(adata, [model])
+    assert not adata.varp and not adata.uns

@@ -57,13 +57,18 @@ class TrajectorySet:
         return values * self.scale[lineage] + self.center[lineage]
 
 
-def _select_genes(adata: AnnData, genes: Sequence[str] | str | None) -> list[str]:
+def require_unique_var_names(adata: AnnData) -> None:
+    """Raise a ValueError naming the repeated names when ``adata.var_names`` are not unique."""
     if not adata.var_names.is_unique:
         dup = adata.var_names[adata.var_names.duplicated()].unique()
         raise ValueError(
             f"adata.var_names are not unique ({list(dup[:5])}{' ...' if len(dup) > 5 else ''} repeat); "
             "call adata.var_names_make_unique() first."
         )
+
+
+def _select_genes(adata: AnnData, genes: Sequence[str] | str | None) -> list[str]:
+    require_unique_var_names(adata)
     if genes is None:
         return list(adata.var_names)
     if isinstance(genes, str):

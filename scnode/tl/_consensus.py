@@ -7,6 +7,7 @@ import pandas as pd
 from anndata import AnnData
 
 from ..model import SparseODE
+from ..pp._prepare import require_unique_var_names
 from ._fit import _to_varp
 
 
@@ -85,13 +86,12 @@ def consensus_network(
         read the consensus with ``key=key_added``.
     """
     models, genes, order, graphs = _graphs(models)
+    require_unique_var_names(adata)
     missing = [g for g in genes if g not in adata.var_names]
     if missing:
         raise KeyError(
             f"The models' gene(s) {missing[:10]}{' ...' if len(missing) > 10 else ''} are not in adata.var_names."
         )
-    if not adata.var_names.is_unique:
-        raise ValueError("adata.var_names are not unique; call adata.var_names_make_unique() first.")
     mean = np.mean([g / g.max() if g.max() > 0 else g for g in graphs], axis=0)
     frequency = np.mean([g != 0 for g in graphs], axis=0)
     idx, d = adata.var_names.get_indexer(genes), len(genes)
