@@ -251,6 +251,23 @@ def test_windowed_score_starts_each_window_from_the_data():
         scn.tl.score(adata, model, window=1)
 
 
+def test_a_windowed_fit_records_its_windowed_training_mse():
+    adata, validation = cells(), cells(seed=3)
+    windows = {"lineage_key": "lineage", "fit_kwargs": {"batch_time": 4, "batch_size": 8}, **FAST}
+    model = scn.tl.fit_sparse_ode(adata, return_model=True, **windows)
+    windowed = scn.tl.score(adata, model, window=4)["mse"].iloc[:-1]
+    metrics = adata.uns["scnode"]["metrics"]
+    assert metrics["train_mse_per_lineage"]["L0"] == pytest.approx(windowed["L0"], rel=1e-6)
+    assert metrics["train_mse"] == pytest.approx(windowed.mean(), rel=1e-6)
+    assert metrics["train_mse"] < scn.tl.score(adata, model)["mse"].iloc[:-1].mean()  # not from x0
+    table, models = scn.tl.lambda_path(
+        adata.copy(), [0.01, 0.1], method="pathreg", validation=validation, return_models=True, **windows
+    )
+    for row, fitted in zip(table.itertuples(), models, strict=True):
+        assert row.train_mse == pytest.approx(scn.tl.score(adata, fitted, window=4)["mse"].iloc[:-1].mean(), rel=1e-6)
+        assert row.val_mse == pytest.approx(scn.tl.score(validation, fitted, window=4)["mse"].iloc[:-1].mean())
+
+
 def _hand_model(var_names, first, second, order=1):
     """A base model with the given first- and output-layer weights (no biases)."""
     model = scn.SparseODE(len(var_names), method="base", order=order, hidden=(2,), device="cpu", var_names=var_names)

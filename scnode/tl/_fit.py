@@ -11,6 +11,7 @@ from scipy import sparse
 from ..core import get_method
 from ..model import SparseODE
 from ..pp import TrajectorySet, prepare_trajectories
+from ._predict import lineage_mse
 from ._utils import sparsity_summary
 
 
@@ -125,10 +126,8 @@ def write_results(
         grid = np.unique(np.r_[start, cell_t])
         pred = model.predict(grid, ts.x0[k])
         fitted[np.ix_(cells, idx)] = ts.unscale(k, pred[np.searchsorted(grid, cell_t)])
-    train_pred = model.predict(ts.times, ts.x0)
-    train_mse = {
-        name: float(np.mean((p - v) ** 2)) for name, p, v in zip(ts.lineages, train_pred, ts.values, strict=True)
-    }
+    window = (params.get("fit") or {}).get("batch_time")  # a windowed fit is scored as it was trained
+    train_mse = dict(zip(ts.lineages, lineage_mse(model, ts, window), strict=True))
 
     record = {
         "params": _h5ad_safe(params),
@@ -259,8 +258,10 @@ def fit_sparse_ode(
         The model's trajectory at each cell's time, in the data's units (NaN where not fitted).
     ``adata.uns[key_added]``
         ``params``, ``history`` (loss, mse, penalty, lr, nfe per iteration), ``metrics`` (training
-        MSE in scaled units, per lineage, feature and weight sparsity, number of edges, targets
-        without any regulator, median regulators per target), ``genes``, ``lineages``.
+        MSE in scaled units, per lineage — of whole trajectories from their initial states, or of
+        ``batch_time``-point windows from the data when the fit used windows — feature and weight
+        sparsity, number of edges, targets without any regulator, median regulators per target),
+        ``genes``, ``lineages``.
 
     Warns
     -----

@@ -12,7 +12,7 @@ from ..model import SparseODE
 from ..pp import TrajectorySet
 from ._dask import dask_client, map_tasks
 from ._fit import record_params, setup, write_results
-from ._predict import validation_mse
+from ._predict import lineage_mse, validation_mse
 from ._utils import sparsity_summary
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _refit_and_score(
         train = np.mean([mse(p[~h], v[~h]) for p, v, h in zip(full, ts.values, held, strict=True)])
     else:
         val = validation_mse(validation, fitted, fit_kwargs)
-        train = np.mean([mse(p, v) for p, v in zip(full, ts.values, strict=True)])
+        train = np.mean(lineage_mse(fitted, ts, fit_kwargs.get("batch_time")))
     return fitted, {
         "lam": float(fitted.config.lam),
         "train_mse": float(train),
@@ -136,10 +136,10 @@ def lambda_path(
     Returns
     -------
     The path as a DataFrame, one row per ``lam``: ``lam``, ``train_mse``, ``val_mse`` (mean over
-    lineages, scaled units), ``feature_sparsity``, ``weight_sparsity``, ``n_edges`` (nonzero
-    regulator -> target entries, self-loops included), ``targets_without_regulators``,
-    ``median_regulators`` and ``selected``. With ``copy=True`` the
-    modified copy comes first, with ``return_models=True`` the models last. Writes what
+    lineages, scaled units; with ``validation`` and ``batch_time`` windows both on windows),
+    ``feature_sparsity``, ``weight_sparsity``, ``n_edges`` (nonzero regulator -> target entries,
+    self-loops included), ``targets_without_regulators``, ``median_regulators`` and ``selected``.
+    With ``copy=True`` the modified copy comes first, with ``return_models=True`` the models last. Writes what
     :func:`scnode.tl.fit_sparse_ode` writes, for the selected ``lam``, and the table as
     ``adata.uns[key_added]["path"]`` (with ``params["selection"]`` stating the rule).
     """

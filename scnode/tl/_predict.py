@@ -8,6 +8,7 @@ from anndata import AnnData
 
 from ..core.metrics import mse
 from ..model import SparseODE
+from ..pp import TrajectorySet
 from ._utils import prepare_like, time_grids, trajectories_anndata
 
 
@@ -74,13 +75,9 @@ def score(adata: AnnData, model: SparseODE, *, window: int | None = None, **prep
     ``"sum"`` with the MSE summed over lineages (the paper's summary) and the total number of times.
     """
     ts = prepare_like(adata, model, prepare_kwargs)
-    if window is None:
-        errors = [mse(p, v) for p, v in zip(model.predict(ts.times, ts.x0), ts.values, strict=True)]
-    else:
-        errors = [_window_mse(model, t, v, window) for t, v in zip(ts.times, ts.values, strict=True)]
     table = pd.DataFrame(
         {
-            "mse": errors,
+            "mse": lineage_mse(model, ts, window),
             "n_times": [len(v) for v in ts.values],
         },
         index=pd.Index(ts.lineages, name="lineage"),
@@ -88,6 +85,13 @@ def score(adata: AnnData, model: SparseODE, *, window: int | None = None, **prep
     table.loc["sum"] = [float(table["mse"].sum()), int(table["n_times"].sum())]
     table["n_times"] = table["n_times"].astype(int)
     return table
+
+
+def lineage_mse(model: SparseODE, ts: TrajectorySet, window: int | None = None) -> list[float]:
+    """Per lineage, the MSE of whole trajectories from their initial states, or of ``window``-point runs."""
+    if window is None:
+        return [mse(p, v) for p, v in zip(model.predict(ts.times, ts.x0), ts.values, strict=True)]
+    return [_window_mse(model, t, v, window) for t, v in zip(ts.times, ts.values, strict=True)]
 
 
 def _window_mse(model: SparseODE, times: np.ndarray, values: np.ndarray, window: int) -> float:
