@@ -11,7 +11,7 @@ import scnode as scn
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
 DATA = Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent"))
-NEEDS = {"hematopoiesis": "hematopoiesis", "paul15": "paul15", "mocap": "mocap", "synthetic": None}
+NEEDS = {"hematopoiesis": "hematopoiesis", "paul15": "paul15", "mocap": "mocap", "synthetic": None, "grn": None}
 
 
 def test_every_tutorial_is_listed_and_has_outputs():

@@ -1,6 +1,6 @@
 """Execute the tutorials and store their outputs in place.
 
-    python tutorials/execute.py                       # all four, full setting, outputs written back
+    python tutorials/execute.py                       # all five, full setting, outputs written back
     python tutorials/execute.py synthetic.ipynb       # one of them
     python tutorials/execute.py --fast --no-write     # what CI checks (SCNODE_TUTORIAL_FAST=1)
 
@@ -19,7 +19,7 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["hematopoiesis.ipynb", "paul15.ipynb", "mocap.ipynb", "synthetic.ipynb"]
+ORDER = ["hematopoiesis.ipynb", "paul15.ipynb", "mocap.ipynb", "synthetic.ipynb", "grn.ipynb"]
 
 
 def execute(path: Path, *, fast: bool, timeout: int = 1200) -> tuple[nbformat.NotebookNode, float]:
