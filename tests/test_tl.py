@@ -134,11 +134,12 @@ def _bad(mutate):
             ValueError,
             "not numeric",
         ),
-        (
+        pytest.param(
             lambda a: setattr(a, "var_names", ["g0", "g0", *a.var_names[2:]]),
             {},
             ValueError,
             r"var_names are not unique \(\['g0'\] repeat\); call adata.var_names_make_unique",
+            marks=pytest.mark.filterwarnings("ignore:Variable names are not unique"),  # anndata's own
         ),
         (lambda a: None, {"device": "tpu"}, ValueError, "device must be 'auto', 'cpu' or 'cuda'"),
     ],

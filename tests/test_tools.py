@@ -346,6 +346,7 @@ def test_consensus_network_errors_leave_adata_untouched(models, error, match):
     assert not adata.varp and not adata.uns
 
 
+@pytest.mark.filterwarnings("ignore:Variable names are not unique")  # anndata's own
 def test_consensus_network_needs_unique_var_names():
     adata = cells(n_genes=3)
     adata.var_names = ["g0", "g0", "g2"]
