@@ -57,6 +57,34 @@ def test_network_draws_the_top_edges(fitted):
     pd.testing.assert_frame_equal(again.data, res.data)  # seeded layout
 
 
+def test_precision_recall_steps_through_the_scores_and_matches_evaluate_grn():
+    adata = cells(n_genes=4)
+    g = np.zeros((4, 4), np.float32)
+    g[0, 1], g[3, 1], g[0, 2], g[1, 3], g[2, 2] = 3.0, 2.0, 1.0, 1.0, 9.0  # g2 -> g2 a self-loop, left out
+    adata.varp["scnode"] = g
+    adata.varp["reversed"] = g.T.copy()
+    truth = pd.DataFrame({"source": ["g0", "g3"], "target": ["g1", "g1"]})
+    res = scn.pl.precision_recall(adata, truth, keys=["scnode", "reversed"], labels=["fit", "reversed"], show=False)
+    fit = res.data[res.data["key"] == "scnode"]
+    # distinct scores 3, 2, 1 (two tied), 0 (eight pairs): both true edges on top
+    np.testing.assert_allclose(fit["recall"], [0.5, 1.0, 1.0, 1.0])
+    np.testing.assert_allclose(fit["precision"], [1.0, 1.0, 2 / 4, 2 / 12])
+    assert (res.data["density"] == 2 / 12).all()
+    for key in ("scnode", "reversed"):
+        curve = res.data[res.data["key"] == key]
+        area = np.sum(np.diff(np.r_[0.0, curve["recall"]]) * curve["precision"])
+        assert area == pytest.approx(scn.tl.evaluate_grn(adata, truth, key=key)["auprc"])
+    texts = [t.get_text() for t in res.ax.get_legend().get_texts()]
+    assert texts[0] == "fit (AUPRC ratio 6.00)" and texts[-1] == "random (0.17)"
+    assert len(res.ax.get_lines()) == 3  # two curves and one chance line
+    only = scn.pl.precision_recall(adata, truth, regulators=["g0"], show=False)
+    assert only.data["density"].iloc[0] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="2 labels for 1 keys"):
+        scn.pl.precision_recall(adata, truth, labels=["a", "b"], show=False)
+    with pytest.raises(KeyError, match="no 'other'"):
+        scn.pl.precision_recall(adata, truth, keys="other", show=False)
+
+
 def test_network_regulators_and_layouts(fitted):
     adata, _ = fitted
     res = scn.pl.network(adata, top_k=None, regulators=["g1"], layout="circular", node_color={"g1": "red"}, show=False)

@@ -25,8 +25,14 @@ def _flatten(scores: np.ndarray, truth: np.ndarray, exclude_diagonal: bool) -> t
     return scores[keep], truth[keep]
 
 
-def auprc(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = False) -> float:
-    """Area under the precision-recall curve (average precision; tied scores form one step)."""
+def precision_recall(
+    scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and precision at each distinct score threshold, strongest first (tied scores form one step).
+
+    Returns ``(recall, precision)``: entry ``k`` counts every candidate scoring at least the
+    ``k``-th largest distinct score as predicted.
+    """
     s, y = _flatten(scores, truth, exclude_diagonal)
     if y.sum() == 0:
         raise ValueError("The true network has no edges.")
@@ -34,8 +40,12 @@ def auprc(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = Fal
     s, y = s[order], y[order]
     last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each block of tied scores
     tp = np.cumsum(y)[last]
-    precision = tp / (last + 1)
-    recall = tp / y.sum()
+    return tp / y.sum(), tp / (last + 1)
+
+
+def auprc(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = False) -> float:
+    """Area under the precision-recall curve (average precision; tied scores form one step)."""
+    recall, precision = precision_recall(scores, truth, exclude_diagonal=exclude_diagonal)
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 

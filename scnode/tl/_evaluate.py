@@ -35,6 +35,30 @@ def _truth_matrix(truth: pd.DataFrame | np.ndarray, adata: AnnData, genes: pd.In
     return out
 
 
+def candidate_scores(
+    adata: AnnData, truth: pd.DataFrame | np.ndarray, *, key: str, regulators: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the learned ``|score|`` and the truth (bool) of every candidate pair (as in :func:`evaluate_grn`)."""
+    scores = network(adata, key).toarray()
+    genes = pd.Index(fitted_genes(adata, key))
+    idx = adata.var_names.get_indexer(genes)
+    scores = np.abs(scores[np.ix_(idx, idx)])
+    true = _truth_matrix(truth, adata, genes)
+    rows = np.ones(len(genes), bool)
+    if regulators is not None:
+        regulators = [str(r) for r in regulators]
+        rows = genes.isin(regulators)
+        if not rows.any():
+            raise ValueError("None of the regulators are among the fitted genes.")
+    candidate = rows[:, None] & ~np.eye(len(genes), dtype=bool)
+    s, y = scores[candidate], true[candidate]
+    if y.sum() == 0:
+        raise ValueError("The true network has no edges among the candidate pairs (check gene names).")
+    if y.all():
+        raise ValueError("Every candidate pair is a true edge; the scores cannot be evaluated.")
+    return s, y
+
+
 def evaluate_grn(
     adata: AnnData,
     truth: pd.DataFrame | np.ndarray,
@@ -67,23 +91,7 @@ def evaluate_grn(
     among the top-k scores, k = number of true edges, over edge density), ``n_true_edges``,
     ``n_candidates``, ``density`` and ``n_predicted`` (candidates with a nonzero score).
     """
-    scores = network(adata, key).toarray()
-    genes = pd.Index(fitted_genes(adata, key))
-    idx = adata.var_names.get_indexer(genes)
-    scores = np.abs(scores[np.ix_(idx, idx)])
-    true = _truth_matrix(truth, adata, genes)
-    rows = np.ones(len(genes), bool)
-    if regulators is not None:
-        regulators = [str(r) for r in regulators]
-        rows = genes.isin(regulators)
-        if not rows.any():
-            raise ValueError("None of the regulators are among the fitted genes.")
-    candidate = rows[:, None] & ~np.eye(len(genes), dtype=bool)
-    s, y = scores[candidate], true[candidate]
-    if y.sum() == 0:
-        raise ValueError("The true network has no edges among the candidate pairs (check gene names).")
-    if y.all():
-        raise ValueError("Every candidate pair is a true edge; the scores cannot be evaluated.")
+    s, y = candidate_scores(adata, truth, key=key, regulators=regulators)
     density = float(y.mean())
     return pd.Series(
         {
