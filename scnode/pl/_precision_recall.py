@@ -64,7 +64,7 @@ def precision_recall(
         s, y = candidate_scores(adata, truth, key=key, regulators=regulators)
         recall, precision = pr_curve(s, y)
         curves.append(pd.DataFrame({"key": key, "recall": recall, "precision": precision, "density": y.mean()}))
-    ax = get_ax(ax, (4.2, 3.6))
+    ax = get_ax(ax, (7.0, 3.6))
     for label, curve in zip(labels, curves, strict=True):
         r, p, density = curve["recall"].to_numpy(), curve["precision"].to_numpy(), curve["density"].iloc[0]
         ratio = np.sum(np.diff(np.r_[0.0, r]) * p) / density
@@ -72,6 +72,6 @@ def precision_recall(
     for density in sorted({float(c["density"].iloc[0]) for c in curves}):
         ax.axhline(density, color="0.5", linestyle="--", linewidth=1, label=f"random ({density:.2f})")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-    ax.legend(fontsize="small", frameon=False)
+    ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the curves
     finish(show)
     return PlotResult(ax, pd.concat(curves, ignore_index=True))
