@@ -50,8 +50,8 @@ def _refit_and_score(
     """Refit one penalised state of the path (its zeros frozen) and score it: the model and its row of the table."""
     times, values = _fit_data(ts, held)
     fitted = state._refit_copy(times, values, x0=ts.x0, refit_iter=refit_iter, **fit_kwargs)
-    full = fitted.predict(ts.times, ts.x0)
     if held is not None:
+        full = fitted.predict(ts.times, ts.x0)
         val = np.mean([mse(p[h], v[h]) for p, v, h in zip(full, ts.values, held, strict=True)])
         train = np.mean([mse(p[~h], v[~h]) for p, v, h in zip(full, ts.values, held, strict=True)])
     else:
