@@ -7,6 +7,7 @@ import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 
+from ..core.metrics import auprc
 from ..core.metrics import precision_recall as pr_curve
 from ..tl._evaluate import candidate_scores
 from ._utils import PlotResult, finish, get_ax
@@ -59,16 +60,14 @@ def precision_recall(
     labels = keys if labels is None else [str(label) for label in labels]
     if len(labels) != len(keys):
         raise ValueError(f"{len(labels)} labels for {len(keys)} keys.")
-    curves = []
-    for key in keys:  # each network's own candidates: the genes of its fit
-        s, y = candidate_scores(adata, truth, key=key, regulators=regulators)
-        recall, precision = pr_curve(s, y)
-        curves.append(pd.DataFrame({"key": key, "recall": recall, "precision": precision, "density": y.mean()}))
     ax = get_ax(ax, (7.0, 3.6))
-    for label, curve in zip(labels, curves, strict=True):
-        r, p, density = curve["recall"].to_numpy(), curve["precision"].to_numpy(), curve["density"].iloc[0]
-        ratio = np.sum(np.diff(np.r_[0.0, r]) * p) / density
+    curves = []
+    for key, label in zip(keys, labels, strict=True):  # each network's own candidates: the genes of its fit
+        s, y = candidate_scores(adata, truth, key=key, regulators=regulators)
+        r, p = pr_curve(s, y)
+        ratio = auprc(s, y) / y.mean()
         ax.step(np.r_[0.0, r], np.r_[p[0], p], where="pre", label=f"{label} (AUPRC ratio {ratio:.2f})")
+        curves.append(pd.DataFrame({"key": key, "recall": r, "precision": p, "density": y.mean()}))
     for density in sorted({float(c["density"].iloc[0]) for c in curves}):
         ax.axhline(density, color="0.5", linestyle="--", linewidth=1, label=f"random ({density:.2f})")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
