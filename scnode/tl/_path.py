@@ -9,6 +9,7 @@ from anndata import AnnData
 
 from ..core.metrics import mse
 from ..model import SparseODE
+from ..model._training import penalised_path, refit_copy
 from ..pp import TrajectorySet
 from ._dask import dask_client, map_tasks
 from ._fit import record_params, setup, write_results
@@ -49,7 +50,7 @@ def _refit_and_score(
 ) -> tuple[SparseODE, dict[str, Any]]:
     """Refit one penalised state of the path (its zeros frozen) and score it: the model and its row of the table."""
     times, values = _fit_data(ts, held)
-    fitted = state._refit_copy(times, values, x0=ts.x0, refit_iter=refit_iter, **fit_kwargs)
+    fitted = refit_copy(state, times, values, x0=ts.x0, refit_iter=refit_iter, **fit_kwargs)
     if held is not None:
         full = fitted.predict(ts.times, ts.x0)
         val = np.mean([mse(p[h], v[h]) for p, v, h in zip(full, ts.values, held, strict=True)])
@@ -159,8 +160,16 @@ def lambda_path(
     refit_iter = n_iter // 2 if refit_iter is None else refit_iter
     refit_kwargs = {**train_kwargs, "progress_bar": progress_bar and client is None}
     with dask_client(client) as connected:  # connect first: a bad client fails before the chain runs
-        states = model._penalised_path(
-            times, values, lams, x0=ts.x0, n_iter=n_iter, path_iter=path_iter, progress_bar=progress_bar, **train_kwargs
+        states = penalised_path(
+            model,
+            times,
+            values,
+            lams,
+            x0=ts.x0,
+            n_iter=n_iter,
+            path_iter=path_iter,
+            progress_bar=progress_bar,
+            **train_kwargs,
         )
         results = map_tasks(_refit_and_score, states, (ts, held, validation, refit_iter, refit_kwargs), connected)
     models = [m for m, _ in results]
