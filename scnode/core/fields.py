@@ -7,6 +7,7 @@ different times can be shifted to start at zero and solved together in one batch
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -65,6 +66,11 @@ class MLP(nn.Module):
         One sub-network per output, all evaluated as one batched tensor operation (GroupLasso).
     init_keep
         Initial probability that a gate is non-zero.
+    self_inputs
+        Grouped networks with a hidden layer: each output's sub-network also reads one input of its
+        own (the output variable's own level, passed to :meth:`forward` as ``x_self``), through
+        :attr:`self_layer`, one weight per first-layer unit (gated like the first layer). This is the
+        autoregulation of a gene that is no regulator of others.
     """
 
     def __init__(
@@ -78,10 +84,13 @@ class MLP(nn.Module):
         gate_layers: str = "all",
         grouped: bool = False,
         init_keep: float = 0.999,
+        self_inputs: bool = False,
     ) -> None:
         super().__init__()
         if gate_layers not in GATE_LAYERS:
             raise ValueError(f"gates must be one of {GATE_LAYERS}, got {gate_layers!r}.")
+        if self_inputs and not (grouped and hidden):
+            raise ValueError("self_inputs needs grouped networks with at least one hidden layer.")
         self.n_in, self.n_out, self.grouped = n_in, n_out, grouped
         widths = [n_in, *hidden, 1 if grouped else n_out]
         groups = n_out if grouped else None
@@ -96,6 +105,14 @@ class MLP(nn.Module):
             )
             for i, (a, b) in enumerate(itertools.pairwise(widths))
         )
+        if self_inputs:  # one weight per (output, first-layer unit), read by the output's own level
+            self.self_layer = SparseLinear(1, hidden[0], groups=n_out, gated=gated, bias=False, init_keep=init_keep)
+            bound = 1.0 / math.sqrt(n_in + 1)
+            nn.init.uniform_(self.self_layer.weight, -bound, bound)
+        else:
+            self.self_layer = None
+        self._z_self: torch.Tensor | None = None
+        self._w_self: torch.Tensor | None = None
         self.act = _activation(activation)
         self._z: list[torch.Tensor | None] | None = None
         self._w: list[torch.Tensor] | None = None
@@ -112,6 +129,9 @@ class MLP(nn.Module):
         """Fix the gates and effective weights used by the next forward passes (one solve)."""
         self._z = [layer.gate_values(sample=sample, generator=generator) for layer in self.layers]
         self._w = [layer.effective_weight(z) for layer, z in zip(self.layers, self._z, strict=True)]
+        if self.self_layer is not None:
+            self._z_self = self.self_layer.gate_values(sample=sample, generator=generator)
+            self._w_self = self.self_layer.effective_weight(self._z_self)
         self._deferred = self._first_flat = None
         if self.grouped and DEFER_FIRST_LAYER_GRADIENT:  # also without gradients: its products use oneDNN
             self._deferred = WeightGradients()
@@ -139,20 +159,44 @@ class MLP(nn.Module):
             raise RuntimeError("Call prepare() before using the field.")
         return self._w
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Evaluate the field on ``x`` of shape ``(..., n_in)``."""
+    @property
+    def self_weight(self) -> torch.Tensor | None:
+        """Effective self-input weights ``(n_out, width, 1)`` fixed by the last :meth:`prepare` (``None`` without)."""
+        if self.self_layer is None:
+            return None
+        if self._w_self is None:
+            raise RuntimeError("Call prepare() before using the field.")
+        return self._w_self
+
+    @property
+    def self_gate_samples(self) -> torch.Tensor | None:
+        """Gates of the self-input weights fixed by the last :meth:`prepare`."""
+        return self._z_self
+
+    def self_term(self, x_self: torch.Tensor | None) -> torch.Tensor | None:
+        """Return the self inputs' share of the first layer's pre-activation, ``(..., n_out, width)``."""
+        if self.self_layer is None:
+            return None
+        if x_self is None:
+            raise ValueError("This field reads each output's own level: pass x_self.")
+        return x_self.unsqueeze(-1) * self.self_weight.squeeze(-1)
+
+    def forward(self, x: torch.Tensor, x_self: torch.Tensor | None = None) -> torch.Tensor:
+        """Evaluate the field on ``x`` of shape ``(..., n_in)`` (and the outputs' own levels ``(..., n_out)``)."""
         weights = self.weights
+        offset = self.self_term(x_self)
         if self._fused:
             first, out = self.layers
-            return grouped_elu_network(
-                x, self._first_flat, first.bias, weights[1], out.bias, self._deferred, self.act.alpha
-            )
+            bias = first.bias if offset is None else first.bias + offset
+            return grouped_elu_network(x, self._first_flat, bias, weights[1], out.bias, self._deferred, self.act.alpha)
         h = x
         for i, (layer, w) in enumerate(zip(self.layers, weights, strict=True)):
             if i == 0 and self._deferred is not None:
                 h = layer.linear(h, self._first_flat, self._deferred)
             else:
                 h = layer.linear(h, w)
+            if i == 0 and offset is not None:
+                h = h + offset
             if i < len(weights) - 1:
                 h = self.act(h)
         return h.squeeze(-1) if self.grouped else h
@@ -167,8 +211,11 @@ class MLP(nn.Module):
             out = m @ out
         return out.squeeze(1) if self.grouped else out
 
-    def path_mean(self, matrices: Sequence[torch.Tensor]) -> torch.Tensor:
+    def path_mean(self, matrices: Sequence[torch.Tensor], self_matrix: torch.Tensor | None = None) -> torch.Tensor:
         """Mean entry of :meth:`path_product` without forming the ``(n_out, n_in)`` product.
+
+        ``self_matrix`` (grouped networks with self inputs, ``(n_out, width, 1)``): the self inputs'
+        first-layer matrix, one more input per output (the mean is then over ``n_out * (n_in + 1)``).
 
         The matrices are non-negative in every use, and the sum of a product's entries is
         ``1^T M^{L+1} ... M^1 1``: multiplied vector by matrix, the cost is linear in the number of
@@ -178,9 +225,11 @@ class MLP(nn.Module):
         with the first layer and their backward took about 9 ms per iteration at 529 genes x 8,
         against about 1 ms (ad-hoc, benchmark machine).
         """
-        n = matrices[-1].shape[0] * matrices[0].shape[-1]
+        n = matrices[-1].shape[0] * (matrices[0].shape[-1] + (self_matrix is not None))
         if self.grouped:
             u = matrices[0].sum(-1, keepdim=True)  # (groups, width, 1)
+            if self_matrix is not None:
+                u = u + self_matrix
             for m in matrices[1:]:
                 u = m @ u
             return u.sum() / n
@@ -290,6 +339,19 @@ class ODESystem(nn.Module):
         Add the per-variable decay ``-gamma * x`` (first order only).
     velocity_hidden
         Hidden widths of the initial-velocity network (second order).
+    inputs
+        Indices of the variables that may drive the field (regulators); the others are outputs only
+        and the field builds no input weights for them (for order 2, their velocities are left out as
+        well). ``None``: every variable.
+    self_inputs
+        With ``inputs`` and grouped networks (first order): each output's sub-network also reads
+        the output's own level (autoregulation), so that a gene that regulates no other gene still
+        sees itself; see :class:`MLP`. Outputs that are inputs already see themselves: their
+        self-input weights are masked to zero.
+    pair_weights
+        Keep a ``(n_vars, n_inputs)`` buffer :attr:`pair_weight` of per-(output, input) penalty
+        factors (ones until set; a prior network makes its edges cheaper). Per-output fields only
+        (``grouped``): a shared hidden layer has no weight that belongs to one pair.
     """
 
     def __init__(
@@ -307,8 +369,13 @@ class ODESystem(nn.Module):
         decay: bool = False,
         init_keep: float = 0.999,
         velocity_hidden: Sequence[int] = (16,),
+        inputs: Sequence[int] | None = None,
+        self_inputs: bool = False,
+        pair_weights: bool = False,
     ) -> None:
         super().__init__()
+        if self_inputs and (inputs is None or order != 1):
+            raise ValueError("self_inputs needs a list of inputs and a first-order system.")
         if order not in (1, 2):
             raise ValueError(f"order must be 1 or 2, got {order}.")
         if decay and order != 1:
@@ -317,8 +384,22 @@ class ODESystem(nn.Module):
             raise ValueError(f"skip must be None, 'inner' or 'outer', got {skip!r}.")
         if linear and skip is not None:
             raise ValueError("linear=True adds a linear term; LassoNet's skip already is one.")
+        if pair_weights and not grouped:
+            raise ValueError(
+                "Per-pair penalty weights (a prior network) need one network per output (per_output=True): "
+                "a shared hidden layer has no weight that belongs to one (output, input) pair."
+            )
         self.n_vars, self.order, self.skip_mode = n_vars, order, skip
-        self.n_in = n_vars * order
+        if inputs is None:
+            self.input_index = None
+            self.n_in = n_vars * order
+        else:
+            regs = [int(i) for i in inputs]
+            if not regs or len(set(regs)) != len(regs) or min(regs) < 0 or max(regs) >= n_vars:
+                raise ValueError(f"inputs must be distinct indices in [0, {n_vars}), at least one; got {inputs}.")
+            index = regs + ([n_vars + i for i in regs] if order == 2 else [])
+            self.register_buffer("input_index", torch.as_tensor(index, dtype=torch.long))
+            self.n_in = len(index)
         self.field = MLP(
             self.n_in,
             n_vars,
@@ -328,7 +409,10 @@ class ODESystem(nn.Module):
             gate_layers=gate_layers,
             grouped=grouped,
             init_keep=init_keep,
+            self_inputs=self_inputs,
         )
+        if self_inputs:  # inputs see themselves through their input column already
+            self.field.self_layer.mask[self.input_index] = 0.0
         if skip is None:
             self.skip = None
         else:
@@ -340,6 +424,10 @@ class ODESystem(nn.Module):
         # gamma = softplus(rho) starts at 0.1 (time scaled to [0, 1]: a slow loss the fit can raise)
         self.decay_rho = nn.Parameter(torch.full((n_vars,), INITIAL_DECAY_RHO)) if decay else None
         self.velocity = MLP(n_vars, n_vars, velocity_hidden, activation=activation) if order == 2 else None
+        if pair_weights:
+            self.register_buffer("pair_weight", torch.ones(n_vars, self.n_in))
+        else:
+            self.pair_weight = None
         self.intervention = Intervention()
         self.nfe = 0
 
@@ -382,13 +470,19 @@ class ODESystem(nn.Module):
         return self._linear_w
 
     def sparse_layers(self) -> list[SparseLinear]:
-        """Return the field's layers and its linear term: what the gates, the penalties and the refit act on."""
-        return [*self.field.layers, *([self.linear] if self.linear is not None else [])]
+        """Return the layers, self inputs and linear term of the field: what gates, penalties and refit act on."""
+        own = [self.field.self_layer] if self.field.self_layer is not None else []
+        return [*self.field.layers, *own, *([self.linear] if self.linear is not None else [])]
 
     def gate_samples(self) -> list[torch.Tensor | None]:
         """Gates of :meth:`sparse_layers` fixed by the last :meth:`prepare` (``None`` for ungated layers)."""
+        own = [self.field.self_gate_samples] if self.field.self_layer is not None else []
         lin = [self._linear_z] if self.linear is not None else []
-        return [*self.field.gate_samples, *lin]
+        return [*self.field.gate_samples, *own, *lin]
+
+    def field_input(self, state: torch.Tensor) -> torch.Tensor:
+        """Select the entries of ``state`` (``(..., order * n_vars)``) that drive the field: all, or the inputs'."""
+        return state if self.input_index is None else state.index_select(-1, self.input_index)
 
     def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """Right-hand side of the ODE for states of shape ``(..., order * n_vars)``."""
@@ -396,11 +490,12 @@ class ODESystem(nn.Module):
         d = self.n_vars
         x = state[..., :d]
         v = state[..., d:] if self.order == 2 else None
-        rate = self.field(state)
+        inp = self.field_input(state)
+        rate = self.field(inp, x if self.field.self_layer is not None else None)
         if self.skip_mode == "inner":
-            rate = rate + state @ self.skip_weight().T
+            rate = rate + inp @ self.skip_weight().T
         elif self.linear is not None:
-            rate = rate + state @ self.linear_weight().T
+            rate = rate + inp @ self.linear_weight().T
         if self.decay_rho is not None:
             rate = rate - self.decay_rates() * x
         rate = self.intervention.apply_rate(rate, x, v)
@@ -422,7 +517,7 @@ class ODESystem(nn.Module):
         """Observed variables from solved states (positions, plus the outer skip)."""
         x = states[..., : self.n_vars]
         if self.skip_mode == "outer":
-            x = x + states @ self.skip_weight().T
+            x = x + self.field_input(states) @ self.skip_weight().T
             for i, value in self.intervention.hold.items():
                 x[..., i] = value
         return x
@@ -430,7 +525,7 @@ class ODESystem(nn.Module):
     def field_weights(self) -> list[torch.Tensor]:
         """Effective weights of the field, its linear term and the skip (what weight sparsity counts)."""
         ws = list(self.field.weights)
-        extra = [w for w in (self.linear_weight(), self.skip_weight()) if w is not None]
+        extra = [w for w in (self.field.self_weight, self.linear_weight(), self.skip_weight()) if w is not None]
         return [*ws, *extra]
 
     def adjacency(self) -> torch.Tensor:
@@ -439,10 +534,23 @@ class ODESystem(nn.Module):
         The product ``|W^{L+1}| ... |W^1|`` of effective weights (deterministic gates): zero
         exactly where no path with non-zero weights joins input ``j`` to output ``i``, in which
         case output ``i`` does not depend on input ``j``. LassoNet adds ``|S^T|``, the linear
-        term ``|L|``.
+        term ``|L|``. Columns of variables that are no :attr:`inputs` are zero.
         """
-        a = self.field.path_product([w.abs() for w in self.field.weights])
+        weights = [w.abs() for w in self.field.weights]
+        a = self.field.path_product(weights)
         for extra in (self.linear_weight(), self.skip_weight()):
             if extra is not None:
                 a = a + extra.abs()
+        a = self.scatter_inputs(a)
+        if self.field.self_layer is not None:  # each output's own input: the diagonal
+            own = self.field.path_product([self.field.self_weight.abs(), *weights[1:]]).squeeze(-1)
+            a = a + torch.diag_embed(own)
         return a
+
+    def scatter_inputs(self, a: torch.Tensor) -> torch.Tensor:
+        """Place ``(..., n_in)`` columns of the field's inputs into ``(..., order * n_vars)`` (zeros elsewhere)."""
+        if self.input_index is None:
+            return a
+        full = a.new_zeros((*a.shape[:-1], self.n_vars * self.order))
+        full[..., self.input_index] = a
+        return full

@@ -176,7 +176,8 @@ class _GroupedELUNetwork(torch.autograd.Function):
     ) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
         groups, width = w2.shape[0], w2.shape[-1]
-        e = torch.nn.functional.elu(grads.product(flat, weight).add_(b1.reshape(-1)), alpha, inplace=True)
+        bias = b1.reshape(-1) if b1.dim() == 2 else b1.reshape(flat.shape[0], -1)  # shared, or one per row
+        e = torch.nn.functional.elu(grads.product(flat, weight).add_(bias), alpha, inplace=True)
         y = (e.view(-1, groups, width) * w2.view(groups, width)).sum(-1) + b2.view(groups)
         ctx.save_for_backward(flat, weight, e, w2)
         ctx.grads, ctx.alpha, ctx.shapes = grads, alpha, (x.shape, b1.shape, b2.shape)
@@ -193,7 +194,7 @@ class _GroupedELUNetwork(torch.autograd.Function):
         g_b2 = gy.sum(0).view(b2_shape) if need[4] else None
         ge = (gy * w2.view(groups, width)).view(-1, groups * width)
         ga = torch.ops.aten.elu_backward(ge, ctx.alpha, 1, 1, True, e)
-        g_b1 = ga.sum(0).view(b1_shape) if need[2] else None
+        g_b1 = (ga.sum(0).view(b1_shape) if len(b1_shape) == 2 else ga.view(b1_shape)) if need[2] else None
         if need[1]:
             ctx.grads.pairs.append((flat, ga))
         g_x = ctx.grads.product(ga, weight, transpose=True).view(x_shape) if need[0] else None
@@ -212,7 +213,8 @@ def grouped_elu_network(
     """Evaluate grouped one-hidden-layer ELU networks in one autograd node (see :class:`_GroupedELUNetwork`).
 
     ``weight`` is the first layer's ``(groups * width, n_in)`` weight from ``grads.collect``, ``b1``
-    its ``(groups, width)`` bias, ``w2`` ``(groups, 1, width)`` and ``b2`` ``(groups, 1)`` the
+    its ``(groups, width)`` bias (or one bias per row of ``x``, ``(..., groups, width)``: the bias plus
+    the self inputs' term), ``w2`` ``(groups, 1, width)`` and ``b2`` ``(groups, 1)`` the
     output layer's; returns ``(..., groups)`` for ``x`` of shape ``(..., n_in)``.
     """
     return _GroupedELUNetwork.apply(x, weight, b1, w2, b2, grads, alpha)

@@ -15,6 +15,12 @@ With the field's linear term (``linear=True``) each (output, input) pair has one
 linear weight itself: L0 counts its gates with the others, C-NODE and PathReg add it to the path sum
 and divide by ``n_paths + 1``.
 
+With per-pair penalty factors (``ODESystem.pair_weight``, from a prior network; per-output fields
+only) each (output, input) pair's terms are multiplied by its factor: the first layer's gate
+probabilities or weights of that pair and its linear-term weight (L0, C-NODE, PathReg), its group
+norm and prox threshold (GroupLasso). The means stay over all pairs, so factors of one leave the
+penalty unchanged.
+
 The last two are applied by their proximal steps after each optimiser step (with threshold
 ``lr * lam / n_groups``); their penalty value is reported, not differentiated.
 """
@@ -34,30 +40,67 @@ ProxFn = Callable[..., None]
 
 
 def _normalised_path_mean(
-    system: ODESystem, matrices: list[torch.Tensor], linear: torch.Tensor | None = None
+    system: ODESystem,
+    matrices: list[torch.Tensor],
+    linear: torch.Tensor | None = None,
+    self_matrix: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean over (output, input, path) of the path products; ``linear`` is the linear term's path."""
+    """Mean over (output, input, path) of the path products; ``linear`` is the linear term's path.
+
+    ``self_matrix``: the self inputs' first-layer matrix (fields with ``self_inputs``), one more input
+    per output.
+    """
     field = system.field
-    total, n = field.path_mean(matrices), field.n_paths
+    total, n = field.path_mean(matrices, self_matrix), field.n_paths
     if linear is not None:
         total, n = total + linear.mean(), n + 1
     return total / n
 
 
+def _weighted_first(system: ODESystem, first: torch.Tensor) -> torch.Tensor:
+    """``first`` (a grouped first layer ``(outputs, width, inputs)``) times each pair's penalty factor."""
+    pw = system.pair_weight
+    return first if pw is None else first * pw.unsqueeze(1)
+
+
+def _weighted_pairs(system: ODESystem, pairs: torch.Tensor | None) -> torch.Tensor | None:
+    """``pairs`` (``(outputs, inputs)``, e.g. the linear term) times each pair's penalty factor."""
+    pw = system.pair_weight
+    return pairs if pw is None or pairs is None else pairs * pw
+
+
 def _linear_abs(system: ODESystem) -> torch.Tensor | None:
     w = system.linear_weight()
+    return None if w is None else _weighted_pairs(system, w.abs())
+
+
+def _abs_weights(system: ODESystem) -> list[torch.Tensor]:
+    ws = [w.abs() for w in system.field.weights]
+    return [_weighted_first(system, ws[0]), *ws[1:]]
+
+
+def _self_abs(system: ODESystem) -> torch.Tensor | None:
+    w = system.field.self_weight
     return None if w is None else w.abs()
 
 
 def l0_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
     """``lam`` times the mean probability that a gate of the field is non-zero (over the gated layers)."""
-    probs = [gates.prob_nonzero(layer.log_alpha).flatten() for layer in system.sparse_layers() if layer.gated]
+    probs = []
+    for k, layer in enumerate(system.sparse_layers()):
+        if layer.gated:
+            p = gates.prob_nonzero(layer.log_alpha)
+            if k == 0:
+                p = _weighted_first(system, p)
+            elif layer is system.linear:
+                p = _weighted_pairs(system, p)
+            probs.append(p.flatten())
     return lam * torch.cat(probs).mean()
 
 
 def cnode_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
     """``lam`` times the normalised mean of ``|W^{L+1}| ... |W^1|``."""
-    return lam * _normalised_path_mean(system, [w.abs() for w in system.field.weights], _linear_abs(system))
+    return lam * _normalised_path_mean(system, _abs_weights(system), _linear_abs(system), _self_abs(system))
 
 
 def pathreg_penalty(system: ODESystem, *, lam: float, lam1: float = 0.0, **_: float) -> torch.Tensor:
@@ -68,11 +111,16 @@ def pathreg_penalty(system: ODESystem, *, lam: float, lam1: float = 0.0, **_: fl
     """
     field = system.field
     probs = [layer.masked(gates.prob_nonzero(layer.log_alpha)) if layer.gated else layer.mask for layer in field.layers]
+    probs[0] = _weighted_first(system, probs[0])
     lin = system.linear
-    lin_prob = None if lin is None else lin.masked(gates.prob_nonzero(lin.log_alpha))
-    value = lam * _normalised_path_mean(system, probs, lin_prob)
+    lin_prob = None if lin is None else _weighted_pairs(system, lin.masked(gates.prob_nonzero(lin.log_alpha)))
+    own = field.self_layer
+    own_prob = None if own is None else own.masked(gates.prob_nonzero(own.log_alpha)) if own.gated else own.mask
+    value = lam * _normalised_path_mean(system, probs, lin_prob, own_prob)
     if lam1:
-        value = value + lam1 * _normalised_path_mean(system, [w.abs() for w in field.weights], _linear_abs(system))
+        value = value + lam1 * _normalised_path_mean(
+            system, _abs_weights(system), _linear_abs(system), _self_abs(system)
+        )
     return value
 
 
@@ -99,7 +147,11 @@ def group_norms(weight: torch.Tensor, *, keepdim: bool = False) -> torch.Tensor:
 
 def grouplasso_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
     """``lam`` times the mean norm of the groups ``W^1_i[:, k]`` (output ``i``, input ``k``), last prepare's weights."""
-    return lam * group_norms(system.field.weights[0]).mean()
+    norms = _weighted_pairs(system, group_norms(system.field.weights[0]))
+    own = system.field.self_weight
+    if own is not None:  # each output's self input is one more group
+        norms = torch.cat([norms, group_norms(own)], 1)
+    return lam * norms.mean()
 
 
 @torch.no_grad()
@@ -147,16 +199,26 @@ def lassonet_prox(system: ODESystem, *, step: float, lam: float, M: float = 10.0
 
 
 @torch.no_grad()
-def group_soft_threshold(weight: torch.Tensor, threshold: float) -> None:
-    """Shrink each group ``weight[i, :, k]`` towards zero by ``threshold`` in norm, in place."""
+def group_soft_threshold(weight: torch.Tensor, threshold: float | torch.Tensor) -> None:
+    """Shrink each group ``weight[i, :, k]`` towards zero by ``threshold`` in norm, in place.
+
+    ``threshold``: one number, or one per group, ``(outputs, inputs)``.
+    """
     norms = group_norms(weight, keepdim=True)
+    if torch.is_tensor(threshold):
+        threshold = threshold.unsqueeze(1)
     weight.mul_((1 - threshold / norms).clamp_min(0))
 
 
 def grouplasso_prox(system: ODESystem, *, step: float, lam: float, **_: float) -> None:
-    """Group soft-threshold of the first layer with threshold ``step * lam / n_groups``."""
+    """Group soft-threshold of the first layer with threshold ``step * lam / n_groups`` (times each pair's factor)."""
     w = system.field.layers[0].weight.data
-    group_soft_threshold(w, step * lam / (w.shape[0] * w.shape[2]))
+    own = system.field.self_layer
+    threshold = step * lam / (w.shape[0] * (w.shape[2] + (own is not None)))
+    pw = system.pair_weight
+    group_soft_threshold(w, threshold if pw is None else threshold * pw)
+    if own is not None:
+        group_soft_threshold(own.weight.data, threshold)
 
 
 @dataclass(frozen=True)

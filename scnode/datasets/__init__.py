@@ -5,6 +5,7 @@ from ._krumsiek11 import krumsiek11, krumsiek11_network
 from ._mocap import mocap
 from ._paul15 import paul15
 from ._synthetic import second_order_coefficients, second_order_system
+from ._tfs import tf_list
 
 __all__ = [
     "hematopoiesis",
@@ -15,4 +16,5 @@ __all__ = [
     "paul15",
     "second_order_coefficients",
     "second_order_system",
+    "tf_list",
 ]

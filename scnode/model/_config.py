@@ -64,6 +64,9 @@ class ModelConfig:
     dense_points: int | None = 128
     random_state: int = 0
     var_names: list[str] | None = field(default=None)
+    inputs: list[int] | None = field(default=None)
+    self_inputs: bool | None = None
+    penalty_weights: bool = False
 
     def __post_init__(self) -> None:
         get_method(self.method)
@@ -88,6 +91,21 @@ class ModelConfig:
             )
         if self.var_names is not None and len(self.var_names) != self.n_vars:
             raise ValueError(f"{len(self.var_names)} var_names for n_vars={self.n_vars}.")
+        if self.inputs is not None:
+            self.inputs = [int(i) for i in self.inputs]
+            if not self.inputs or len(set(self.inputs)) != len(self.inputs):
+                raise ValueError("inputs must name at least one variable, each once.")
+            bad = [i for i in self.inputs if not 0 <= i < self.n_vars]
+            if bad:
+                raise ValueError(f"inputs {bad} are out of range for n_vars={self.n_vars}.")
+        if self.self_inputs is None:  # default: a per-output field with regulators lets each output read itself
+            grouped = self.per_output or get_method(self.method).grouped
+            self.self_inputs = self.inputs is not None and grouped and self.order == 1 and bool(self.hidden)
+        if self.penalty_weights and not (self.per_output or get_method(self.method).grouped):
+            raise ValueError(
+                "penalty_weights (a prior network) need one network per output: per_output=True (or grouplasso); "
+                "a shared hidden layer has no weight that belongs to one (output, input) pair."
+            )
 
     @property
     def penalty_kwargs(self) -> dict[str, float]:

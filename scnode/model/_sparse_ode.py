@@ -17,6 +17,7 @@ import torch
 from ..core import History, ODESystem, feature_sparsity, get_method, weight_sparsity
 from ..core import adjacency as _adjacency
 from ..core.data import ArrayLike
+from ..core.jacobian import mean_jacobian
 from . import _io, _prediction, _training
 from ._config import ModelConfig, resolve_device
 
@@ -79,6 +80,19 @@ class SparseODE:
         Seed for initialisation, gate samples and mini-batches (CPU runs are repeatable).
     var_names
         Names of the variables (checked when loading against data).
+    inputs
+        Indices (or, with ``var_names``, names) of the variables that may drive the others' rates
+        (regulators); the rest are outputs only and the field builds no input weights for them.
+        ``None``: every variable.
+    self_inputs
+        With ``inputs``: each output's own level is one more input of its own sub-network (its
+        autoregulation; a self-loop in the graph), also for outputs that regulate no other variable.
+        ``None``: on for first-order per-output fields, off otherwise.
+    penalty_weights
+        Per-(output, variable) factors of the penalty, ``(n_vars, n_vars)`` (rows outputs, columns
+        the variables as inputs; a prior network's edges get factors below one, so the fit keeps them
+        more readily). Per-output fields only (``per_output=True`` or GroupLasso); ``True`` keeps a
+        buffer of ones (as a loaded model has before its weights arrive).
     """
 
     def __init__(
@@ -107,7 +121,11 @@ class SparseODE:
         device: str | torch.device = "auto",
         random_state: int = 0,
         var_names: Sequence[str] | None = None,
+        inputs: Sequence[int | str] | None = None,
+        self_inputs: bool | None = None,
+        penalty_weights: ArrayLike | bool | None = None,
     ) -> None:
+        names = None if var_names is None else [str(v) for v in var_names]
         self.config = ModelConfig(
             n_vars=n_vars,
             method=method,
@@ -130,7 +148,10 @@ class SparseODE:
             adjoint=adjoint,
             dense_points=dense_points,
             random_state=random_state,
-            var_names=None if var_names is None else [str(v) for v in var_names],
+            var_names=names,
+            inputs=None if inputs is None else [_input_index(i, names) for i in inputs],
+            self_inputs=self_inputs,
+            penalty_weights=penalty_weights is not None and penalty_weights is not False,
         )
         self.config.solver_options  # noqa: B018 - validates the solver settings early
         self.device = resolve_device(device)
@@ -150,12 +171,33 @@ class SparseODE:
                 decay=decay,
                 init_keep=init_keep,
                 velocity_hidden=self.config.velocity_hidden,
+                inputs=self.config.inputs,
+                self_inputs=self.config.self_inputs,
+                pair_weights=self.config.penalty_weights,
             ).to(self.device)
+        if self.config.penalty_weights and penalty_weights is not True:
+            self.set_penalty_weights(penalty_weights)
         self.generator = torch.Generator(device=self.device).manual_seed(random_state)
         self.history: History = History()
         self.preprocessing: dict[str, Any] | None = None
         """How AnnData was turned into trajectories for the fit (set by :func:`scnode.tl.fit_sparse_ode`;
         the companion tools prepare other AnnData the same way)."""
+
+    def set_penalty_weights(self, weights: ArrayLike) -> None:
+        """Set the per-(output, variable) penalty factors, ``(n_vars, n_vars)`` (see ``penalty_weights``)."""
+        system = self.system
+        if system.pair_weight is None:
+            raise ValueError("This model was built without penalty_weights; pass penalty_weights= when building it.")
+        w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
+        d = self.config.n_vars
+        if w.shape != (d, d):
+            raise ValueError(f"penalty_weights must have shape ({d}, {d}) (outputs x variables), got {tuple(w.shape)}.")
+        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError("penalty_weights must be finite and non-negative.")
+        if self.config.order == 2:
+            w = torch.cat([w, w], 1)  # positions and velocities of a variable share its factor
+        index = system.input_index
+        system.pair_weight.copy_((w if index is None else w[:, index.cpu()]).to(system.pair_weight))
 
     def __repr__(self) -> str:
         c = self.config
@@ -375,6 +417,36 @@ class SparseODE:
         """Share of zero effective weights of the field."""
         return weight_sparsity(self.system)
 
+    def jacobian(self, x: ArrayLike, v: ArrayLike | None = None) -> np.ndarray:
+        """Return the field's Jacobian averaged over states: the signed dependence of each output on each input.
+
+        Deterministic gates; the decay term (no regulation) is left out. Positive entries: the
+        input raises the output's rate where the states lie (activation); negative: it lowers it
+        (repression).
+
+        Parameters
+        ----------
+        x
+            Positions ``(S, n_vars)`` at which to evaluate (e.g. the observed states).
+        v
+            Velocities of the same shape (second order only).
+
+        Returns
+        -------
+        ``(n_vars, order * n_vars)``, rows outputs, columns inputs (positions, then velocities).
+        """
+        d = self.config.n_vars
+        x = np.atleast_2d(np.asarray(x, dtype=np.float32))
+        if self.config.order == 2:
+            if v is None:
+                raise ValueError("A second-order field needs the velocities v as well as the positions x.")
+            x = np.concatenate([x, np.atleast_2d(np.asarray(v, dtype=np.float32))], -1)
+        elif v is not None:
+            raise ValueError("v is only for second-order models.")
+        if x.shape[-1] != d * self.config.order:
+            raise ValueError(f"The states have {x.shape[-1]} columns; the model needs {d * self.config.order}.")
+        return mean_jacobian(self.system, torch.as_tensor(x, device=self.device)).cpu().numpy()
+
     # --------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
         """Write ``config.json``, ``model.pt``, ``history.json`` (and ``preprocessing.json``) into ``path``."""
@@ -396,3 +468,12 @@ class SparseODE:
             Where to put the model.
         """
         return _io.load(cls, path, var_names=var_names, device=device)
+
+
+def _input_index(key: int | str, names: list[str] | None) -> int:
+    """Index of an input given by position or (with ``var_names``) by name."""
+    if isinstance(key, str):
+        if names is None or key not in names:
+            raise KeyError(f"Unknown input {key!r}: not among the model's var_names.")
+        return names.index(key)
+    return int(key)
