@@ -99,7 +99,7 @@ def test_interrupt_says_whether_the_kept_state_was_refitted(data, interrupt_at):
     assert "not frozen" not in str(info.value)
 
 
-def test_interrupt_names_the_last_checkpoint_from_which_resume_continues(data, tmp_path, interrupt_at, monkeypatch):
+def test_interrupt_names_the_last_checkpoint_from_which_resume_continues(data, tmp_path, interrupt_at):
     times, values = data
     kw = {"method": "base", "random_state": 2, **SMALL}
     settings = {"n_iter": 10, "refit_iter": 0, "horizon_warmup": 0, "lr_patience": 3, "progress_bar": False}
