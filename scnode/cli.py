@@ -267,7 +267,6 @@ def fit(args: argparse.Namespace) -> dict:
         "feature_sparsity": float(metrics["feature_sparsity"]),
         "edges": int(graph.count_nonzero() if sparse.issparse(graph) else np.count_nonzero(graph)),
         "targets_without_regulators": int(metrics["targets_without_regulators"]),
-        "interrupted": bool(metrics["interrupted"]),
         "out": args.out,
         "model": args.save_model,
     }
@@ -275,8 +274,6 @@ def fit(args: argparse.Namespace) -> dict:
         f"scnode fit: {args.method} (order {args.order}) on {summary['genes']} genes, "
         f"{len(summary['lineages'])} lineage(s): {', '.join(summary['lineages'])}"
     )
-    if summary["interrupted"]:
-        print("  interrupted: the best model so far was kept")
     print(
         f"  train MSE (scaled units) {summary['train_mse']:.3g}, feature sparsity {summary['feature_sparsity']:.3f}, "
         f"{summary['edges']} nonzero edges in varp[{args.key_added!r}] (rows = regulators, columns = targets), "
@@ -346,14 +343,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo.add_argument("--seed", type=int, default=0)
     _add_fit_parser(sub)
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        demo(args.out, n_iter=args.n_iter, seed=args.seed)
-    elif args.command == "fit":
-        try:
+    try:
+        if args.command == "demo":
+            demo(args.out, n_iter=args.n_iter, seed=args.seed)
+        elif args.command == "fit":
             fit(args)
-        except _InputError as err:
-            print(f"scnode fit: error: {err}", file=sys.stderr)
-            return 2
+    except _InputError as err:
+        print(f"scnode {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:  # a FitInterrupted says what was kept; nothing was written
+        print(f"scnode {args.command}: interrupted. {err}".rstrip(), file=sys.stderr)
+        return 130
     return 0
 
 

@@ -56,7 +56,7 @@ def test_horizon_warmup_fits_a_growing_span(data, monkeypatch):
     assert seen[-1] == pytest.approx(span, rel=1e-5)
 
 
-def test_ctrl_c_keeps_the_best_model(data, monkeypatch):
+def test_ctrl_c_keeps_the_best_model_and_stops_the_caller(data, monkeypatch):
     times, values = data
     calls = {"n": 0}
     original = train_module.solve_batched
@@ -69,9 +69,14 @@ def test_ctrl_c_keeps_the_best_model(data, monkeypatch):
 
     monkeypatch.setattr(train_module, "solve_batched", interrupt_on_sixth)
     m = scn.SparseODE(3, method="base", random_state=1, **SMALL)
-    m.fit(times, values, n_iter=50, refit_iter=0, horizon_warmup=0, progress_bar=False)
+    with pytest.raises(scn.core.FitInterrupted, match="after 5 of 50 iterations") as info:
+        m.fit(times, values, n_iter=50, refit_iter=0, horizon_warmup=0, progress_bar=False)
+    assert calls["n"] == 6  # nothing ran after the interrupt
+    assert info.value.model is m and info.value.history is m.history
     assert m.history.interrupted
     assert len(m.history.loss) == 5
+    assert info.value.best_iteration == int(np.argmin(m.history.loss))
+    assert f"best state so far (iteration {info.value.best_iteration})" in str(info.value)
     best = int(np.argmin(m.history.loss))
     # the restored model reproduces the best recorded loss
     monkeypatch.setattr(train_module, "solve_batched", original)

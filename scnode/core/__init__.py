@@ -7,12 +7,13 @@ from .fields import MLP, Intervention, ODESystem
 from .layers import SparseLinear
 from .penalties import METHODS, Method, get_method
 from .solve import SolverOptions, TimeGrid, odeint, solve_batched
-from .train import History, NonFiniteLossError, TrainConfig, train
+from .train import FitInterrupted, History, NonFiniteLossError, TrainConfig, train
 
 __all__ = [
     "METHODS",
     "MLP",
     "ZERO_TOL",
+    "FitInterrupted",
     "History",
     "Intervention",
     "Method",

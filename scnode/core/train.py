@@ -7,11 +7,13 @@ whose weights change between solver stages makes adaptive solvers take many more
 from __future__ import annotations
 
 import copy
-import logging
 import math
+import os
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import TextIO
 
 import torch
 from tqdm import TqdmWarning
@@ -20,13 +22,12 @@ with warnings.catch_warnings():  # in Jupyter without ipywidgets tqdm.auto warns
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm
 
+from . import serialization
 from .data import Trajectories
 from .dopri5 import SolverError
 from .fields import ODESystem
 from .penalties import Method
 from .solve import SolverOptions, TimeGrid, solve_batched
-
-logger = logging.getLogger("scnode")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -38,6 +39,80 @@ class NonFiniteLossError(FloatingPointError):
     def __init__(self, message: str, history: History | None = None) -> None:
         super().__init__(message)
         self.history = history
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a fit: the model was set back to its best state so far, and whatever called the fit stops too.
+
+    A :class:`KeyboardInterrupt`, so a loop over fits (a penalty path, a sweep) ends at once; scnode's
+    tools write nothing into the AnnData when one passes through them. Each level it passes through
+    may add what it was doing (:meth:`add_context`); ``str(err)`` is the whole account.
+
+    Attributes
+    ----------
+    iteration
+        Iterations completed before the interrupt.
+    total
+        Iterations the fit was to run (penalised phase and refit).
+    best_iteration
+        Iteration of the best state, which the model holds now.
+    refitted
+        Whether that state comes from the refit, i.e. its sparsity pattern was frozen and refitted;
+        ``False``: it is a state of the penalised phase (or the fit has no refit).
+    checkpoint
+        ``(file, iteration)`` of the last checkpoint this fit wrote, or ``None``.
+    history
+        The record up to the interrupt.
+    model
+        The :class:`~scnode.SparseODE` holding the best state, when the fit was one of a SparseODE.
+    """
+
+    def __init__(
+        self,
+        *,
+        iteration: int,
+        total: int,
+        best_iteration: int,
+        refitted: bool,
+        refit_pending: bool,
+        checkpoint: tuple[str, int] | None,
+        checkpoint_file: str | None,
+        history: History,
+    ) -> None:
+        self.iteration, self.total, self.best_iteration = iteration, total, best_iteration
+        self.refitted, self.checkpoint, self.history = refitted, checkpoint, history
+        self.model = None
+        kept = f"the model was set back to its best state so far (iteration {best_iteration})"
+        if refit_pending and not refitted:
+            kept += ", a state of the penalised phase: its sparsity pattern was not frozen and refitted"
+        if checkpoint is not None:
+            resume = f"The last checkpoint, {checkpoint[0]}, holds iteration {checkpoint[1]}: resume={checkpoint[0]!r}"
+            resume += " with the same settings continues from it."
+        elif checkpoint_file is not None:
+            resume = f"No checkpoint was written yet ({checkpoint_file}); a rerun starts afresh."
+        else:
+            resume = (
+                "To be able to continue an interrupted fit, pass checkpoint='<file>' (for the scn.tl tools in "
+                "fit_kwargs), then resume='<file>'."
+            )
+        self._summary = f"Fit interrupted after {iteration} of {total} iterations; {kept}."
+        self._resume: str | None = resume
+        self._context: list[str] = []
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return " ".join([self._summary, *([self._resume] if self._resume else []), *self._context])
+
+    def add_context(self, text: str, *, resumable: bool = True) -> None:
+        """Add what the interrupted caller was doing, or what it kept, to the message.
+
+        ``resumable=False`` drops the advice on resuming from a checkpoint (e.g. for a fit inside a
+        penalty path, which is not resumed fit by fit).
+        """
+        self._context.append(text)
+        if not resumable:
+            self._resume = None
+        self.args = (self._message(),)
 
 
 @dataclass
@@ -78,13 +153,15 @@ class TrainConfig:
         Learning rate of the refit relative to ``lr``; it ramps up linearly over the first
         50 refit iterations so the fresh optimiser's first steps do not throw the model off.
     checkpoint
-        File to write checkpoints to; ``None`` for none.
+        File to write checkpoints to; ``None`` for none. A checkpoint holds tensors and plain data
+        only (read back with ``torch.load(weights_only=True)``, no pickled objects), and is written
+        through a temporary file, so an interrupt never leaves it half-written.
     checkpoint_every
         Iterations between checkpoints (and one at the end).
     resume
-        Checkpoint file to continue from.
+        Checkpoint file to continue from (written by a fit of the same model with ``checkpoint``).
     progress_bar
-        Show a tqdm progress bar with loss and penalty.
+        Show a tqdm progress bar with loss and penalty (see :func:`progress`).
     """
 
     n_iter: int = 1000
@@ -251,6 +328,78 @@ def _nonfinite_message(what: str, it: int, lr: float, best_it: int) -> str:
     )
 
 
+CHECKPOINT_KEYS = (
+    "system",
+    "optimizer",
+    "scheduler",
+    "generator",
+    "history",
+    "best_state",
+    "best_value",
+    "best_iteration",
+    "iteration",
+)
+"""Entries of a checkpoint (tensors and plain data: the optimiser's, scheduler's and generator's states)."""
+
+
+def read_checkpoint(path: str | os.PathLike, system: ODESystem) -> dict:
+    """Read a checkpoint for ``system``, checked: a ValueError naming the file for a foreign or damaged one."""
+    what = "an scnode checkpoint (written by a fit with checkpoint=)"
+    ckpt = serialization.load(path, what=what, map_location="cpu")  # the generator state must stay on the CPU
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(CHECKPOINT_KEYS)
+    if missing:
+        raise ValueError(f"{path} is not {what}: it lacks {', '.join(missing)}.")
+    for key in ("system", "best_state"):
+        serialization.check_state_dict(ckpt[key], system.state_dict(), source=f"The checkpoint {path}")
+    return ckpt
+
+
+PROGRESS_INTERVAL = 30.0
+"""Seconds between progress-bar updates when stderr is no terminal (a log file, a CI job)."""
+
+
+def _scanpy_quiet() -> bool:
+    """Whether scanpy, if in use, is set to report errors only (``sc.settings.verbosity = 0``)."""
+    scanpy = sys.modules.get("scanpy")  # no import: core needs torch only
+    settings = getattr(scanpy, "settings", None)
+    return settings is not None and int(settings.verbosity) < 1
+
+
+class _Lines:
+    """A stream for tqdm in a log file: each update on a line of its own (tqdm rewrites one line in place)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").rstrip()
+        if text:
+            self.stream.write(text + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress(iterable: range, *, enabled: bool, desc: str) -> tqdm:
+    """Return the fit's progress bar (tqdm) over ``iterable``.
+
+    Off when ``enabled`` is false or scanpy's verbosity is ``0`` (errors only). On a terminal or in
+    Jupyter, tqdm's usual bar; elsewhere (output redirected to a file, a CI job), one plain line per
+    update, at most every :data:`PROGRESS_INTERVAL` seconds, the last one kept: a log gets a few
+    lines per fit instead of thousands. tqdm's environment variables (``TQDM_MININTERVAL``,
+    ``TQDM_DISABLE``, ...) take precedence.
+    """
+    stream = sys.stderr
+    interactive = getattr(stream, "isatty", bool)() or type(stream).__module__.startswith("ipykernel")
+    options: dict = {"leave": False}
+    if not interactive:
+        options.update(file=_Lines(stream), mininterval=PROGRESS_INTERVAL, ascii=True, leave=True)
+    if not enabled or _scanpy_quiet():
+        options["disable"] = True
+    options = {k: v for k, v in options.items() if f"TQDM_{k.upper()}" not in os.environ}
+    return tqdm(iterable, desc=desc, **options)
+
+
 def train(
     system: ODESystem,
     method: Method,
@@ -267,6 +416,10 @@ def train(
     ------
     NonFiniteLossError
         When the loss or the solver breaks down (the best model so far is restored first).
+    FitInterrupted
+        On Ctrl-C (the best model so far is restored first).
+    ValueError
+        When ``config.resume`` is no checkpoint of this model (before anything is changed).
     """
     cfg = config
     history = History()
@@ -275,23 +428,29 @@ def train(
     start = 0
     best_state, best_value, best_it = copy.deepcopy(system.state_dict()), math.inf, 0
     if cfg.resume is not None:
-        ckpt = torch.load(cfg.resume, weights_only=False)
+        ckpt = read_checkpoint(cfg.resume, system)
+        try:
+            history = History(**ckpt["history"])
+            if ckpt["iteration"] > cfg.n_iter:  # the pattern was frozen already
+                _set_refit_grads(system)
+                opt, sched = _make_optimizer(system, cfg, refit=True)
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+            generator.set_state(ckpt["generator"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"The checkpoint {cfg.resume} does not fit this model or its settings ({err}).") from None
         system.load_state_dict(ckpt["system"])
-        if ckpt["iteration"] > cfg.n_iter:  # the pattern was frozen already
-            _set_refit_grads(system)
-            opt, sched = _make_optimizer(system, cfg, refit=True)
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        generator.set_state(ckpt["generator"])
-        history = History(**ckpt["history"])
         best_state, best_value, best_it = ckpt["best_state"], ckpt["best_value"], ckpt["best_iteration"]
         start = ckpt["iteration"]
+    best_refitted = cfg.refit_iter > 0 and best_it >= cfg.n_iter and start > cfg.n_iter
+    last_checkpoint = None
 
     full_grid = TimeGrid.from_times(data.times)
     full_target = data.padded_values(full_grid.index.shape[1])
 
     def save(it: int) -> None:
-        torch.save(
+        nonlocal last_checkpoint
+        serialization.save(
             {
                 "system": system.state_dict(),
                 "optimizer": opt.state_dict(),
@@ -305,8 +464,9 @@ def train(
             },
             cfg.checkpoint,
         )
+        last_checkpoint = (cfg.checkpoint, it)
 
-    bar = tqdm(range(start, total), disable=not cfg.progress_bar, desc=f"scnode {method.name}", leave=False)
+    bar = progress(range(start, total), enabled=cfg.progress_bar, desc=f"scnode {method.name}")
     it = start
     try:
         for it in bar:
@@ -360,7 +520,7 @@ def train(
                     _nonfinite_message(f"The loss became {value}", it, opt.param_groups[0]["lr"], best_it), history
                 )
             if value < best_value:
-                best_value, best_it = value, it
+                best_value, best_it, best_refitted = value, it, refit
                 best_state = {k: v.detach().clone() for k, v in system.state_dict().items()}
             loss.backward()
             opt.step()
@@ -380,13 +540,22 @@ def train(
             if cfg.checkpoint is not None and (it + 1) % cfg.checkpoint_every == 0:
                 save(it + 1)
     except KeyboardInterrupt:
-        logger.warning("Interrupted at iteration %d; keeping the best model so far (iteration %d).", it, best_it)
         system.load_state_dict(best_state)
         history.interrupted = True
+        raise FitInterrupted(
+            iteration=len(history.loss),
+            total=total,
+            best_iteration=best_it,
+            refitted=best_refitted,
+            refit_pending=cfg.refit_iter > 0,
+            checkpoint=last_checkpoint,
+            checkpoint_file=cfg.checkpoint,
+            history=history,
+        ) from None
     finally:
         bar.close()
-    if cfg.checkpoint is not None and not history.interrupted:
+    if cfg.checkpoint is not None:
         save(total)  # the training state, from which a longer fit can resume
-    if cfg.refit_iter and not history.interrupted and best_it >= cfg.n_iter:
+    if cfg.refit_iter and best_it >= cfg.n_iter:
         system.load_state_dict(best_state)  # the refit is deterministic: keep its best state
     return history

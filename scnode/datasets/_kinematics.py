@@ -16,6 +16,7 @@ For the CMU data both conventions give the same matrix, ``Rz @ Ry @ Rx``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -44,9 +45,12 @@ def _floats(path: Path, line: int, tokens: list[str], what: str) -> list[float]:
     values = []
     for token in tokens:
         try:
-            values.append(float(token))
+            value = float(token)
         except ValueError:
             raise _fail(path, line, f"non-numeric value {token!r} in {what}.") from None
+        if not math.isfinite(value):  # "nan", "inf", or a number beyond float range such as 1e999
+            raise _fail(path, line, f"non-finite value {token!r} in {what}.")
+        values.append(value)
     return values
 
 
@@ -213,8 +217,8 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
     Raises
     ------
     ValueError
-        Naming the file and line for malformed content (non-numeric values, unknown keywords in the root
-        section, hierarchy entries naming unknown bones, bones missing from the hierarchy, ...).
+        Naming the file and line for malformed content (non-numeric or non-finite values, unknown keywords in
+        the root section, hierarchy entries naming unknown bones, bones missing from the hierarchy, ...).
     """
     path = Path(path)
     units = {"mass": 1.0, "length": 1.0, "angle": "deg"}
@@ -448,9 +452,9 @@ def read_amc(path: str | os.PathLike, skeleton: AsfSkeleton) -> AmcMotion:
     Raises
     ------
     ValueError
-        Naming the file and line: unknown bone, a value count different from the bone's dof, non-numeric
-        value, a frame missing bones (a truncated last frame included), repeated bone, non-consecutive frame
-        numbers, no frames.
+        Naming the file and line: unknown bone, a value count different from the bone's dof, non-numeric or
+        non-finite value (``nan``, ``inf``, ``1e999``), a frame missing bones (a truncated last frame
+        included), repeated bone, non-consecutive frame numbers, no frames.
     """
     path = Path(path)
     expected = {"root": skeleton.root_order}
@@ -667,7 +671,8 @@ def read_bvh(path: str | os.PathLike) -> tuple[BvhSkeleton, np.ndarray, float]:
     ------
     ValueError
         Naming the file and line: malformed hierarchy, unknown channel, a motion line with the wrong number
-        of values, non-numeric value, fewer (truncated file) or more motion lines than ``Frames:``.
+        of values, non-numeric or non-finite value (``nan``, ``inf``, ``1e999``), fewer (truncated file) or
+        more motion lines than ``Frames:``.
     """
     path = Path(path)
     lines = _lines(path)

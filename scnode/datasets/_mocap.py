@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,26 @@ def _find_asf(amc: Path) -> Path:
     )
 
 
+def _subject(path: Path) -> str | None:
+    """Return the CMU subject a file is named after (``"07"`` for ``07_01.amc``, ``07.asf``, ``07-walk.asf``)."""
+    match = re.match(r"(\d+)(?:[_-]|$)", path.stem)
+    return None if match is None else match.group(1)
+
+
+def _check_subject(amc: Path, asf: Path) -> None:
+    """Raise a ValueError when an AMC file and its skeleton are named after different CMU subjects.
+
+    The subjects' skeletons have the same bones, so the motion would load, with another body's bone
+    lengths and axes: the file names are the only sign.
+    """
+    motion, skeleton = _subject(amc), _subject(asf)
+    if motion is not None and skeleton is not None and int(motion) != int(skeleton):
+        raise ValueError(
+            f"{amc} is a motion of subject {motion} but {asf} is the skeleton of subject {skeleton}: its bone "
+            f"lengths and axes would pose another body. Pass subject {motion}'s own ASF with asf=."
+        )
+
+
 def _load_trial(
     path: Path, asf: Path | None, amc_fps: float, drop_first_bvh_frame: bool, skeletons: dict[Path, AsfSkeleton]
 ) -> tuple[list[str], list[int], np.ndarray, np.ndarray, float]:
@@ -124,6 +145,7 @@ def _load_trial(
     suffix = path.suffix.lower()
     if suffix == ".amc":
         asf = asf if asf is not None else _find_asf(path)
+        _check_subject(path, asf)
         if asf not in skeletons:
             skeletons[asf] = read_asf(asf)
         skeleton = skeletons[asf]
@@ -185,7 +207,9 @@ def mocap(
         Folder holding ``mocap/asfamc/`` and ``mocap/bvh/``; default ``SCNODE_DATA_DIR``, else the files are
         downloaded from public GitHub copies (and their SHA-256 checked).
     asf
-        Skeleton for ``path`` ``.amc`` files.
+        Skeleton for ``path`` ``.amc`` files. Files named after CMU subjects (``35_01.amc``, ``07.asf``) must
+        name the same subject: the subjects' skeletons share their bones, so another subject's would load
+        without complaint and pose the motion with the wrong bone lengths.
     amc_fps
         Frame rate of ``.amc`` files (which do not record it); BVH files give their ``Frame Time``.
 

@@ -6,12 +6,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..core import History
-from ._config import ModelConfig
+from ..core import History, serialization
+from ._config import ModelConfig, resolve_device
 
 if TYPE_CHECKING:
     from ._sparse_ode import SparseODE
@@ -28,6 +28,13 @@ def save(model: SparseODE, path: str | Path) -> None:
         (path / "preprocessing.json").write_text(json.dumps(model.preprocessing, indent=2))
 
 
+def _read_json(file: Path, what: str) -> Any:
+    try:
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{file} is not valid JSON ({err}); it should hold the saved model's {what}.") from None
+
+
 def load(
     cls: type[SparseODE],
     path: str | Path,
@@ -37,19 +44,33 @@ def load(
 ) -> SparseODE:
     """Read a model written by :func:`save` (see :meth:`scnode.SparseODE.load`)."""
     path = Path(path)
-    if not (path / "config.json").exists():
+    config_file, weights, hist, prep = (
+        path / n for n in ("config.json", "model.pt", "history.json", "preprocessing.json")
+    )
+    if not config_file.exists():
         raise FileNotFoundError(f"{path} holds no saved SparseODE (config.json is missing).")
-    cfg = json.loads((path / "config.json").read_text())
-    if var_names is not None and list(map(str, var_names)) != cfg["var_names"]:
-        raise ValueError(f"Variable names differ from the saved model's ({cfg['var_names']}).")
-    config = ModelConfig(**cfg)
-    model = cls(cfg["n_vars"], device=device, **config.constructor_kwargs())
-    model.system.load_state_dict(torch.load(path / "model.pt", map_location=model.device))
+    device = resolve_device(device)  # a bad device is no fault of the file
+    cfg = _read_json(config_file, "configuration")
+    try:
+        config = ModelConfig(**cfg)
+    except (TypeError, ValueError) as err:  # not a dict, other keys or values
+        raise ValueError(f"{config_file} is not a valid SparseODE configuration ({err}).") from None
+    if var_names is not None and list(map(str, var_names)) != config.var_names:
+        raise ValueError(f"Variable names differ from the saved model's ({config.var_names}).")
+    try:
+        model = cls(config.n_vars, device=device, **config.constructor_kwargs())
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{config_file} is not a valid SparseODE configuration ({err}).") from None
+    try:
+        history = History(**_read_json(hist, "history")) if hist.exists() else None
+    except TypeError as err:
+        raise ValueError(f"{hist} is not a SparseODE history ({err}).") from None
+    preprocessing = _read_json(prep, "preprocessing record") if prep.exists() else None
+    state = serialization.load(weights, what="a saved SparseODE's weights (model.pt)", map_location=model.device)
+    serialization.check_state_dict(state, model.system.state_dict(), source=f"{weights} (for {config_file})")
+    model.system.load_state_dict(state)
     model.system.eval()
-    hist = path / "history.json"
-    if hist.exists():
-        model.history = History(**json.loads(hist.read_text()))
-    prep = path / "preprocessing.json"
-    if prep.exists():
-        model.preprocessing = json.loads(prep.read_text())
+    if history is not None:
+        model.history = history
+    model.preprocessing = preprocessing
     return model

@@ -245,6 +245,18 @@ class SparseODE:
         Returns
         -------
         ``self``, with :attr:`history` filled.
+
+        Raises
+        ------
+        scnode.core.FitInterrupted
+            On Ctrl-C: the model is set back to its best state so far (``history.interrupted`` is
+            true), then the interrupt goes on to the caller, with what was kept and how to resume
+            in its message.
+        scnode.core.NonFiniteLossError
+            When the loss or the solver breaks down (the best state so far is restored first).
+        ValueError
+            For ``n_iter`` and ``refit_iter`` both 0 (nothing to fit), or a ``resume`` file that is
+            no checkpoint of this model (nothing is changed).
         """
         return _training.fit(
             self,
@@ -466,6 +478,19 @@ class SparseODE:
             If given, must equal the saved variable names (same genes, same order).
         device
             Where to put the model.
+
+        Returns
+        -------
+        The model, its history and preprocessing record included.
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` holds no ``config.json`` or no ``model.pt``.
+        ValueError
+            Naming the file, for a damaged or foreign one (garbled or truncated weights, invalid JSON,
+            weights of another architecture than the configuration's), and for other ``var_names``.
+            The weights are read with ``torch.load(weights_only=True)``: tensors only, never pickled code.
         """
         return _io.load(cls, path, var_names=var_names, device=device)
 

@@ -10,7 +10,7 @@ import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..core import History, NonFiniteLossError, TrainConfig, Trajectories, train
+from ..core import FitInterrupted, History, NonFiniteLossError, TrainConfig, Trajectories, train
 from ..core.data import ArrayLike
 
 if TYPE_CHECKING:
@@ -39,6 +39,11 @@ def fit(
     """Fit ``model`` in place (see :meth:`scnode.SparseODE.fit`); its history is replaced."""
     if refit_iter is None:
         refit_iter = n_iter // 2
+    if n_iter == 0 and refit_iter == 0:
+        raise ValueError(
+            "n_iter and refit_iter are both 0: nothing would be fitted, and the model would keep its random "
+            "initial weights (every edge)."
+        )
     if horizon_warmup is None:
         horizon_warmup = n_iter // 4 if batch_time is None else 0
     data = Trajectories.from_arrays(times, values, x0=x0, v0=v0).to(model.device)
@@ -64,6 +69,9 @@ def fit(
     except NonFiniteLossError as err:
         model.history = err.history or History()
         raise
+    except FitInterrupted as err:
+        model.history, err.model = err.history, model
+        raise
     finally:
         model.system.eval()
     return model
@@ -88,24 +96,36 @@ def penalised_path(
     independently by :func:`refit_copy` (serially, or as parallel tasks by :func:`scnode.tl.lambda_path`).
     """
     if path_iter is None:
-        path_iter = n_iter // 2
+        path_iter = max(1, n_iter // 2)
+    if n_iter < 1 or path_iter < 1:
+        raise ValueError(
+            f"A penalty path needs penalised iterations: n_iter >= 1 and path_iter >= 1, got {n_iter} and {path_iter}."
+        )
     continued = {**fit_kwargs, "horizon_warmup": 0}  # warm starts fit the whole span at once
+    lams = sorted(float(v) for v in lams)
     states, path_history = [], History()
-    for k, lam in enumerate(sorted(float(v) for v in lams)):
+    for k, lam in enumerate(lams):
         if lam < 0:
             raise ValueError(f"Penalty weights must be >= 0, got {lam}.")
         model.config.lam = lam
         first = k == 0
-        fit(
-            model,
-            times,
-            values,
-            x0=x0,
-            v0=v0,
-            n_iter=n_iter if first else path_iter,
-            refit_iter=0,
-            **(fit_kwargs if first else continued),
-        )
+        try:
+            fit(
+                model,
+                times,
+                values,
+                x0=x0,
+                v0=v0,
+                n_iter=n_iter if first else path_iter,
+                refit_iter=0,
+                **(fit_kwargs if first else continued),
+            )
+        except FitInterrupted as err:
+            done = f" ({', '.join(f'{v:g}' for v in lams[:k])})" if k else ""
+            err.add_context(
+                f"The penalty path stopped at lam={lam:g}, {k} of its {len(lams)} weights done{done}.", resumable=False
+            )
+            raise
         path_history = concat_histories(path_history, model.history)
         state = model.clone()
         state.history = History(**copy.deepcopy(path_history.as_dict()))
@@ -131,7 +151,13 @@ def refit_copy(
     state's followed by the refit's.
     """
     refitted = state.clone()
+    if refit_iter == 0:
+        return refitted
     continued = {**fit_kwargs, "horizon_warmup": 0}
-    fit(refitted, times, values, x0=x0, v0=v0, n_iter=0, refit_iter=refit_iter, **continued)
+    try:
+        fit(refitted, times, values, x0=x0, v0=v0, n_iter=0, refit_iter=refit_iter, **continued)
+    except FitInterrupted as err:
+        err.add_context(f"It was the refit of lam={state.config.lam:g} on the penalty path.", resumable=False)
+        raise
     refitted.history = concat_histories(state.history, refitted.history)
     return refitted

@@ -69,6 +69,8 @@ def require_unique_var_names(adata: AnnData) -> None:
 
 def _select_genes(adata: AnnData, genes: Sequence[str] | str | None) -> list[str]:
     require_unique_var_names(adata)
+    if adata.n_vars == 0:
+        raise ValueError("adata has no genes (n_vars is 0).")
     if genes is None:
         return list(adata.var_names)
     if isinstance(genes, str):
@@ -173,6 +175,8 @@ def prepare_trajectories(
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}.")
     if min(trim_start, trim_end) < 0 or x0_cells < 1 or (n_bins is not None and n_bins < 3):
         raise ValueError("Need trim_start, trim_end >= 0, x0_cells >= 1 and n_bins >= 3 (or None).")
+    if adata.n_obs == 0:
+        raise ValueError("adata has no cells (n_obs is 0); there is no trajectory to fit.")
     t_all = pd.to_numeric(adata.obs[time_key], errors="coerce").to_numpy(float)
     if not np.isfinite(t_all).all():
         raise ValueError(f"adata.obs[{time_key!r}] has NaN, infinite or non-numeric values.")
@@ -226,6 +230,10 @@ def prepare_trajectories(
         tscales.append(tscale)
         cell_lineage[idx] = lin
         cell_time[idx] = ts
+    if not names:
+        raise ValueError(
+            f"No cell has a lineage: adata.obs[{lineage_key!r}] is missing (NaN) for all {adata.n_obs} cells."
+        )
     params = {
         "time_key": time_key,
         "lineage_key": lineage_key,

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ..core import FitInterrupted
 from ..model import SparseODE
 from ..pp._prepare import require_unique_var_names
 from ._fit import _to_varp
@@ -16,7 +17,16 @@ def _graphs(models: Iterable[SparseODE]) -> tuple[list[SparseODE], list[str], in
 
     Every adjacency is put in the first model's gene order, outputs x inputs (positions, then velocities).
     """
-    models = [] if isinstance(models, SparseODE) else list(models)
+    collected: list[SparseODE] = []
+    try:  # ``models`` may fit them one by one (a generator)
+        collected.extend([] if isinstance(models, SparseODE) else models)
+    except FitInterrupted as err:
+        err.add_context(
+            f"scn.tl.consensus_network stopped while its models were fitted, after {len(collected)}, "
+            "and wrote nothing into the AnnData."
+        )
+        raise
+    models = collected
     if not models:
         raise ValueError(
             "Pass a non-empty list of fitted SparseODE models (e.g. from scn.tl.sweep(return_models=True))."

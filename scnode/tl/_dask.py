@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ..core import FitInterrupted
+
 if TYPE_CHECKING:
     from distributed import Client
 
@@ -40,16 +42,29 @@ def _call(fn: Callable, item: Any, shared: tuple) -> Any:
     return fn(item, *shared)
 
 
-def map_tasks(fn: Callable, items: Sequence[Any], shared: tuple, client: Client | None = None) -> list[Any]:
+def map_tasks(
+    fn: Callable, items: Sequence[Any], shared: tuple, client: Client | None = None, *, label: str = "tasks"
+) -> list[Any]:
     """Return ``[fn(item, *shared) for item in items]``, computed here or as one Dask task per item.
 
     With a client, ``shared`` (the AnnData, trajectories and settings every task needs) is sent to
     the cluster once with :meth:`distributed.Client.scatter`; ``fn`` must be importable on the
     workers (they need scnode installed). Results come back in the order of ``items``. On the first
-    failing task the others are cancelled and its error is raised here.
+    failing task the others are cancelled and its error is raised here. A fit interrupted here
+    (Ctrl-C) stops them all; its message counts the ``label`` (e.g. ``"fits"``) that were complete,
+    and gives no advice on checkpoints (the tasks would share one file).
     """
     if client is None:
-        return [fn(item, *shared) for item in items]
+        results = []
+        for item in items:
+            try:
+                results.append(fn(item, *shared))
+            except FitInterrupted as err:
+                err.add_context(
+                    f"{len(results)} of {len(items)} {label} were complete (none is returned).", resumable=False
+                )
+                raise
+        return results
     # a one-element list: the tuple travels whole, as one piece of data (scatter splits sequences)
     [data] = client.scatter([shared], hash=False)
     futures = [client.submit(_call, fn, item, data, pure=False) for item in items]

@@ -12,7 +12,7 @@ from ..core import get_method
 from ..model import SparseODE
 from ..pp import TrajectorySet, prepare_trajectories
 from ._predict import lineage_mse
-from ._utils import sparsity_summary
+from ._utils import check_n_iter, sparsity_summary, writes_nothing_when_interrupted
 
 
 def _h5ad_safe(d: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +136,6 @@ def write_results(
             "train_mse": float(np.mean(list(train_mse.values()))),
             "train_mse_per_lineage": train_mse,
             **sparsity_summary(model, adj),
-            "interrupted": bool(model.history.interrupted),
         },
         "genes": np.asarray(ts.genes, dtype=object),
         "lineages": np.asarray(ts.lineages, dtype=object),
@@ -167,6 +166,7 @@ def _warn_if_empty(model: SparseODE) -> None:
     )
 
 
+@writes_nothing_when_interrupted
 def fit_sparse_ode(
     adata: AnnData,
     *,
@@ -270,6 +270,7 @@ def fit_sparse_ode(
         data. The default ``lam`` was chosen on the synthetic system and does this to min-max
         scaled single-cell trajectories; pass a smaller one or scan it with :func:`scnode.tl.lambda_path`.
     """
+    check_n_iter(n_iter)
     ts, model = setup(
         adata,
         method=method,

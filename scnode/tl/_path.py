@@ -14,7 +14,7 @@ from ..pp import TrajectorySet
 from ._dask import dask_client, map_tasks
 from ._fit import record_params, setup, write_results
 from ._predict import lineage_mse, validation_mse
-from ._utils import sparsity_summary
+from ._utils import sparsity_summary, writes_nothing_when_interrupted
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -65,6 +65,7 @@ def _refit_and_score(
     } | sparsity_summary(fitted)
 
 
+@writes_nothing_when_interrupted
 def lambda_path(
     adata: AnnData,
     lams: Sequence[float],

@@ -135,7 +135,9 @@ def sweep(
     setup(adata, method=methods[0], **{k: v for k, v in kwargs.items() if k in setup_keys})  # bad data fail here
     grid = list(itertools.product(methods, lams, seeds))
     with dask_client(client) as connected:
-        results = map_tasks(_fit_one, grid, (adata, validation, kwargs, return_models), connected)
+        results = map_tasks(
+            _fit_one, grid, (adata, validation, kwargs, return_models), connected, label="fits of the sweep"
+        )
     table = pd.DataFrame([row for row, _ in results])
     if return_models:
         return table, [model for _, model in results]

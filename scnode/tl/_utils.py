@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,7 @@ import torch
 from anndata import AnnData
 from scipy import sparse
 
-from ..core import feature_sparsity
+from ..core import FitInterrupted, feature_sparsity
 from ..model import SparseODE
 from ..pp import TrajectorySet, prepare_trajectories
 
@@ -26,6 +28,33 @@ PREPARE_KEYS = (
     "x0_cells",
 )
 """Arguments of :func:`scnode.pp.prepare_trajectories` that a model remembers from its fit."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def writes_nothing_when_interrupted(tool: Callable[P, R]) -> Callable[P, R]:
+    """Mark a tool that writes into an AnnData only after its fits: an interrupt passing through says so."""
+
+    @functools.wraps(tool)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return tool(*args, **kwargs)
+        except FitInterrupted as err:
+            err.add_context(f"scn.tl.{tool.__name__} stopped and wrote nothing into the AnnData.")
+            raise
+
+    return wrapper
+
+
+def check_n_iter(n_iter: int) -> None:
+    """Raise a ValueError unless a tool's fit has a penalised phase (``n_iter >= 1``)."""
+    if n_iter < 1:
+        raise ValueError(
+            f"n_iter must be at least 1, got {n_iter}: the penalised iterations are what learns the sparse graph "
+            "(with none, the graph would be the random initial network's, every edge)."
+        )
 
 
 def prepare_like(adata: AnnData, model: SparseODE, overrides: dict[str, Any]) -> TrajectorySet:
