@@ -4,11 +4,12 @@ import os
 from pathlib import Path
 
 import anndata as ad
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import FAST, cells
+from helpers import FAST, FIT, cells
 from scipy import sparse
 
 import scnode as scn
@@ -21,7 +22,7 @@ def _cells(n_genes=4, n_cells=40, seed=0):
 @pytest.fixture(scope="module")
 def fitted():
     adata = _cells()
-    model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", trim_start=2, return_model=True, **FAST)
+    model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", trim_start=2, return_model=True, **FIT)
     adata.obsm["X_umap"] = np.asarray(adata[:, ["g0", "g1"]].X, dtype=float)  # a fake embedding
     return adata, model
 
@@ -44,8 +45,13 @@ def test_network_draws_the_top_edges(fitted):
     adata, _ = fitted
     res = scn.pl.network(adata, top_k=5, show=False)
     expected = scn.tl.edge_list(adata, top_k=5)
-    pd.testing.assert_frame_equal(res.data[["source", "target", "weight"]], expected)
+    pd.testing.assert_frame_equal(res.data[["source", "target", "weight", "sign"]], expected)
     assert len(res.ax.patches) == 5  # one arrow per edge
+    colors = {1: mcolors.to_rgba("tab:red"), -1: mcolors.to_rgba("tab:blue")}
+    drawn = sorted(tuple(p.get_edgecolor()) for p in res.ax.patches)
+    assert drawn == sorted(colors[v] for v in expected["sign"])  # each arrow in its edge's sign colour
+    legend = [t.get_text() for t in res.ax.get_legend().get_texts()]
+    assert legend == [n for v, n in ((1, "activation"), (-1, "repression")) if (expected["sign"] == v).any()]
     nodes = set(expected["source"]) | set(expected["target"])
     assert {t.get_text() for t in res.ax.texts} == nodes
     # an edge's end points are its nodes' positions
@@ -89,7 +95,8 @@ def test_network_regulators_and_layouts(fitted):
     adata, _ = fitted
     res = scn.pl.network(adata, top_k=None, regulators=["g1"], layout="circular", node_color={"g1": "red"}, show=False)
     assert set(res.data["source"]) == {"g1"}
-    pd.testing.assert_frame_equal(res.data[["source", "target", "weight"]], scn.tl.edge_list(adata, regulators=["g1"]))
+    expected = scn.tl.edge_list(adata, regulators=["g1"])
+    pd.testing.assert_frame_equal(res.data[["source", "target", "weight", "sign"]], expected)
 
 
 def test_network_errors(fitted):
@@ -227,11 +234,14 @@ def test_lambda_path_draws_the_table(path_fitted):
     res = scn.pl.lambda_path(adata, show=False)
     pd.testing.assert_frame_equal(res.data, table, check_dtype=False)
     assert res.ax.get_xscale() == "log" and res.ax.get_yscale() == "log"
-    assert len(res.ax.lines) == 3  # train, validation, selected lam
+    added = int((table["stage"] != "grid").sum())
+    assert len(res.ax.lines) == 3 + (added > 0)  # train, validation, (fits the search added), selected lam
     chosen = table.loc[table["selected"], "lam"].iloc[0]
     assert res.ax.lines[-1].get_xdata()[0] == chosen
+    band = [p for p in res.ax.patches if p.get_label().startswith("searched")]  # the searched range, shaded
+    assert len(band) == 1 and band[0].get_label() == f"searched {table['lam'].min():g}-{table['lam'].max():g}"
     twin = [a for a in res.ax.figure.axes if a is not res.ax]
-    assert len(twin[0].lines) == 2  # feature and weight sparsity
+    assert len(twin[0].lines) == 2  # feature sparsity, share of candidate edges kept
     from_table = scn.pl.lambda_path(table, show=False)
     pd.testing.assert_frame_equal(from_table.data, table)
 

@@ -4,7 +4,7 @@ import anndata as ad
 import numpy as np
 import pytest
 import torch
-from helpers import FAST, cells
+from helpers import FAST, FIT, cells
 from scipy import sparse
 
 import scnode as scn
@@ -81,8 +81,8 @@ def test_copy_leaves_input_identical():
 
 def test_fitted_layer_follows_the_model():
     adata = cells(n_genes=2, lineages=1)
-    model = scn.tl.fit_sparse_ode(adata, return_model=True, scaling="none", **FAST)
-    ts = scn.pp.prepare_trajectories(adata, scaling="none")
+    model = scn.tl.fit_sparse_ode(adata, return_model=True, scaling="none", n_bins=None, **FIT)
+    ts = scn.pp.prepare_trajectories(adata, **model.preprocessing)
     order = np.argsort(adata.obs["dpt_pseudotime"].to_numpy())
     pred = model.predict(ts.cell_time[order], ts.x0[0])
     np.testing.assert_allclose(adata.layers["scnode_fitted"][order], pred, rtol=1e-4, atol=1e-5)
@@ -205,7 +205,7 @@ def ts_values_full(adata):
 
 def test_an_empty_graph_is_reported():
     adata = cells()
-    with pytest.warns(UserWarning, match=r"'grouplasso' fit cut every edge \(lam=1e\+06\).*lambda_path"):
+    with pytest.warns(UserWarning, match=r"'grouplasso' fit \(lam=1e\+06\) is degenerate: it is empty.*lambda_path"):
         scn.tl.fit_sparse_ode(adata, lineage_key="lineage", method="grouplasso", lam=1e6, **FAST)
     assert not adata.varp["scnode"].any()
     with warnings.catch_warnings():

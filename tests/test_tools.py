@@ -14,7 +14,9 @@ import scnode as scn
 @pytest.fixture(scope="module")
 def fitted():
     adata = cells()
-    model = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", trim_start=2, x0_cells=2, return_model=True, **FAST)
+    model = scn.tl.fit_sparse_ode(
+        adata, lineage_key="lineage", trim_start=2, x0_cells=2, n_bins=None, return_model=True, **FAST
+    )
     return adata, model
 
 
@@ -51,7 +53,8 @@ def test_predict_starts_at_x0_in_data_units_and_extrapolates(fitted):
 
 def test_score_on_training_data_matches_the_fit_record(fitted):
     adata, model = fitted
-    table = scn.tl.score(adata, model)
+    window = adata.uns["scnode"]["params"]["window"]  # the default fit trains (and records) on windows
+    table = scn.tl.score(adata, model, window=window)
     assert list(table.index) == ["L0", "L1", "sum"]
     per = adata.uns["scnode"]["metrics"]["train_mse_per_lineage"]
     for name in ("L0", "L1"):
@@ -180,18 +183,25 @@ def test_lambda_path_table_selection_and_record(tmp_path):
         progress_bar=False,
         return_models=True,
     )
-    assert list(table["lam"]) == [1.0, 10.0, 100.0] and len(models) == 3
-    assert set(table.columns) >= {"train_mse", "val_mse", "feature_sparsity", "weight_sparsity", "n_edges"}
+    grid = table[table["stage"] == "grid"]
+    assert list(grid["lam"]) == [1.0, 10.0, 100.0] and len(models) == len(table)
+    assert table["lam"].is_monotonic_increasing and set(table["stage"]) <= {"grid", "extended"}
+    assert set(table.columns) >= {"train_mse", "val_mse", "feature_sparsity", "weight_sparsity", "n_edges", "gain_kept"}
     assert table["selected"].sum() == 1
     chosen = table.loc[table["selected"]].iloc[0]
-    ok = table["val_mse"] <= 1.1 * table["val_mse"].min()
+    # the rule: the gain of a fit is the share of val(sparsest) - val(best) it recovers; the largest lam keeping half
+    best, sparsest = table["val_mse"].min(), table["val_mse"].iloc[-1]
+    gain = (sparsest - table["val_mse"]) / (sparsest - best)
+    np.testing.assert_allclose(table["gain_kept"], gain)
+    ok = (gain >= 0.5) & (table["lam"] >= table.loc[table["val_mse"].idxmin(), "lam"])
     assert chosen["lam"] == table.loc[ok, "lam"].max()
     rec = adata.uns["scnode"]
-    assert rec["params"]["lam"] == chosen["lam"] and "largest lam" in rec["params"]["selection"]
-    np.testing.assert_allclose(rec["path"]["val_mse"], table["val_mse"])
+    assert rec["params"]["lam"] == chosen["lam"] and "largest lam keeping at least 0.5" in rec["params"]["selection"]
+    np.testing.assert_allclose(rec["path"]["table"]["val_mse"], table["val_mse"])
+    assert rec["path"]["searched"] == [table["lam"].min(), table["lam"].max()]
     adata.write_h5ad(tmp_path / "p.h5ad")
     back = ad.read_h5ad(tmp_path / "p.h5ad")
-    np.testing.assert_allclose(back.uns["scnode"]["path"]["lam"], [1.0, 10.0, 100.0])
+    np.testing.assert_allclose(back.uns["scnode"]["path"]["table"]["lam"], table["lam"])
     with pytest.raises(ValueError, match="no penalty"):
         scn.tl.lambda_path(adata, [1.0], method="base")
 

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TextIO
 
@@ -162,6 +163,11 @@ class TrainConfig:
         Checkpoint file to continue from (written by a fit of the same model with ``checkpoint``).
     progress_bar
         Show a tqdm progress bar with loss and penalty (see :func:`progress`).
+    monitor
+        Called as ``monitor(iteration, system)`` every ``monitor_every`` iterations of the penalised
+        phase (after the optimiser step), e.g. to warn early that the graph became empty.
+    monitor_every
+        Iterations between calls of ``monitor``.
     """
 
     n_iter: int = 1000
@@ -180,6 +186,8 @@ class TrainConfig:
     checkpoint_every: int = 100
     resume: str | None = None
     progress_bar: bool = True
+    monitor: Callable[[int, ODESystem], None] | None = None
+    monitor_every: int = 50
 
     def __post_init__(self) -> None:
         if self.n_iter < 0 or self.refit_iter < 0:
@@ -539,6 +547,8 @@ def train(
             )
             if cfg.checkpoint is not None and (it + 1) % cfg.checkpoint_every == 0:
                 save(it + 1)
+            if cfg.monitor is not None and not refit and (it + 1) % cfg.monitor_every == 0:
+                cfg.monitor(it + 1, system)
     except KeyboardInterrupt:
         system.load_state_dict(best_state)
         history.interrupted = True

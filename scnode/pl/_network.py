@@ -7,11 +7,14 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
 
 from ..tl import edge_list
 from ._utils import PlotResult, finish, get_ax
 
 LAYOUTS = ("spring", "circular", "kamada_kawai", "shell", "spectral")
+SIGN_COLORS = {1: "tab:red", -1: "tab:blue", 0: "0.45"}
+"""Edge colours by sign: activation, repression, unknown."""
 
 
 def _positions(graph: nx.DiGraph, layout: str, random_state: int) -> dict[str, np.ndarray]:
@@ -43,7 +46,8 @@ def network(
     """Draw the strongest edges of the learned network as a directed graph.
 
     Edges come from :func:`scnode.tl.edge_list`; each arrow points from regulator to target and its
-    width is proportional to the edge weight.
+    width is proportional to the edge weight. Where the fit recorded signs (``varp[key + "_sign"]``),
+    activating edges are red arrows and repressing ones blue bars, with a legend; otherwise grey.
 
     Parameters
     ----------
@@ -72,9 +76,9 @@ def network(
 
     Returns
     -------
-    :class:`PlotResult` with the Axes and the edges drawn: a DataFrame with columns ``source``,
-    ``target``, ``weight`` (as :func:`scnode.tl.edge_list`) and the node positions ``x_source``,
-    ``y_source``, ``x_target``, ``y_target``.
+    :class:`PlotResult` with the Axes and the edges drawn: a DataFrame with the columns of
+    :func:`scnode.tl.edge_list` (``sign`` where known), the colour of each edge (``color``) and the
+    node positions ``x_source``, ``y_source``, ``x_target``, ``y_target``.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}.")
@@ -99,22 +103,37 @@ def network(
         colors = node_color
     strength = np.abs(edges["weight"].to_numpy(float))
     widths = 0.5 + 3.5 * strength / strength.max() if strength.max() > 0 else np.ones(len(edges))
+    sign = edges["sign"].to_numpy(int) if "sign" in edges else np.zeros(len(edges), int)
+    edge_colors = np.array([SIGN_COLORS[int(v)] for v in sign], dtype=object)
     nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_color=colors, node_size=node_size, ax=ax)
-    nx.draw_networkx_edges(
-        graph,
-        pos,
-        edgelist=list(zip(edges["source"], edges["target"], strict=True)),
-        width=list(widths),
-        arrows=True,
-        arrowstyle="-|>",
-        arrowsize=12,
-        node_size=node_size,
-        connectionstyle="arc3,rad=0.1",
-        ax=ax,
-    )
+    for value, style in ((1, "-|>"), (-1, "-["), (0, "-|>")):
+        part = sign == value
+        if not part.any():
+            continue
+        nx.draw_networkx_edges(
+            graph,
+            pos,
+            edgelist=list(zip(edges["source"][part], edges["target"][part], strict=True)),
+            width=list(widths[part]),
+            edge_color=SIGN_COLORS[value],
+            arrows=True,
+            arrowstyle=style,
+            arrowsize=12,
+            node_size=node_size,
+            connectionstyle="arc3,rad=0.1",
+            ax=ax,
+        )
     nx.draw_networkx_labels(graph, pos, font_size=9, ax=ax)
+    if "sign" in edges:
+        handles = [
+            Line2D([], [], color=SIGN_COLORS[v], lw=2, label=label)
+            for v, label in ((1, "activation"), (-1, "repression"))
+            if (sign == v).any()
+        ]
+        ax.legend(handles=handles, loc="lower right", fontsize="small", frameon=False)
     xy = pd.DataFrame(pos, index=["x", "y"]).T
     data = edges.assign(
+        color=edge_colors,
         x_source=xy.loc[edges["source"], "x"].to_numpy(),
         y_source=xy.loc[edges["source"], "y"].to_numpy(),
         x_target=xy.loc[edges["target"], "x"].to_numpy(),

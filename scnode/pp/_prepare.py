@@ -27,6 +27,9 @@ class TrajectorySet:
         Per lineage, ``(len(times), n_genes)`` scaled values.
     x0
         ``(n_lineages, n_genes)`` initial states (mean of the first ``x0_cells`` cells).
+    x0_sem
+        ``(n_lineages, n_genes)`` standard errors of the initial states: the standard deviation of the
+        first ``2 * x0_cells`` cells over ``sqrt(x0_cells)`` (how far a new sample's start may lie).
     center, scale
         Per lineage, ``(n_genes,)``: raw value = scaled * scale + center.
     time_offset, time_scale
@@ -51,6 +54,7 @@ class TrajectorySet:
     cell_lineage: np.ndarray
     cell_time: np.ndarray
     params: dict = field(default_factory=dict)
+    x0_sem: np.ndarray | None = None
 
     def unscale(self, lineage: int, values: np.ndarray) -> np.ndarray:
         """Scaled values of ``lineage`` back to the data's units."""
@@ -186,7 +190,7 @@ def prepare_trajectories(
         labels = pd.Categorical(np.zeros(adata.n_obs, int)).rename_categories(["all"])
     else:
         labels = pd.Categorical(adata.obs[lineage_key])
-    names, times, values, x0s, centers, scales, offsets, tscales = [], [], [], [], [], [], [], []
+    names, times, values, x0s, sems, centers, scales, offsets, tscales = [], [], [], [], [], [], [], [], []
     cell_lineage = np.full(adata.n_obs, -1)
     cell_time = np.full(adata.n_obs, np.nan)
     for name in labels.categories:
@@ -224,6 +228,7 @@ def prepare_trajectories(
         times.append(mean_t)
         values.append(frame.mean().to_numpy())
         x0s.append(xs[:x0_cells].mean(0))
+        sems.append(xs[: 2 * x0_cells].std(0) / np.sqrt(x0_cells))
         centers.append(center)
         scales.append(scale)
         offsets.append(offset)
@@ -258,4 +263,5 @@ def prepare_trajectories(
         cell_lineage,
         cell_time,
         params,
+        np.stack(sems),
     )

@@ -38,7 +38,8 @@ def edge_list(
 
     Returns
     -------
-    DataFrame with columns ``source``, ``target``, ``weight``, sorted by decreasing weight.
+    DataFrame with columns ``source``, ``target``, ``weight`` and, when the fit recorded signs
+    (``varp[key + "_sign"]``), ``sign`` (+1 activation, -1 repression), sorted by decreasing weight.
     """
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}.")
@@ -55,6 +56,9 @@ def edge_list(
     edges = pd.DataFrame(
         {"source": names[graph.row[keep]], "target": names[graph.col[keep]], "weight": graph.data[keep].astype(float)}
     )
+    if f"{key}_sign" in adata.varp:
+        signs = network(adata, f"{key}_sign").tocsr()
+        edges["sign"] = np.asarray(signs[graph.row[keep], graph.col[keep]]).ravel().astype(int)
     edges = edges.sort_values(["weight", "source", "target"], ascending=[False, True, True], kind="stable")
     if top_k is not None:
         edges = edges.head(top_k)
@@ -73,7 +77,8 @@ def to_networkx(adata_or_edges: AnnData | pd.DataFrame, **edge_list_kwargs) -> n
 
     Returns
     -------
-    A directed graph regulator -> target; with an AnnData, every fitted gene is a node.
+    A directed graph regulator -> target (edge attributes ``weight`` and, where known, ``sign``); with
+    an AnnData, every fitted gene is a node.
     """
     if isinstance(adata_or_edges, AnnData):
         edges = edge_list(adata_or_edges, **edge_list_kwargs)
@@ -89,4 +94,8 @@ def to_networkx(adata_or_edges: AnnData | pd.DataFrame, **edge_list_kwargs) -> n
     graph = nx.DiGraph()
     graph.add_nodes_from(genes)
     graph.add_weighted_edges_from(edges[["source", "target", "weight"]].itertuples(index=False, name=None))
+    if "sign" in edges:
+        nx.set_edge_attributes(
+            graph, {(a, b): int(v) for a, b, v in edges[["source", "target", "sign"]].values}, "sign"
+        )
     return graph

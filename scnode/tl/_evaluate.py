@@ -12,17 +12,24 @@ from ._utils import fitted_genes, network
 
 
 def _truth_matrix(truth: pd.DataFrame | np.ndarray, adata: AnnData, genes: pd.Index) -> np.ndarray:
-    """Build the true network as a 0/1 ``genes x genes`` matrix (rows regulators, columns targets)."""
-    out = np.zeros((len(genes), len(genes)), bool)
+    """Build the true network as a signed ``genes x genes`` matrix (rows regulators, columns targets; 0 = no edge).
+
+    Unsigned truths (an edge list without ``weight`` or ``sign``, a 0/1 matrix) give +1 on every edge.
+    """
+    out = np.zeros((len(genes), len(genes)))
     if isinstance(truth, pd.DataFrame) and {"source", "target"} <= set(truth.columns):
         src, tgt = genes.get_indexer(truth["source"].astype(str)), genes.get_indexer(truth["target"].astype(str))
         keep = (src >= 0) & (tgt >= 0)
+        value = np.ones(len(truth))
         if "weight" in truth:
-            keep &= truth["weight"].to_numpy() != 0
-        out[src[keep], tgt[keep]] = True
+            value = np.sign(truth["weight"].to_numpy(float))
+        if "sign" in truth:
+            value = value * np.sign(truth["sign"].to_numpy(float))
+        keep &= value != 0
+        out[src[keep], tgt[keep]] = value[keep]
     elif isinstance(truth, pd.DataFrame):
         frame = truth.reindex(index=genes, columns=genes).fillna(0)
-        out = frame.to_numpy() != 0
+        out = np.sign(frame.to_numpy(float))
     else:
         mat = truth.toarray() if sparse.issparse(truth) else np.asarray(truth)
         if mat.shape != (adata.n_vars, adata.n_vars):
@@ -31,19 +38,31 @@ def _truth_matrix(truth: pd.DataFrame | np.ndarray, adata: AnnData, genes: pd.In
                 f"(rows regulators, columns targets, in var_names order); got {mat.shape}."
             )
         idx = adata.var_names.get_indexer(genes)
-        out = mat[np.ix_(idx, idx)] != 0
+        out = np.sign(mat[np.ix_(idx, idx)].astype(float))
     return out
 
 
 def candidate_scores(
-    adata: AnnData, truth: pd.DataFrame | np.ndarray, *, key: str, regulators: Sequence[str] | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return the learned ``|score|`` and the truth (bool) of every candidate pair (as in :func:`evaluate_grn`)."""
+    adata: AnnData,
+    truth: pd.DataFrame | np.ndarray,
+    *,
+    key: str,
+    regulators: Sequence[str] | None,
+    signs: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Return the learned ``|score|`` and the truth (bool) of every candidate pair (as in :func:`evaluate_grn`).
+
+    With ``signs``, also the true signs and the learned ones (``varp[key + "_sign"]``, zeros without).
+    """
     scores = network(adata, key).toarray()
     genes = pd.Index(fitted_genes(adata, key))
     idx = adata.var_names.get_indexer(genes)
+    learned_sign = np.sign(scores[np.ix_(idx, idx)])
+    if f"{key}_sign" in adata.varp:
+        learned_sign = network(adata, f"{key}_sign").toarray()[np.ix_(idx, idx)]
     scores = np.abs(scores[np.ix_(idx, idx)])
-    true = _truth_matrix(truth, adata, genes)
+    true_sign = _truth_matrix(truth, adata, genes)
+    true = true_sign != 0
     rows = np.ones(len(genes), bool)
     if regulators is not None:
         regulators = [str(r) for r in regulators]
@@ -56,6 +75,8 @@ def candidate_scores(
         raise ValueError("The true network has no edges among the candidate pairs (check gene names).")
     if y.all():
         raise ValueError("Every candidate pair is a true edge; the scores cannot be evaluated.")
+    if signs:
+        return s, y, true_sign[candidate], learned_sign[candidate]
     return s, y
 
 
@@ -89,10 +110,17 @@ def evaluate_grn(
     -------
     Series with ``auprc``, ``auprc_ratio`` (AUPRC / edge density), ``auroc``, ``epr`` (precision
     among the top-k scores, k = number of true edges, over edge density), ``n_true_edges``,
-    ``n_candidates``, ``density`` and ``n_predicted`` (candidates with a nonzero score).
+    ``n_candidates``, ``density``, ``n_predicted`` (candidates with a nonzero score) and
+    ``sign_accuracy``: among the true edges in the top k with a nonzero score, the share whose
+    learned sign (``varp[key + "_sign"]``, else the score's sign) is the true one (NaN when the truth
+    is unsigned, i.e. has no negative edge, or no true edge is in the top k).
     """
-    s, y = candidate_scores(adata, truth, key=key, regulators=regulators)
+    s, y, true_sign, learned_sign = candidate_scores(adata, truth, key=key, regulators=regulators, signs=True)
     density = float(y.mean())
+    top = np.argsort(-s, kind="stable")[: int(y.sum())]
+    hits = top[y[top] & (s[top] != 0)]
+    signed = (true_sign < 0).any() and len(hits) > 0
+    sign_accuracy = float(np.mean(learned_sign[hits] == true_sign[hits])) if signed else float("nan")
     return pd.Series(
         {
             "auprc": auprc(s, y),
@@ -103,5 +131,6 @@ def evaluate_grn(
             "n_candidates": int(y.size),
             "density": density,
             "n_predicted": int((s != 0).sum()),
+            "sign_accuracy": sign_accuracy,
         }
     )

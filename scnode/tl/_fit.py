@@ -1,18 +1,38 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+import torch
 from anndata import AnnData
 from scipy import sparse
 
 from ..core import get_method
 from ..model import SparseODE
 from ..pp import TrajectorySet, prepare_trajectories
+from ._dask import dask_client
 from ._predict import lineage_mse
-from ._utils import check_n_iter, sparsity_summary, writes_nothing_when_interrupted
+from ._regulators import prior_penalty_factors, resolve_regulators
+from ._select import LambdaSearch, Search
+from ._utils import (
+    candidate_mask,
+    check_n_iter,
+    degenerate_graph,
+    sparsity_summary,
+    writes_nothing_when_interrupted,
+)
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+FIELDS = ("auto", "per_gene", "shared")
+"""Vector fields of :func:`fit_sparse_ode`: see its ``field`` parameter."""
+WINDOW_SHARE = 0.1
+"""``window="auto"``: windows span this share of a lineage's time points (at least 3)."""
 
 
 def _h5ad_safe(d: dict[str, Any]) -> dict[str, Any]:
@@ -21,7 +41,10 @@ def _h5ad_safe(d: dict[str, Any]) -> dict[str, Any]:
     for k, v in d.items():
         if v is None:
             continue
-        out[k] = list(v) if isinstance(v, tuple) else v
+        if isinstance(v, dict):
+            out[k] = _h5ad_safe(v)
+        else:
+            out[k] = list(v) if isinstance(v, tuple) else v
     return out
 
 
@@ -34,6 +57,53 @@ def _to_varp(n_vars: int, idx: np.ndarray, block: np.ndarray) -> np.ndarray | sp
     return sparse.csr_matrix((block[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(n_vars, n_vars))
 
 
+@dataclass
+class Setup:
+    """A fit's prepared trajectories, how to build its models and how to train them."""
+
+    ts: TrajectorySet
+    build: Callable[[float], SparseODE]
+    fit_kwargs: dict[str, Any]
+    window: int | None
+    settings: dict[str, Any]
+
+    def model(self, lam: float) -> SparseODE:
+        """Return a new, unfitted model with penalty weight ``lam``."""
+        return self.build(lam)
+
+
+def _field_kwargs(field: str, method: str, order: int, hidden: Sequence[int] | None) -> dict[str, Any]:
+    """Model arguments of a named field (``model_kwargs`` override them)."""
+    if field not in FIELDS:
+        raise ValueError(f"field must be one of {FIELDS}, got {field!r}.")
+    spec = get_method(method)
+    if field == "auto":
+        field = "per_gene" if order == 1 and spec.skip is None else "shared"
+    if field == "per_gene":
+        if spec.skip is not None:
+            raise ValueError(f"field='per_gene' is not available for {method!r} (its skip acts on a shared layer).")
+        kwargs: dict[str, Any] = {"per_output": True, "hidden": (8,) if hidden is None else tuple(hidden)}
+        if order == 1:
+            kwargs["decay"] = True
+        if spec.gated:
+            kwargs["gates"] = "inputs"
+        return kwargs
+    return {"hidden": (32, 32) if hidden is None else tuple(hidden)}
+
+
+def _resolve_window(window: int | str | None, ts: TrajectorySet) -> int | None:
+    if window is None:
+        return None
+    shortest = min(len(t) for t in ts.times)
+    if window == "auto":
+        return max(3, round(WINDOW_SHARE * float(np.median([len(t) for t in ts.times]))))
+    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 2:
+        raise ValueError(f"window must be 'auto', None or an integer >= 2, got {window!r}.")
+    if window > shortest:
+        raise ValueError(f"window={window} is longer than the shortest lineage ({shortest} time points).")
+    return int(window)
+
+
 def setup(
     adata: AnnData,
     *,
@@ -42,24 +112,34 @@ def setup(
     lineage_key: str | None = None,
     layer: str | None = None,
     genes: Sequence[str] | str | None = None,
+    regulators: Sequence[str] | str | None = None,
+    prior: pd.DataFrame | None = None,
+    prior_strength: float = 0.9,
     order: int = 1,
-    lam: float | None = None,
-    lam1: float | None = None,
-    hidden: Sequence[int] = (32, 32),
+    lam1: float | None = 0.0,
+    field: str = "auto",
+    hidden: Sequence[int] | None = None,
+    n_iter: int = 400,
+    refit_iter: int | None = None,
+    lr: float = 1e-2,
+    window: int | str | None = "auto",
+    x0_noise: float | str = "auto",
     scaling: str = "minmax",
     trim_start: int = 0,
     trim_end: int = 0,
-    n_bins: int | None = None,
-    x0_cells: int = 1,
+    n_bins: int | None = 100,
+    x0_cells: int = 5,
     device: str = "auto",
     random_state: int = 0,
+    progress_bar: bool = True,
     model_kwargs: dict | None = None,
-) -> tuple[TrajectorySet, SparseODE]:
-    """Check the arguments, prepare the trajectories and build an unfitted model (see :func:`fit_sparse_ode`)."""
+    fit_kwargs: dict | None = None,
+) -> Setup:
+    """Check the arguments, prepare the trajectories, say how to build and train the models (:func:`fit_sparse_ode`)."""
     get_method(method)
-    for name, value in (("lam", lam), ("lam1", lam1)):
-        if value is not None and value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}.")
+    check_n_iter(n_iter)
+    if lam1 is not None and lam1 < 0:
+        raise ValueError(f"lam1 must be >= 0, got {lam1}.")
     ts = prepare_trajectories(
         adata,
         time_key=time_key,
@@ -72,52 +152,114 @@ def setup(
         n_bins=n_bins,
         x0_cells=x0_cells,
     )
-    model = SparseODE(
-        len(ts.genes),
-        method=method,
-        order=order,
-        lam=lam,
-        lam1=lam1,
-        hidden=hidden,
-        device=device,
-        random_state=random_state,
-        var_names=ts.genes,
-        **(model_kwargs or {}),
-    )
-    model.preprocessing = dict(ts.params)
-    return ts, model
+    kwargs = {**_field_kwargs(field, method, order, hidden), **(model_kwargs or {})}
+    settings: dict[str, Any] = {"field": field}
+    regs = resolve_regulators(adata, regulators, ts.genes)
+    if regs is not None:
+        kwargs["inputs"] = regs["index"]
+        settings["regulators"] = regs["record"]
+    factors = None
+    if prior is not None:
+        if not (kwargs.get("per_output") or get_method(method).grouped):
+            raise ValueError("prior= needs one network per gene: field='per_gene' (the default for order 1).")
+        factors, settings["prior"] = prior_penalty_factors(
+            prior, ts.genes, prior_strength, None if regs is None else regs["index"]
+        )
+    if fit_kwargs and "batch_time" in fit_kwargs:  # windows given as a fit setting: they are the window
+        window = fit_kwargs["batch_time"]
+    win = _resolve_window(window, ts)
+    fit_kw: dict[str, Any] = {"n_iter": n_iter, "lr": lr, "progress_bar": progress_bar}
+    if refit_iter is not None:
+        fit_kw["refit_iter"] = refit_iter
+    if win is not None:
+        fit_kw.update(batch_time=win, batch_size=32)
+    if x0_noise == "auto":  # whole trajectories: start from noisy initial states, as a new sample would
+        x0_noise = 0.0 if win is not None else float(np.sqrt(np.mean(ts.x0_sem**2)))
+    elif isinstance(x0_noise, str) or not x0_noise >= 0:
+        raise ValueError(f"x0_noise must be 'auto' or a number >= 0, got {x0_noise!r}.")
+    if x0_noise:
+        fit_kw["x0_noise"] = float(x0_noise)
+    fit_kw.update(fit_kwargs or {})
+    settings.update(window=win, model=dict(kwargs), fit={k: v for k, v in fit_kw.items() if k != "progress_bar"})
+    kwargs.pop("var_names", None)
+
+    def build(lam: float) -> SparseODE:
+        model = SparseODE(
+            len(ts.genes),
+            method=method,
+            order=order,
+            lam=lam,
+            lam1=lam1,
+            device=device,
+            random_state=random_state,
+            var_names=ts.genes,
+            penalty_weights=factors,
+            **kwargs,
+        )
+        model.preprocessing = dict(ts.params)
+        return model
+
+    build(0.0)  # check the model arguments before any fit
+    return Setup(ts, build, fit_kw, win, settings)
 
 
-def record_params(
-    ts: TrajectorySet, model: SparseODE, *, n_iter: int, lr: float, fit_kwargs: dict | None
-) -> dict[str, Any]:
+def mean_jacobian(model: SparseODE, ts: TrajectorySet) -> np.ndarray:
+    """Return the fitted field's Jacobian averaged over the training states (outputs x inputs).
+
+    First order: the observed (binned) states of every lineage; second order: the model's own
+    positions and velocities along each lineage (velocities are not observed).
+    """
+    if model.config.order == 1:
+        return model.jacobian(np.concatenate(ts.values))
+    states = np.concatenate(model.predict(ts.times, ts.x0, return_velocity=True))
+    d = model.config.n_vars
+    return model.jacobian(states[:, :d], states[:, d:])
+
+
+def record_params(setup: Setup, model: SparseODE) -> dict[str, Any]:
     """Everything needed to rerun a fit, h5ad-safe."""
     config = model.config
     return {
-        **ts.params,
+        **setup.ts.params,
         "method": config.method,
         "order": config.order,
         "lam": config.lam,
         "lam1": config.lam1,
         "hidden": list(config.hidden),
-        "n_iter": n_iter,
-        "lr": lr,
         "random_state": config.random_state,
-        "model": _h5ad_safe({k: v for k, v in vars(config).items() if k != "var_names" and v is not None}),
-        "fit": fit_kwargs or {},
+        "model": _h5ad_safe(
+            {k: v for k, v in vars(config).items() if k not in ("var_names", "inputs") and v is not None}
+        ),
+        "fit": _h5ad_safe({k: v for k, v in setup.fit_kwargs.items() if k not in ("progress_bar", "monitor")}),
+        **_h5ad_safe({k: v for k, v in setup.settings.items() if k in ("field", "window", "regulators", "prior")}),
     }
 
 
 def write_results(
-    adata: AnnData, model: SparseODE, ts: TrajectorySet, key_added: str, params: dict, extra: dict | None = None
+    adata: AnnData,
+    model: SparseODE,
+    ts: TrajectorySet,
+    key_added: str,
+    params: dict,
+    extra: dict | None = None,
+    window: int | None = None,
 ) -> None:
-    """Write a fitted model's graph, fitted values and record (plus ``extra`` entries) into ``adata``."""
+    """Write a fitted model's graph, signs, fitted values and record (plus ``extra`` entries) into ``adata``.
+
+    ``window``: the fit's window length (its training MSE is recorded on windows), ``None`` for whole
+    trajectories.
+    """
     idx = adata.var_names.get_indexer(ts.genes)
     d = len(ts.genes)
     adj = model.adjacency()  # outputs x inputs
-    varp = {key_added: _to_varp(adata.n_vars, idx, adj[:, :d].T)}
+    sign = np.sign(mean_jacobian(model, ts)) * (adj != 0)
+    varp = {
+        key_added: _to_varp(adata.n_vars, idx, adj[:, :d].T),
+        f"{key_added}_sign": _to_varp(adata.n_vars, idx, sign[:, :d].T),
+    }
     if model.config.order == 2:
         varp[f"{key_added}_velocity"] = _to_varp(adata.n_vars, idx, adj[:, d:].T)
+        varp[f"{key_added}_velocity_sign"] = _to_varp(adata.n_vars, idx, sign[:, d:].T)
 
     fitted = np.full((adata.n_obs, adata.n_vars), np.nan, dtype=np.float32)
     for k, start in enumerate(t[0] for t in ts.times):
@@ -126,16 +268,18 @@ def write_results(
         grid = np.unique(np.r_[start, cell_t])
         pred = model.predict(grid, ts.x0[k])
         fitted[np.ix_(cells, idx)] = ts.unscale(k, pred[np.searchsorted(grid, cell_t)])
-    window = (params.get("fit") or {}).get("batch_time")  # a windowed fit is scored as it was trained
     train_mse = dict(zip(ts.lineages, lineage_mse(model, ts, window), strict=True))
-
+    summary = sparsity_summary(model, adj)
+    off = sign[:, :d] * candidate_mask(model)[:, :d]
     record = {
         "params": _h5ad_safe(params),
         "history": {k: np.asarray(v) for k, v in model.history.as_dict().items() if k != "interrupted"},
         "metrics": {
             "train_mse": float(np.mean(list(train_mse.values()))),
             "train_mse_per_lineage": train_mse,
-            **sparsity_summary(model, adj),
+            **summary,
+            "activating_edges": int((off > 0).sum()),
+            "repressing_edges": int((off < 0).sum()),
         },
         "genes": np.asarray(ts.genes, dtype=object),
         "lineages": np.asarray(ts.lineages, dtype=object),
@@ -148,22 +292,49 @@ def write_results(
     adata.uns[key_added] = record
 
 
-def _warn_if_empty(model: SparseODE) -> None:
-    """Say so when a penalised fit cut every edge: the graph in ``varp`` would be all zeros."""
-    cfg = model.config
-    if cfg.method == "base" or model.adjacency().any():
+def warn_if_degenerate(model: SparseODE, what: str, *, stacklevel: int = 4) -> None:
+    """Warn when a fitted graph is empty, full or all-or-nothing per target (see :func:`degenerate_graph`)."""
+    adj = model.adjacency()
+    problem = degenerate_graph(model, adj, sparsity_summary(model, adj))
+    if problem is None:
         return
-    lams = f"lam={cfg.lam:g}" + (f", lam1={cfg.lam1:g}" if cfg.method == "pathreg" else "")
+    lam = model.config.lam
     warnings.warn(
-        f"The {cfg.method!r} fit cut every edge ({lams}): the penalty outweighs this data's error, and "
-        "the graph is empty. Pass a smaller lam (and lam1=0 for PathReg), or scan it with "
-        "scn.tl.lambda_path. The defaults were chosen on the synthetic system; for min-max scaled "
-        "single-cell trajectories the documentation's field is one small network per gene "
-        "(hidden=(8,), model_kwargs={'per_output': True, 'decay': True, 'gates': 'inputs'}) "
-        "with lam=0.3-3 and lam1=0.",
+        f"The graph of {what} (lam={lam:g}) is degenerate: {problem}. With lam='auto' (the default) the penalty "
+        "is chosen on held-out time points; scn.tl.lambda_path shows the whole range (scn.pl.lambda_path).",
         UserWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
+
+
+def _empty_monitor(n_iter: int) -> Callable[[int, Any], None]:
+    """Return a training monitor that warns (once) as soon as the penalty has cut every edge."""
+    warned = False
+
+    def monitor(iteration: int, system: Any) -> None:
+        nonlocal warned
+        if warned:
+            return
+        with torch.no_grad():
+            system.prepare(sample=False)
+            if system.adjacency().abs().max() == 0:
+                warned = True
+                warnings.warn(
+                    f"The penalty cut every edge by iteration {iteration} of {n_iter}: the fit will end with an "
+                    "empty graph. Pass a smaller lam, or lam='auto'.",
+                    UserWarning,
+                    stacklevel=2,  # shown once, from inside the fit
+                )
+
+    return monitor
+
+
+def path_record(search: Search, lo_hi: tuple[float, float]) -> dict[str, Any]:
+    """Return the search's table (arrays per column, h5ad-safe), the rule and the searched range."""
+    table = search.table()
+    out: dict[str, Any] = {c: table[c].to_numpy() for c in table.columns}
+    out["stage"] = table["stage"].to_numpy().astype(str)
+    return {"table": out, "rule": search.reason, "searched": [float(lo_hi[0]), float(lo_hi[1])]}
 
 
 @writes_nothing_when_interrupted
@@ -175,17 +346,26 @@ def fit_sparse_ode(
     lineage_key: str | None = None,
     layer: str | None = None,
     genes: Sequence[str] | str | None = None,
+    regulators: Sequence[str] | str | None = None,
+    prior: pd.DataFrame | None = None,
+    prior_strength: float = 0.9,
     order: int = 1,
-    lam: float | None = None,
-    lam1: float | None = None,
-    hidden: Sequence[int] = (32, 32),
-    n_iter: int = 1000,
+    lam: float | str = "auto",
+    lam1: float | None = 0.0,
+    field: str = "auto",
+    hidden: Sequence[int] | None = None,
+    n_iter: int = 400,
+    refit_iter: int | None = None,
     lr: float = 1e-2,
+    window: int | str | None = "auto",
+    x0_noise: float | str = "auto",
     scaling: str = "minmax",
     trim_start: int = 0,
     trim_end: int = 0,
-    n_bins: int | None = None,
-    x0_cells: int = 1,
+    n_bins: int | None = 100,
+    x0_cells: int = 5,
+    keep: float = 0.5,
+    holdout_every: int = 5,
     device: str = "auto",
     random_state: int = 0,
     progress_bar: bool = True,
@@ -194,17 +374,24 @@ def fit_sparse_ode(
     return_model: bool = False,
     model_kwargs: dict | None = None,
     fit_kwargs: dict | None = None,
+    client: Client | str | None = None,
 ) -> AnnData | SparseODE | tuple[AnnData, SparseODE] | None:
-    """Fit a sparse neural ODE to cells ordered by pseudotime; the learned graph goes to ``varp``.
+    """Fit a sparse neural ODE to cells ordered by pseudotime; the learned gene network goes to ``varp``.
 
-    All lineages (categories of ``lineage_key``) share one vector field and are solved together.
-    See :func:`scnode.pp.prepare_trajectories` for the preprocessing and :class:`scnode.SparseODE`
-    for the model.
+    All lineages (categories of ``lineage_key``) share one vector field. The defaults are the
+    single-cell setting that measured best on data they were not tuned on (docs/results.md): one
+    small network per gene with the gene's own decay and gates on its inputs (``field="per_gene"``),
+    cells averaged in 100 pseudotime bins per lineage, training on windows of 10 % of a lineage
+    started from the observed state (multiple shooting; lineages that branch from one start cannot
+    be followed from it by one deterministic ODE), and the penalty weight chosen on held-out time
+    points (``lam="auto"``): a search over independent fits from a full to an empty graph (see
+    :func:`scnode.tl.lambda_path` for the rule). See :func:`scnode.pp.prepare_trajectories` for the
+    preprocessing and :class:`scnode.SparseODE` for the model.
 
     Parameters
     ----------
     adata
-        Cells in ``obs`` (with a time column), genes in ``var``.
+        Cells in ``obs`` (with a time column), genes in ``var``. Not modified on errors.
     method
         ``"base"``, ``"l0"``, ``"cnode"``, ``"pathreg"``, ``"lassonet_inner"``, ``"lassonet_outer"``
         or ``"grouplasso"``.
@@ -216,16 +403,48 @@ def fit_sparse_ode(
         Layer to fit instead of ``X``.
     genes
         Genes to fit (names, or a boolean ``var`` column such as ``"highly_variable"``); default all.
+    regulators
+        Genes that may regulate others (names, e.g. ``scn.datasets.tf_list("human")``, or a boolean
+        ``var`` column such as ``"is_tf"``); the other fitted genes are targets only, and the model
+        builds no input weights for them (each gene still reads its own level, a self-loop). Names
+        that are not among the fitted genes are ignored; ``uns[key_added]["params"]["regulators"]``
+        counts them. ``None``: every fitted gene.
+    prior
+        A prior network: an edge list (DataFrame with columns ``source``, ``target`` and optionally
+        ``weight``) or a regulators x targets DataFrame of weights. Prior edges are penalised less
+        (``1 - prior_strength * weight / max weight`` times the penalty), not forced: the data can
+        drop them and add others. Needs ``field="per_gene"``.
+    prior_strength
+        How much cheaper a prior edge of the largest weight is (0: not at all, 1: free).
     order
         1, or 2 for a second-order model (dependencies on velocities in ``varp[key_added + "_velocity"]``).
-    lam, lam1
-        Penalty weights (``None``: the method's default).
+    lam
+        Penalty weight, or ``"auto"`` to choose it (see above; the search's table goes to
+        ``uns[key_added]["path"]``).
+    lam1
+        PathReg's weight-path term (``None``: the method's default, the paper's).
+    field
+        ``"per_gene"``: one ``hidden``-wide network per gene (``per_output=True``), each gene's own
+        decay (order 1) and, for the gated methods, gates on the inputs only; ``"shared"``: the
+        paper's shared MLP (``hidden=(32, 32)``); ``"auto"``: per gene for order 1, shared for order 2.
     hidden
-        Hidden widths of the vector field.
-    n_iter, lr
-        Iterations of the penalised phase and learning rate (a refit of ``n_iter // 2`` follows).
+        Hidden widths (``None``: ``(8,)`` per gene, ``(32, 32)`` shared).
+    n_iter, refit_iter, lr
+        Iterations of the penalised phase, of the refit with the zero pattern frozen (default
+        ``n_iter // 2``), and the learning rate.
+    window
+        Train on windows of this many time points, each started from the observed state, or on whole
+        trajectories from their initial states (``None``, the paper's; initial states perturbed by
+        their standard error). ``"auto"``: 10 % of a lineage's time points, at least 3.
+    x0_noise
+        Whole-trajectory fits: standard deviation of the noise added to the initial states at every
+        iteration, so that the field learns to bring a new sample's noisy start back onto the
+        trajectories; ``"auto"``: the initial states' standard error (:attr:`scnode.pp.TrajectorySet.x0_sem`).
+        Windowed fits start from the data and use none (unless given).
     scaling, trim_start, trim_end, n_bins, x0_cells
         Preprocessing, see :func:`scnode.pp.prepare_trajectories`.
+    keep, holdout_every
+        The automatic penalty's rule (share of the validation gain kept) and held-out time points.
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     random_state
@@ -239,10 +458,11 @@ def fit_sparse_ode(
     return_model
         Also return the fitted :class:`~scnode.SparseODE`.
     model_kwargs, fit_kwargs
-        Further arguments of :class:`~scnode.SparseODE` and :meth:`~scnode.SparseODE.fit`. For cells
-        of several donors, ``hidden=(8,)`` with ``model_kwargs={"per_output": True, "decay": True}``
-        (one small network per gene, each gene's own decay) is the field that generalises to new
-        donors in the hematopoiesis benchmark; the shared MLP of the defaults is the paper's.
+        Further arguments of :class:`~scnode.SparseODE` and :meth:`~scnode.SparseODE.fit` (they
+        override the field's and the defaults' settings).
+    client
+        A Dask client (or scheduler address): the fits of the automatic penalty search run as
+        parallel tasks (``pip install scnode[dask]``).
 
     Returns
     -------
@@ -252,36 +472,52 @@ def fit_sparse_ode(
     ``adata.varp[key_added]``
         ``n_vars x n_vars`` dependency scores, **rows = regulators (inputs), columns = targets
         (outputs)**; zero for genes not fitted and for exact zeros of the model.
-    ``adata.varp[key_added + "_velocity"]``
+    ``adata.varp[key_added + "_sign"]``
+        The sign of each edge: +1 where the regulator raises the target's rate (activation), -1
+        where it lowers it (repression), from the field's Jacobian averaged over the observed states.
+    ``adata.varp[key_added + "_velocity"]``, ``adata.varp[key_added + "_velocity_sign"]``
         (order 2) dependencies of each target's acceleration on each regulator's velocity.
     ``adata.layers[key_added + "_fitted"]``
-        The model's trajectory at each cell's time, in the data's units (NaN where not fitted).
+        The model's trajectory at each cell's time from its lineage's initial state, in the data's
+        units (NaN where not fitted).
     ``adata.uns[key_added]``
-        ``params``, ``history`` (loss, mse, penalty, lr, nfe per iteration), ``metrics`` (training
-        MSE in scaled units, per lineage — of whole trajectories from their initial states, or of
-        ``batch_time``-point windows from the data when the fit used windows — feature and weight
-        sparsity, number of edges, targets without any regulator, median regulators per target),
-        ``genes``, ``lineages``.
+        ``params`` (everything to rerun, the resolved field, window and the regulators' and prior's
+        overlap with the genes), ``history`` (loss, mse, penalty, lr, nfe per iteration), ``metrics``
+        (training MSE in scaled units per lineage, on windows for windowed fits; feature and weight
+        sparsity, number of edges, targets without any regulator and with every allowed one, median
+        regulators per target, activating and repressing edges), ``genes``, ``lineages`` and, with
+        ``lam="auto"``, ``path`` (the search's ``table``, its ``rule`` and the ``searched`` range).
 
     Warns
     -----
     UserWarning
-        When a penalised fit cut every edge (the graph is empty): ``lam`` is too large for the
-        data. The default ``lam`` was chosen on the synthetic system and does this to min-max
-        scaled single-cell trajectories; pass a smaller one or scan it with :func:`scnode.tl.lambda_path`.
+        When the graph is empty, full, or all-or-nothing per target (most targets with no regulator
+        or with every allowed one); with a fixed ``lam``, as soon as the penalty has cut every edge.
     """
-    check_n_iter(n_iter)
-    ts, model = setup(
+    if not (lam == "auto" or (isinstance(lam, int | float) and not isinstance(lam, bool))):
+        raise ValueError(f"lam must be a number >= 0 or 'auto', got {lam!r}.")
+    if lam != "auto" and lam < 0:
+        raise ValueError(f"lam must be >= 0, got {lam}.")
+    fixed_refit = refit_iter
+    st = setup(
         adata,
         method=method,
         time_key=time_key,
         lineage_key=lineage_key,
         layer=layer,
         genes=genes,
+        regulators=regulators,
+        prior=prior,
+        prior_strength=prior_strength,
         order=order,
-        lam=lam,
         lam1=lam1,
+        field=field,
         hidden=hidden,
+        n_iter=n_iter,
+        refit_iter=fixed_refit,
+        lr=lr,
+        window=window,
+        x0_noise=x0_noise,
         scaling=scaling,
         trim_start=trim_start,
         trim_end=trim_end,
@@ -289,13 +525,35 @@ def fit_sparse_ode(
         x0_cells=x0_cells,
         device=device,
         random_state=random_state,
+        progress_bar=progress_bar,
         model_kwargs=model_kwargs,
+        fit_kwargs=fit_kwargs,
     )
-    model.fit(ts.times, ts.values, x0=ts.x0, n_iter=n_iter, lr=lr, progress_bar=progress_bar, **(fit_kwargs or {}))
-    _warn_if_empty(model)
-    params = record_params(ts, model, n_iter=n_iter, lr=lr, fit_kwargs=fit_kwargs)
+    extra = None
+    if lam == "auto" and method != "base":
+        with dask_client(client) as connected:
+            searcher = LambdaSearch(
+                st.model,
+                st.ts,
+                window=st.window,
+                fit_kwargs=st.fit_kwargs,
+                holdout_every=holdout_every,
+                keep=keep,
+                client=connected,
+            )
+            search = searcher.run_auto()
+        model = search.model()
+        lams = search.lams()
+        extra = {"path": path_record(search, (min(lams), max(lams)))}
+    else:
+        model = st.model(0.0 if lam == "auto" else float(lam))
+        monitor = _empty_monitor(n_iter) if method != "base" else None
+        model.fit(st.ts.times, st.ts.values, x0=st.ts.x0, monitor=monitor, **st.fit_kwargs)
+    if method != "base":
+        warn_if_degenerate(model, f"the {method!r} fit")
+    params = record_params(st, model)
     target = adata.copy() if copy else adata
-    write_results(target, model, ts, key_added, params)
+    write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window)
     if copy and return_model:
         return target, model
     if copy:

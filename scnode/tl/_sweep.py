@@ -54,7 +54,13 @@ def _fit_one(
     method, lam, seed = grid
     start = time.perf_counter()
     fitted, model = fit_sparse_ode(
-        adata, method=method, lam=lam, random_state=seed, copy=True, return_model=True, **kwargs
+        adata,
+        method=method,
+        lam="auto" if lam is None else lam,
+        random_state=seed,
+        copy=True,
+        return_model=True,
+        **kwargs,
     )
     seconds = time.perf_counter() - start
     metrics = fitted.uns[kwargs.get("key_added", "scnode")]["metrics"]
@@ -94,7 +100,8 @@ def sweep(
     methods
         Sparsity method(s), e.g. ``["l0", "pathreg"]``.
     lams
-        Penalty weight(s); ``None``: each method's default (one fit per method and seed).
+        Penalty weight(s); ``None``: chosen by :func:`scnode.tl.fit_sparse_ode` (``lam="auto"``, one
+        search per method and seed).
     seeds
         Random seed(s) (``random_state`` of the fits).
     validation

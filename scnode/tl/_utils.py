@@ -136,19 +136,61 @@ def sparsity_summary(model: SparseODE, adj: np.ndarray | None = None) -> dict[st
     """Sparsity of a fitted model's graph (``adj``: its :meth:`~scnode.SparseODE.adjacency`, if at hand).
 
     ``feature_sparsity``, ``weight_sparsity``, ``n_edges`` (nonzero regulator -> target entries,
-    self-loops included), ``targets_without_regulators`` (targets whose rate depends on no input:
-    with ``decay=True`` they only relax at their own rate) and ``median_regulators`` (inputs per
-    target; velocities count as inputs for order 2). The last two tell a graph that selects each
-    target's regulators from one that is sparse because whole targets were switched off.
+    self-loops included), ``targets_without_regulators`` (targets whose rate depends on no other
+    gene: they only follow their own level), ``targets_with_all_regulators`` (targets that depend on
+    every gene allowed to regulate them) and ``median_regulators`` (other genes per target;
+    velocities count as inputs for order 2). The last three tell a graph that selects each target's
+    regulators from one that is sparse because whole targets were switched off (or dense because
+    nothing was cut).
     """
     d = model.config.n_vars
     if adj is None:
         adj = model.adjacency()  # one evaluation of the graph for every number
-    inputs = (adj != 0).sum(1)  # rows are targets
+    off = adj != 0
+    off[:, :d][np.eye(d, dtype=bool)] = False
+    allowed = candidate_mask(model)
+    per_target = off.sum(1)
     return {
         "feature_sparsity": feature_sparsity(torch.as_tensor(adj)),
         "weight_sparsity": model.weight_sparsity,
         "n_edges": int((adj[:, :d] != 0).sum()),
-        "targets_without_regulators": int((inputs == 0).sum()),
-        "median_regulators": float(np.median(inputs)),
+        "targets_without_regulators": int((per_target == 0).sum()),
+        "targets_with_all_regulators": int(((off == allowed) | ~allowed).all(1).sum()),
+        "median_regulators": float(np.median(per_target)),
     }
+
+
+def candidate_mask(model: SparseODE) -> np.ndarray:
+    """Which (target, input) entries of the adjacency may be non-zero between distinct genes."""
+    d, order = model.config.n_vars, model.config.order
+    allowed = np.zeros((d, order * d), dtype=bool)
+    inputs = range(d) if model.config.inputs is None else model.config.inputs
+    for k in range(order):
+        allowed[:, [k * d + i for i in inputs]] = True
+    allowed[:, :d][np.eye(d, dtype=bool)] = False
+    return allowed
+
+
+def degenerate_graph(model: SparseODE, adj: np.ndarray, summary: dict[str, Any]) -> str | None:
+    """Say what is degenerate about a fitted graph (empty, full, or all-or-nothing per target), or ``None``.
+
+    ``adj``: the model's :meth:`~scnode.SparseODE.adjacency`; ``summary``: its :func:`sparsity_summary`.
+    All-or-nothing: most targets have either no regulator or every allowed one, so the graph does
+    not choose regulators target by target.
+    """
+    d = model.config.n_vars
+    allowed = candidate_mask(model)
+    edges = int(((adj != 0) & allowed).sum())
+    if not allowed.any():
+        return None
+    if edges == 0:
+        return "it is empty: no gene drives another"
+    if edges == int(allowed.sum()):
+        return "it is full: every gene drives every other one it may"
+    without, full = summary["targets_without_regulators"], summary["targets_with_all_regulators"]
+    if without + full > d / 2:
+        return (
+            f"it is all-or-nothing per target: {without} of {d} targets have no regulator and {full} have every "
+            "allowed one"
+        )
+    return None

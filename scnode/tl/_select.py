@@ -1,0 +1,299 @@
+"""Choosing the penalty weight: independent fits on a lattice of lambdas that brackets the graph from full to empty.
+
+Every lambda is fitted from scratch (same seed, same initial weights), so a fit does not depend on
+which other lambdas were tried or in what order: two grids that share a value give it the same
+graph. (A warm-started path carries the previous fit's gates along: started at a large lambda it can
+close every gate before the data have been fitted, started small it keeps edges a fresh fit would
+not.) The fits are independent tasks, so they also run in parallel on Dask.
+
+Validation: every ``holdout_every``-th time point of each lineage (never the first or last) is left
+out of every fit and predicted, as the fits were trained: from the lineage's initial state for
+whole-trajectory fits, or from the observed state at the start of each window for windowed fits.
+
+Rule: let ``best`` be the smallest validation error on the searched range and ``empty`` the error
+of its sparsest fit. The gain of a fit is how much of ``empty - best`` it recovers; the selected
+lambda is the largest whose gain is at least ``keep`` (default one half). The search extends the
+range until its sparsest fit has no edge left and its densest keeps (nearly) every edge, so that the
+selection is never an end of the range by construction of the grid; then it refines around the
+selected value (half-decade steps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..model import SparseODE
+from ..pp import TrajectorySet
+from ._dask import map_tasks
+from ._predict import lineage_mse
+from ._utils import candidate_mask, sparsity_summary
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+FULL_SHARE = 0.95
+"""A graph keeping at least this share of its candidate edges counts as full (the dense end of a search)."""
+START_LAM = 0.1
+"""First lambdas of an automatic search: ``START_LAM`` and a decade on either side."""
+MAX_DECADES = 4
+"""How many decades an automatic search may extend beyond its first lambdas on either side."""
+
+
+def holdout_masks(times: list[np.ndarray], every: int) -> list[np.ndarray]:
+    """Per lineage, a mask of held-out time points: every ``every``-th, never the first or last."""
+    masks = []
+    for t in times:
+        mask = np.zeros(len(t), bool)
+        mask[every::every] = True
+        mask[[0, -1]] = False
+        masks.append(mask)
+    return masks
+
+
+def held_out_errors(model: SparseODE, ts: TrajectorySet, held: list[np.ndarray], window: int | None) -> np.ndarray:
+    """Squared errors (mean over genes) at the held-out time points, predicted as the model was trained."""
+    if window is None:
+        full = model.predict(ts.times, ts.x0)
+        return np.concatenate([((p[h] - v[h]) ** 2).mean(1) for p, v, h in zip(full, ts.values, held, strict=True)])
+    errors = []
+    for t, v, h in zip(ts.times, ts.values, held, strict=True):
+        starts = [s for s in range(len(t) - 1) if not h[s]]
+        preds = model.predict([t[s : s + window] for s in starts], v[starts])
+        for s, p in zip(starts, preds, strict=True):
+            idx = np.arange(s, s + len(p))
+            hit = h[idx].copy()
+            hit[0] = False
+            if hit.any():
+                errors.append(((p[hit] - v[idx][hit]) ** 2).mean(1))
+    return np.concatenate(errors) if errors else np.zeros(0)
+
+
+@dataclass
+class Search:
+    """Fits of a lambda search and its selection."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    models: list[SparseODE] = field(default_factory=list)
+    selected: int | None = None
+    reason: str = ""
+
+    def lams(self) -> list[float]:
+        """Return the fitted lambdas."""
+        return [r["lam"] for r in self.rows]
+
+    def table(self) -> pd.DataFrame:
+        """Return the fits as a DataFrame sorted by lambda, with the ``selected`` column."""
+        frame = pd.DataFrame(self.rows)
+        frame["selected"] = False
+        if self.selected is not None:
+            frame.loc[self.selected, "selected"] = True
+        return frame.sort_values("lam", kind="stable").reset_index(drop=True)
+
+    def model(self) -> SparseODE:
+        """Return the selected fit."""
+        return self.models[self.selected]
+
+
+def _fit_task(
+    lam: float,
+    build: Callable[[float], SparseODE],
+    ts: TrajectorySet,
+    held: list[np.ndarray] | None,
+    window: int | None,
+    fit_kwargs: dict,
+    scorer: Callable[[SparseODE], float] | None,
+) -> tuple[SparseODE, dict[str, Any]]:
+    """One fit of the search (from scratch) and its row: validation error, graph summary, time."""
+    start = time.perf_counter()
+    train = ts
+    if held is not None:
+        times = [t[~h] for t, h in zip(ts.times, held, strict=True)]
+        values = [v[~h] for v, h in zip(ts.values, held, strict=True)]
+        train = dataclasses.replace(ts, times=times, values=values)
+    model = build(lam)
+    model.fit(train.times, train.values, x0=ts.x0, **fit_kwargs)
+    if scorer is not None:
+        val = float(scorer(model))
+    else:
+        errors = held_out_errors(model, ts, held, window)
+        val = float(errors.mean()) if len(errors) else float("nan")
+    adj = model.adjacency()
+    candidates = candidate_mask(model)
+    row = {
+        "lam": float(lam),
+        "val_mse": val,
+        "train_mse": float(np.mean(lineage_mse(model, train, window))),
+        **sparsity_summary(model, adj),
+        "edge_share": float(((adj != 0) & candidates).sum() / max(int(candidates.sum()), 1)),
+        "seconds": time.perf_counter() - start,
+    }
+    return model, row
+
+
+class LambdaSearch:
+    """Run the fits of a search (serially or on Dask) and apply the rule.
+
+    Parameters
+    ----------
+    build
+        ``build(lam)`` returns a new, unfitted model with that penalty weight.
+    ts
+        The prepared trajectories.
+    window
+        Window length of windowed fits (``None``: whole trajectories), for the validation.
+    fit_kwargs
+        Arguments of :meth:`~scnode.SparseODE.fit`.
+    holdout_every
+        Hold out every this-many-th time point.
+    keep
+        The rule's share of the validation gain a selected fit must keep.
+    client
+        Optional Dask client: the fits of each round run as parallel tasks.
+    scorer
+        ``scorer(model)`` returns a fit's validation error (e.g. on another donor); the fits then use
+        every time point. ``None``: held-out time points.
+    """
+
+    def __init__(
+        self,
+        build: Callable[[float], SparseODE],
+        ts: TrajectorySet,
+        *,
+        window: int | None,
+        fit_kwargs: dict,
+        holdout_every: int = 5,
+        keep: float = 0.5,
+        client: Client | None = None,
+        scorer: Callable[[SparseODE], float] | None = None,
+    ) -> None:
+        if not 0.0 < keep <= 1.0:
+            raise ValueError(f"keep must be in (0, 1], got {keep}.")
+        if holdout_every < 2:
+            raise ValueError(f"holdout_every must be at least 2, got {holdout_every}.")
+        held = None if scorer is not None else holdout_masks(ts.times, holdout_every)
+        if held is not None and not any(h.any() for h in held):
+            raise ValueError(
+                f"No time point can be held out for validation (every {holdout_every}th, never the first or last): "
+                "the trajectories are too short; use more time points (n_bins) or a smaller holdout_every."
+            )
+        self.build, self.ts, self.window, self.fit_kwargs = build, ts, window, fit_kwargs
+        self.held, self.keep, self.client, self.scorer = held, keep, client, scorer
+        self.search = Search()
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, lams: Sequence[float], stage: str) -> None:
+        """Fit the lambdas not fitted yet (one round, parallel with a client)."""
+        done = {round(math.log10(v), 6) if v > 0 else -math.inf for v in self.search.lams()}
+        todo = []
+        for lam in sorted({float(v) for v in lams}):
+            key = round(math.log10(lam), 6) if lam > 0 else -math.inf
+            if key not in done:
+                todo.append(lam)
+                done.add(key)
+        if not todo:
+            return
+        shared = (self.build, self.ts, self.held, self.window, self.fit_kwargs, self.scorer)
+        for model, row in map_tasks(_fit_task, todo, shared, self.client, label="fits of the lambda search"):
+            row["stage"] = stage
+            self.search.rows.append(row)
+            self.search.models.append(model)
+
+    # ---------------------------------------------------------------- the rule
+    def select(self) -> int:
+        """Apply the rule to the fits so far; return the index of the selected fit."""
+        rows = self.search.rows
+        lams = np.array([r["lam"] for r in rows])
+        val = np.array([r["val_mse"] for r in rows])
+        order = np.argsort(lams)
+        best = int(order[np.nanargmin(val[order])])
+        sparsest = int(order[-1])
+        gain_range = val[sparsest] - val[best]
+        for r, v in zip(rows, val, strict=True):
+            r["gain_kept"] = float(1.0 if gain_range <= 0 else (val[sparsest] - v) / gain_range)
+        ok = [i for i in order if rows[i]["gain_kept"] >= self.keep - 1e-12 and lams[i] >= lams[best]]
+        chosen = int(max(ok, key=lambda i: lams[i]))
+        self.search.selected = chosen
+        self.search.reason = (
+            f"largest lam keeping at least {self.keep:g} of the validation gain of the best fit (lam "
+            f"{lams[best]:g}, val_mse {val[best]:.4g}) over the sparsest (lam {lams[sparsest]:g}, val_mse "
+            f"{val[sparsest]:.4g}): lam {lams[chosen]:g} keeps {rows[chosen]['gain_kept']:.2f}"
+        )
+        return chosen
+
+    def warn_if_at_end(self) -> None:
+        """Warn when the selected fit is an end of the searched range that is not a degenerate graph."""
+        chosen = self.search.rows[self.search.selected]
+        dense_end, sparse_end = self._ends()
+        if len(self.search.rows) < 2:
+            return
+        at_sparse = chosen is sparse_end and chosen["edge_share"] > 0
+        at_dense = chosen is dense_end and chosen["edge_share"] < FULL_SHARE
+        if at_sparse or at_dense:
+            side = "largest" if at_sparse else "smallest"
+            warnings.warn(
+                f"The selected lam ({chosen['lam']:g}) is the {side} of the searched range "
+                f"[{dense_end['lam']:g}, {sparse_end['lam']:g}] and the range could not be extended further "
+                "(max_extend): the best lam may lie beyond it. Pass a wider grid, or lams=None to search.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    # ---------------------------------------------------------------- searches
+    def _ends(self) -> tuple[dict, dict]:
+        rows = sorted(self.search.rows, key=lambda r: r["lam"])
+        return rows[0], rows[-1]
+
+    def extend(self, ratio: float, max_steps: int) -> None:
+        """Extend the range until its sparsest fit is empty and its densest (nearly) full (``max_steps`` a side)."""
+        for _ in range(max_steps):
+            _, sparse_end = self._ends()
+            if sparse_end["edge_share"] == 0:
+                break
+            self.fit([sparse_end["lam"] * ratio], "extended")
+        for _ in range(max_steps):
+            dense_end, _ = self._ends()
+            if dense_end["edge_share"] >= FULL_SHARE or dense_end["lam"] <= 0:
+                break
+            self.fit([dense_end["lam"] / ratio], "extended")
+
+    def refine(self, ratio: float) -> None:
+        """Fit the half-steps next to the selected lambda (within the range) and select again."""
+        lam = self.search.rows[self.select()]["lam"]
+        lo, hi = self._ends()[0]["lam"], self._ends()[1]["lam"]
+        step = math.sqrt(ratio)
+        self.fit([v for v in (lam / step, lam * step) if lo < v < hi], "refined")
+        self.select()
+
+    def run_auto(self, start: float = START_LAM) -> Search:
+        """Search from ``start`` (decades, then half-decades) until the graph runs from full to empty."""
+        self.fit([start / 10, start, start * 10], "grid")
+        self.extend(10.0, MAX_DECADES)
+        self.refine(10.0)
+        return self.search
+
+    def run_grid(self, lams: Sequence[float], max_steps: int = 3) -> Search:
+        """Fit a given grid; extend it (by its end steps) while the selection sits at an end that is not degenerate."""
+        lams = sorted(float(v) for v in lams)
+        self.fit(lams, "grid")
+        low = lams[1] / lams[0] if len(lams) > 1 and lams[0] > 0 else math.sqrt(10)
+        high = lams[-1] / lams[-2] if len(lams) > 1 and lams[-2] > 0 else math.sqrt(10)
+        for _ in range(2 * max_steps):
+            chosen = self.search.rows[self.select()]
+            dense_end, sparse_end = self._ends()
+            if chosen is sparse_end and sparse_end["edge_share"] > 0:
+                self.fit([sparse_end["lam"] * high], "extended")
+            elif chosen is dense_end and dense_end["edge_share"] < FULL_SHARE and dense_end["lam"] > 0:
+                self.fit([dense_end["lam"] / low], "extended")
+            else:
+                break
+        self.select()
+        return self.search
