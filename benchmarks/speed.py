@@ -10,7 +10,10 @@ Sections (``--sections``):
   ``scn.tl.fit_sparse_ode`` (median over ``--iters`` iterations after 2 warm-up ones; full time span,
   no refit), every cell a time point and binned, shared MLP and one network per gene; GroupLasso;
   peak memory of each measurement (its own process: maximum resident set size; on CUDA the peak
-  allocated GPU memory).
+  allocated GPU memory). Every fit of this script passes ``field="shared"`` (the per-gene rows add
+  ``per_output=True`` on it: no decay or input gates unless a row says so), ``window=None`` (whole
+  trajectories from x0), ``x0_noise=0`` unless a row gives its own, and a fixed ``lam`` and ``lam1``
+  (``WHOLE_TRAJECTORIES``): ``fit_sparse_ode``'s settings before its single-cell defaults.
 * ``whole``: seconds per iteration averaged over whole penalised fits of s1d2 (400 iterations with
   the default horizon warm-up) of the same variants, and GroupLasso's cost against PathReg's. As a
   field leaves its initial weights the adaptive solver takes more steps (for the shared MLP about 14
@@ -24,10 +27,12 @@ Sections (``--sections``):
 * ``scaling``: the same per-iteration cost for 100 ... 2000 genes of paul15 (two branches with
   diffusion pseudotime, genes ranked by variance), PathReg and GroupLasso, at the start of a fit and
   averaged over whole fits, and the fitted growth exponent ``seconds ~ genes^b``.
-* ``fit``: the whole several-donor fit (train s1d1, s1d2, s2d4) with ``fit_sparse_ode``'s defaults
-  and with the per-gene PathReg setting of ``benchmarks/hematopoiesis.py`` (without and with each
-  gene's decay term): wall time and held-out MSE on s2d1 and s3d6 next to that benchmark's
-  pooled-curve predictor.
+* ``fit``: the whole several-donor fit (train s1d1, s1d2, s2d4) with ``fit_sparse_ode``'s former
+  defaults (``FORMER_DEFAULTS``: the paper's shared 32x32 MLP, PathReg at
+  ``scnode.model.DEFAULT_LAM["pathreg"]`` = 21.5 and lam1 464, every cell a time point; not the
+  current defaults, which choose lam on held-out points) and with the per-gene PathReg setting of
+  ``benchmarks/hematopoiesis.py`` (without and with each gene's decay term): wall time and held-out
+  MSE on s2d1 and s3d6 next to that benchmark's pooled-curve predictor.
 * ``binning``: protocol (a) (train s1d2) with and without binning: training MSE (the reference
   reached 0.0353), held-out MSE on s1d1, s2d1, s3d6 and the time per iteration, to show what
   binning costs in accuracy.
@@ -78,6 +83,7 @@ import torch
 
 import scnode as scn
 from scnode.core import layers
+from scnode.model import DEFAULT_LAM, DEFAULT_PATHREG_LAM1
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import command, total
@@ -86,14 +92,31 @@ from hematopoiesis import load as load_donors
 
 REFERENCE_S_PER_ITER = 1.38
 PREP = {"time_key": "dpt_pseudotime", "lineage_key": "lineage", "trim_start": 10, "trim_end": 20, "x0_cells": 5}
+WHOLE_TRAJECTORIES = {"field": "shared", "window": None, "x0_noise": 0.0}
+"""Every fit here: the shared field's settings under ``hidden`` and ``model_kwargs`` (the per-gene rows add
+``per_output=True`` only, not the per-gene field's decay and input gates), whole trajectories from x0, no
+x0 noise unless a row adds its own (``fit_sparse_ode`` before its single-cell defaults)."""
 PER_GENE = {"hidden": (8,), "model_kwargs": {"per_output": True}}
-PATHREG = {"method": "pathreg", "lam": 0.03, "lam1": 0.0}
+PATHREG = {**WHOLE_TRAJECTORIES, "method": "pathreg", "lam": 0.03, "lam1": 0.0}
+GROUPLASSO = {**WHOLE_TRAJECTORIES, "method": "grouplasso", "lam": 1.0, "hidden": (8,)}
+FORMER_DEFAULTS = {
+    **WHOLE_TRAJECTORIES,
+    "method": "pathreg",
+    "hidden": (32, 32),
+    "lam": DEFAULT_LAM["pathreg"],
+    "lam1": DEFAULT_PATHREG_LAM1,
+    "n_bins": None,
+}
+"""``fit_sparse_ode``'s former defaults (the shared 32x32 MLP, PathReg's default lam and lam1, every cell)."""
+FORMER_DEFAULTS_NAME = (
+    f"paper's shared 32x32 MLP PathReg (lam {FORMER_DEFAULTS['lam']:g}, lam1 {FORMER_DEFAULTS['lam1']:g}, every cell)"
+)
 VARIANTS: dict[str, dict] = {
     "PathReg, shared 32x32 MLP, every cell": {**PATHREG, "n_bins": None},
     "PathReg, shared 32x32 MLP, 100 bins": {**PATHREG, "n_bins": 100},
     "PathReg, per gene (8), every cell": {**PATHREG, **PER_GENE, "n_bins": None},
     "PathReg, per gene (8), 100 bins": {**PATHREG, **PER_GENE, "n_bins": 100},
-    "GroupLasso (8), 100 bins": {"method": "grouplasso", "lam": 1.0, "hidden": (8,), "n_bins": 100},
+    "GroupLasso (8), 100 bins": {**GROUPLASSO, "n_bins": 100},
 }
 """Per-iteration rows of the ``iteration`` section: ``fit_sparse_ode`` arguments on top of PREP."""
 WHOLE_ITERS = 400
@@ -103,7 +126,7 @@ WHOLE_GROUPLASSO_GENES = 529
 """The scaling section's whole GroupLasso fits stop here (2000 genes: about 2.5 s per iteration)."""
 SCALING = {
     "PathReg, shared 32x32 MLP": {**PATHREG},
-    "GroupLasso (8)": {"method": "grouplasso", "lam": 1.0, "hidden": (8,)},
+    "GroupLasso (8)": {**GROUPLASSO},
 }
 FIT = {**PATHREG, **PER_GENE, "n_bins": 100, "n_iter": 400}
 """The several-donor fit: the per-gene PathReg setting of the hematopoiesis benchmark (its lam path's middle)."""
@@ -343,7 +366,7 @@ def section_fit(args: argparse.Namespace) -> None:
     noise = x0_noise(scn.pp.prepare_trajectories(train, **prep, n_bins=FIT["n_bins"]))
     per_gene = {**FIT, "n_iter": n_iter, "fit_kwargs": {"x0_noise": noise}}
     settings = {
-        "fit_sparse_ode defaults (PathReg, shared 32x32 MLP, default lam, every cell)": {"n_iter": n_iter},
+        FORMER_DEFAULTS_NAME: {**FORMER_DEFAULTS, "n_iter": n_iter},
         f"PathReg per gene (8), lam 0.03, 100 bins, x0_noise {noise:.3f}": per_gene,
         f"the same with each gene's decay (decay=True), x0_noise {noise:.3f}": {
             **per_gene,
@@ -408,7 +431,7 @@ def section_reach(args: argparse.Namespace) -> None:
     iters = REACH_ITERS[:2] if args.quick else REACH_ITERS
     noise = x0_noise(scn.pp.prepare_trajectories(train, **PREP, n_bins=FIT["n_bins"]))
     settings = {
-        "fit_sparse_ode defaults (shared 32x32 MLP, default lam, every cell)": {},
+        FORMER_DEFAULTS_NAME: FORMER_DEFAULTS,
         f"PathReg per gene (8) with decay, lam 0.03, 100 bins, x0_noise {noise:.3f}": {
             **FIT_DECAY,
             "fit_kwargs": {"x0_noise": noise},

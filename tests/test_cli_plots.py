@@ -152,7 +152,8 @@ def test_speed_benchmark_quick():
     for p in pairs:  # the ratio of the pair's two means (printed to 4 decimals)
         assert float(p[4].strip(" |")) == pytest.approx(float(p[3]) / float(p[2]), rel=0.03, abs=0.01)
     assert "GroupLasso / PathReg over 2 pairs (CPU, " in res.stdout and " of 2 at or below 3x." in res.stdout
-    assert sum(line.startswith("| fit_sparse_ode defaults") for line in lines) == 2  # reach: 25 and 50 iterations
+    former = "| paper's shared 32x32 MLP PathReg (lam 21.5, lam1 464, every cell) |"  # fit_sparse_ode's former defaults
+    assert sum(line.startswith(former) for line in lines) == 2  # reach: 25 and 50 iterations
     assert sum("train <= 0.0353 " in line for line in lines) == 2  # one summary line per setting
     solvers = [line.split(" | ") for line in lines if line.startswith("| dopri5, rtol = atol = ")]
     assert [r[0] for r in solvers] == ["| dopri5, rtol = atol = 1e-3 (default)", "| dopri5, rtol = atol = 1e-2"]
