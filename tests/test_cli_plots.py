@@ -225,12 +225,14 @@ def test_cli_fit_bad_input_is_a_clear_error(tmp_path, capsys):
 
 def test_cli_fit_save_model_is_loadable(tmp_path, capsys):
     src, out, model_dir = _tiny_h5ad(tmp_path / "in.h5ad"), tmp_path / "out.h5ad", tmp_path / "model"
-    args = ["--save-model", str(model_dir), "--per-output", "--decay", "--gates", "inputs", *FAST]
-    assert main(["fit", str(src), "--out", str(out), *args]) == 0
+    (tmp_path / "regs.txt").write_text("g0\ng1\n")
+    args = ["--save-model", str(model_dir), "--field", "per_gene", "--regulators-file", str(tmp_path / "regs.txt")]
+    assert main(["fit", str(src), "--out", str(out), *args, "--lam", "0.01", *FAST]) == 0
     assert "model saved in" in capsys.readouterr().out
     model = scn.SparseODE.load(model_dir, var_names=["g0", "g1", "g2"], device="cpu")
     assert tuple(model.config.hidden) == (8, 8)
     assert model.config.per_output and model.config.decay and model.system.decay_rho is not None
     assert model.config.gates == "inputs"
     assert [layer.gated for layer in model.system.field.layers] == [True, False, False]
-    assert model.adjacency().shape == (3, 3)
+    assert model.config.inputs == [0, 1] and model.config.self_inputs  # g2 regulates nothing but itself
+    assert model.adjacency().shape == (3, 3) and (model.adjacency()[:2, 2] == 0).all()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -51,6 +52,13 @@ def _graphs(models: Iterable[SparseODE]) -> tuple[list[SparseODE], list[str], in
     return models, genes, order, graphs
 
 
+def _has_edges(graph: np.ndarray, d: int) -> bool:
+    """Whether a ``|adjacency|`` (outputs x inputs) has an edge between distinct genes."""
+    off = graph != 0
+    off[:, :d][np.eye(d, dtype=bool)] = False
+    return bool(off.any())
+
+
 def consensus_network(
     adata: AnnData,
     models: Iterable[SparseODE],
@@ -91,7 +99,14 @@ def consensus_network(
     ``adata.varp[key_added + "_velocity"]``, ``adata.varp[key_added + "_velocity_frequency"]``
         (order 2) the same for the dependencies on velocities.
     ``adata.uns[key_added]``
-        ``genes``, ``n_models``, ``methods``, ``lams`` and ``seeds`` of the models (h5ad-safe).
+        ``genes``, ``n_models`` (those averaged), ``methods``, ``lams`` and ``seeds`` of the models
+        averaged, and ``empty_models`` (positions in ``models`` of the fits left out, h5ad-safe).
+
+    Warns
+    -----
+    UserWarning
+        When some fits have an empty graph (no edge between distinct genes): they are left out of the
+        average, which would otherwise count every edge as cut there; or when every fit is empty.
         :func:`scnode.tl.edge_list`, :func:`scnode.tl.evaluate_grn` and :func:`scnode.pl.adjacency`
         read the consensus with ``key=key_added``.
     """
@@ -102,6 +117,24 @@ def consensus_network(
         raise KeyError(
             f"The models' gene(s) {missing[:10]}{' ...' if len(missing) > 10 else ''} are not in adata.var_names."
         )
+    empty = [k for k, g in enumerate(graphs) if not _has_edges(g, len(genes))]
+    if empty:
+        kept = [k for k in range(len(graphs)) if k not in empty]
+        if kept:
+            warnings.warn(
+                f"{len(empty)} of {len(graphs)} fits have an empty graph (models {empty}): the consensus leaves "
+                "them out and averages the other fits.",
+                UserWarning,
+                stacklevel=2,
+            )
+            models, graphs = [models[k] for k in kept], [graphs[k] for k in kept]
+        else:
+            warnings.warn(
+                f"Every one of the {len(graphs)} fits has an empty graph: the consensus is empty. Their penalty "
+                "cut every edge; fit them with lam='auto' (scn.tl.fit_sparse_ode) or a smaller lam.",
+                UserWarning,
+                stacklevel=2,
+            )
     mean = np.mean([g / g.max() if g.max() > 0 else g for g in graphs], axis=0)
     frequency = np.mean([g != 0 for g in graphs], axis=0)
     idx, d = adata.var_names.get_indexer(genes), len(genes)
@@ -116,6 +149,7 @@ def consensus_network(
         "methods": np.asarray([m.config.method for m in models], dtype=object),
         "lams": np.asarray([float(m.config.lam) for m in models]),
         "seeds": np.asarray([int(m.config.random_state) for m in models]),
+        "empty_models": np.asarray(empty, dtype=int),
     }
     target = adata.copy() if copy else adata
     for k, v in varp.items():

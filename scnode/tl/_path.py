@@ -46,12 +46,15 @@ def lambda_path(
     recovers. The selected ``lam`` is the largest whose gain is at least ``keep`` (default: it keeps
     half of what the best fit's graph explains beyond the sparsest one).
 
-    **Range.** Without ``lams``, the search starts at 0.01, 0.1 and 1, extends by decades until its
-    sparsest fit has no edge and its densest keeps (nearly) every edge, then fits the half-decades on
-    either side of the selected value. With ``lams``, the grid is fitted and, while the selection sits
-    at an end of it whose graph is not already empty (full), extended beyond that end by the grid's own
-    step, up to ``max_extend`` times a side. The table's ``stage`` column says which fits the grid held
-    and which the search added; ``uns[key_added]["path"]`` records the rule and the searched range.
+    **Range.** The rule needs both ends: a fit whose graph is empty (the reference of the gain) and
+    one that keeps (nearly, 95 %) every candidate edge. Without ``lams``, the search starts at 0.01,
+    0.1 and 1, extends by decades until it has both, fits the half-decades on either side of the
+    selected value and, while the selected graph is full or all-or-nothing per target (most targets
+    with no regulator or every allowed one), the midpoint towards the next sparser fit (twice at most;
+    it is selected only if it keeps the gain). With ``lams``, the grid is fitted and extended beyond
+    either end by the grid's own step until it has both ends, up to ``max_extend`` fits a side. The
+    table's ``stage`` column says which fits the grid held and which the search added;
+    ``uns[key_added]["path"]`` records the rule and the searched range.
 
     Fits run here one after another, or, with ``client``, each round of them as parallel Dask tasks
     (the same results: each fit depends only on its ``lam`` and the seed).

@@ -15,7 +15,8 @@ of its sparsest fit. The gain of a fit is how much of ``empty - best`` it recove
 lambda is the largest whose gain is at least ``keep`` (default one half). The search extends the
 range until its sparsest fit has no edge left and its densest keeps (nearly) every edge, so that the
 selection is never an end of the range by construction of the grid; then it refines around the
-selected value (half-decade steps).
+selected value (half-decade steps) and, while the selected graph is full or all-or-nothing per target,
+towards the next sparser fit.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ..model import SparseODE
 from ..pp import TrajectorySet
 from ._dask import map_tasks
 from ._predict import lineage_mse
-from ._utils import candidate_mask, sparsity_summary
+from ._utils import candidate_mask, degenerate_graph, sparsity_summary
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -128,12 +129,15 @@ def _fit_task(
         val = float(errors.mean()) if len(errors) else float("nan")
     adj = model.adjacency()
     candidates = candidate_mask(model)
+    summary = sparsity_summary(model, adj)
+    problem = degenerate_graph(model, adj, summary)
     row = {
         "lam": float(lam),
         "val_mse": val,
         "train_mse": float(np.mean(lineage_mse(model, train, window))),
-        **sparsity_summary(model, adj),
+        **summary,
         "edge_share": float(((adj != 0) & candidates).sum() / max(int(candidates.sum()), 1)),
+        "graph": "ok" if problem is None else problem.split(":")[0].removeprefix("it is ").split(" per ")[0],
         "seconds": time.perf_counter() - start,
     }
     return model, row
@@ -252,18 +256,21 @@ class LambdaSearch:
         rows = sorted(self.search.rows, key=lambda r: r["lam"])
         return rows[0], rows[-1]
 
-    def extend(self, ratio: float, max_steps: int) -> None:
-        """Extend the range until its sparsest fit is empty and its densest (nearly) full (``max_steps`` a side)."""
+    def extend(self, up: float, down: float, max_steps: int) -> None:
+        """Extend the range (by ``up`` / ``down`` factors) until its sparsest fit is empty and its densest full.
+
+        At most ``max_steps`` fits a side.
+        """
         for _ in range(max_steps):
             _, sparse_end = self._ends()
             if sparse_end["edge_share"] == 0:
                 break
-            self.fit([sparse_end["lam"] * ratio], "extended")
+            self.fit([sparse_end["lam"] * up], "extended")
         for _ in range(max_steps):
             dense_end, _ = self._ends()
             if dense_end["edge_share"] >= FULL_SHARE or dense_end["lam"] <= 0:
                 break
-            self.fit([dense_end["lam"] / ratio], "extended")
+            self.fit([dense_end["lam"] / down], "extended")
 
     def refine(self, ratio: float) -> None:
         """Fit the half-steps next to the selected lambda (within the range) and select again."""
@@ -273,27 +280,39 @@ class LambdaSearch:
         self.fit([v for v in (lam / step, lam * step) if lo < v < hi], "refined")
         self.select()
 
+    def sharpen(self, max_steps: int = 2) -> None:
+        """Fit midpoints (log scale) towards the next sparser fit while the selected graph is full or all-or-nothing.
+
+        The rule is applied again after each fit, so a midpoint is selected only if it keeps the gain;
+        at most ``max_steps`` midpoints.
+        """
+        for _ in range(max_steps):
+            chosen = self.search.rows[self.select()]
+            if chosen["graph"] not in ("full", "all-or-nothing"):
+                return
+            above = [r["lam"] for r in self.search.rows if r["lam"] > chosen["lam"]]
+            if not above or chosen["lam"] <= 0:
+                return
+            self.fit([math.sqrt(chosen["lam"] * min(above))], "refined")
+        self.select()
+
     def run_auto(self, start: float = START_LAM) -> Search:
         """Search from ``start`` (decades, then half-decades) until the graph runs from full to empty."""
         self.fit([start / 10, start, start * 10], "grid")
-        self.extend(10.0, MAX_DECADES)
+        self.extend(10.0, 10.0, MAX_DECADES)
         self.refine(10.0)
+        self.sharpen()
         return self.search
 
     def run_grid(self, lams: Sequence[float], max_steps: int = 3) -> Search:
-        """Fit a given grid; extend it (by its end steps) while the selection sits at an end that is not degenerate."""
+        """Fit a given grid and extend it by its own end steps until it runs from a full to an empty graph.
+
+        At most ``max_steps`` fits a side.
+        """
         lams = sorted(float(v) for v in lams)
         self.fit(lams, "grid")
-        low = lams[1] / lams[0] if len(lams) > 1 and lams[0] > 0 else math.sqrt(10)
-        high = lams[-1] / lams[-2] if len(lams) > 1 and lams[-2] > 0 else math.sqrt(10)
-        for _ in range(2 * max_steps):
-            chosen = self.search.rows[self.select()]
-            dense_end, sparse_end = self._ends()
-            if chosen is sparse_end and sparse_end["edge_share"] > 0:
-                self.fit([sparse_end["lam"] * high], "extended")
-            elif chosen is dense_end and dense_end["edge_share"] < FULL_SHARE and dense_end["lam"] > 0:
-                self.fit([dense_end["lam"] / low], "extended")
-            else:
-                break
+        down = lams[1] / lams[0] if len(lams) > 1 and lams[0] > 0 else math.sqrt(10)
+        up = lams[-1] / lams[-2] if len(lams) > 1 and lams[-2] > 0 else math.sqrt(10)
+        self.extend(up, down, max_steps)
         self.select()
         return self.search
