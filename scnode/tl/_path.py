@@ -44,14 +44,16 @@ def lambda_path(
     **Selection rule.** Let *best* be the fit with the smallest validation error and *sparsest* the
     fit of the largest ``lam``; a fit's gain is the share of ``val(sparsest) - val(best)`` it
     recovers. The selected ``lam`` is the largest whose gain is at least ``keep`` (default: it keeps
-    half of what the best fit's graph explains beyond the sparsest one).
+    half of what the best fit's graph explains beyond the sparsest one), passing over fits whose graph
+    is full or all-or-nothing per target (most targets with no regulator or every allowed one) when a
+    sound graph keeps the gain too.
 
     **Range.** The rule needs both ends: a fit whose graph is empty (the reference of the gain) and
     one that keeps (nearly, 95 %) every candidate edge. Without ``lams``, the search starts at 0.01,
     0.1 and 1, extends by decades until it has both, fits the half-decades on either side of the
-    selected value and, while the selected graph is full or all-or-nothing per target (most targets
-    with no regulator or every allowed one), the midpoint towards the next sparser fit (twice at most;
-    it is selected only if it keeps the gain). With ``lams``, the grid is fitted and extended beyond
+    selected value and, while the selected graph is full or all-or-nothing per target, the midpoint
+    towards the next sparser fit (too many targets with every regulator) or denser one (too many with
+    none), twice at most. With ``lams``, the grid is fitted and extended beyond
     either end by the grid's own step until it has both ends, up to ``max_extend`` fits a side. The
     table's ``stage`` column says which fits the grid held and which the search added;
     ``uns[key_added]["path"]`` records the rule and the searched range.

@@ -12,11 +12,12 @@ whole-trajectory fits, or from the observed state at the start of each window fo
 
 Rule: let ``best`` be the smallest validation error on the searched range and ``empty`` the error
 of its sparsest fit. The gain of a fit is how much of ``empty - best`` it recovers; the selected
-lambda is the largest whose gain is at least ``keep`` (default one half). The search extends the
+lambda is the largest whose gain is at least ``keep`` (default one half), passing over fits whose
+graph is full or all-or-nothing per target if a sound one keeps the gain too. The search extends the
 range until its sparsest fit has no edge left and its densest keeps (nearly) every edge, so that the
 selection is never an end of the range by construction of the grid; then it refines around the
 selected value (half-decade steps) and, while the selected graph is full or all-or-nothing per target,
-towards the next sparser fit.
+towards its sparser or denser neighbour.
 """
 
 from __future__ import annotations
@@ -224,12 +225,14 @@ class LambdaSearch:
         for r, v in zip(rows, val, strict=True):
             r["gain_kept"] = float(1.0 if gain_range <= 0 else (val[sparsest] - v) / gain_range)
         ok = [i for i in order if rows[i]["gain_kept"] >= self.keep - 1e-12 and lams[i] >= lams[best]]
-        chosen = int(max(ok, key=lambda i: lams[i]))
+        sound = [i for i in ok if rows[i].get("graph", "ok") == "ok"]
+        chosen = int(max(sound or ok, key=lambda i: lams[i]))
         self.search.selected = chosen
+        skipped = "" if not sound or len(sound) == len(ok) else " (fits whose graph is full or all-or-nothing skipped)"
         self.search.reason = (
             f"largest lam keeping at least {self.keep:g} of the validation gain of the best fit (lam "
             f"{lams[best]:g}, val_mse {val[best]:.4g}) over the sparsest (lam {lams[sparsest]:g}, val_mse "
-            f"{val[sparsest]:.4g}): lam {lams[chosen]:g} keeps {rows[chosen]['gain_kept']:.2f}"
+            f"{val[sparsest]:.4g}){skipped}: lam {lams[chosen]:g} keeps {rows[chosen]['gain_kept']:.2f}"
         )
         return chosen
 
@@ -281,19 +284,26 @@ class LambdaSearch:
         self.select()
 
     def sharpen(self, max_steps: int = 2) -> None:
-        """Fit midpoints (log scale) towards the next sparser fit while the selected graph is full or all-or-nothing.
+        """Fit midpoints (log scale) next to the selected fit while its graph is full or all-or-nothing.
 
-        The rule is applied again after each fit, so a midpoint is selected only if it keeps the gain;
-        at most ``max_steps`` midpoints.
+        Towards the next sparser fit when too many targets keep every regulator (or the graph is
+        full), towards the next denser one when too many keep none. The rule is applied again after
+        each fit (a midpoint is selected only if it keeps the gain and its graph is sound); at most
+        ``max_steps`` midpoints.
         """
         for _ in range(max_steps):
             chosen = self.search.rows[self.select()]
-            if chosen["graph"] not in ("full", "all-or-nothing"):
+            if chosen["graph"] not in ("full", "all-or-nothing") or chosen["lam"] <= 0:
                 return
-            above = [r["lam"] for r in self.search.rows if r["lam"] > chosen["lam"]]
-            if not above or chosen["lam"] <= 0:
+            sparser = chosen["graph"] == "full" or (
+                chosen["targets_with_all_regulators"] >= chosen["targets_without_regulators"]
+            )
+            side = [r["lam"] for r in self.search.rows if (r["lam"] > chosen["lam"]) == sparser and r["lam"] > 0]
+            side = [v for v in side if v != chosen["lam"]]
+            if not side:
                 return
-            self.fit([math.sqrt(chosen["lam"] * min(above))], "refined")
+            neighbour = min(side) if sparser else max(side)
+            self.fit([math.sqrt(chosen["lam"] * neighbour)], "refined")
         self.select()
 
     def run_auto(self, start: float = START_LAM) -> Search:
