@@ -351,3 +351,40 @@ def test_adjacency_log_scale_keeps_exact_zeros_blank():
     image = res.ax.images[0].get_array()
     assert image.mask[0, 0] and image.mask[1, 1]
     assert image[0, 1] == pytest.approx(1.0) and image[1, 0] == pytest.approx(0.0)
+
+
+def _large(n_genes=2000, seed=0):
+    """An AnnData of 2000 genes with a sparse learned network and signs (as a fit writes them)."""
+    rng = np.random.default_rng(seed)
+    adata = ad.AnnData(
+        rng.random((30, n_genes)).astype(np.float32),
+        obs=pd.DataFrame(
+            {"dpt_pseudotime": np.linspace(0, 1, 30), "lineage": pd.Categorical(["a"] * 30)},
+            index=[f"c{i}" for i in range(30)],
+        ),
+        var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
+    )
+    graph = sparse.random(n_genes, n_genes, density=0.002, random_state=seed, format="csr", dtype=np.float32)
+    adata.varp["scnode"] = graph
+    adata.varp["scnode_sign"] = graph.sign()
+    adata.obsm["X_umap"] = rng.random((30, 2))
+    return adata
+
+
+def test_plots_of_2000_genes_stay_small():
+    adata = _large()
+    res = scn.pl.adjacency(adata, show=False)
+    width, height = res.ax.figure.get_size_inches()
+    assert width <= 16 and height <= 14 and res.data.shape == (50, 50)
+    assert res.ax.get_ylabel() == "50 strongest rows (1950 not shown)" and res.data.attrs["left_out"] == (1950, 1950)
+    graph = abs(adata.varp["scnode"])
+    strongest = np.sort(np.argsort(-np.asarray(graph.sum(1)).ravel(), kind="stable")[:50])
+    assert list(res.data.index) == list(adata.var_names[strongest])  # the strongest regulators, in gene order
+    assert len(res.ax.get_xticklabels()) <= 60
+    everything = scn.pl.adjacency(adata, max_genes=None, show=False)
+    w, h = everything.ax.figure.get_size_inches()
+    assert everything.data.shape == (2000, 2000) and w <= 16 and h <= 14 and not everything.ax.get_xticklabels()
+    net = scn.pl.network(adata, show=False)
+    assert len(net.data) == 30 and tuple(net.ax.figure.get_size_inches()) == (6.0, 6.0)
+    with pytest.raises(ValueError, match="max_genes"):
+        scn.pl.adjacency(adata, max_genes=0, show=False)

@@ -12,13 +12,22 @@ from scipy.cluster.hierarchy import leaves_list, linkage
 from ..model import SparseODE
 from ._utils import PlotResult, finish, get_ax
 
+LABELLED = 60
+"""Rows or columns up to this many get their names written."""
+
 
 def _as_frame(
     data: AnnData | SparseODE | np.ndarray | pd.DataFrame,
     key: str,
     row_names: Sequence[str] | None,
     col_names: Sequence[str] | None,
+    keep: int | None = None,
 ) -> pd.DataFrame:
+    """Return the matrix as a DataFrame; for an AnnData with ``keep``, only its ``keep`` strongest rows, columns.
+
+    The strongest are chosen on the stored (possibly sparse) matrix, so a large ``varp`` is never made
+    dense whole; ``frame.attrs["left_out"]`` counts the rows and columns left out.
+    """
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, AnnData):
@@ -27,8 +36,17 @@ def _as_frame(
                 f"adata.varp has no {key!r}; run scn.tl.fit_sparse_ode first (available: {list(data.varp)})."
             )
         m = data.varp[key]
-        m = m.toarray() if sparse.issparse(m) else np.asarray(m)
-        return pd.DataFrame(m, index=data.var_names, columns=data.var_names)
+        m = sparse.csr_matrix(m) if sparse.issparse(m) else np.asarray(m)
+        rows, cols = np.arange(m.shape[0]), np.arange(m.shape[1])
+        if keep is not None and max(m.shape) > keep:
+            magnitude = abs(m)
+            rows = np.sort(np.argsort(-np.asarray(magnitude.sum(1)).ravel(), kind="stable")[:keep])
+            cols = np.sort(np.argsort(-np.asarray(magnitude.sum(0)).ravel(), kind="stable")[:keep])
+        block = m[rows][:, cols]
+        block = block.toarray() if sparse.issparse(block) else block
+        frame = pd.DataFrame(block, index=data.var_names[rows], columns=data.var_names[cols])
+        frame.attrs["left_out"] = (m.shape[0] - len(rows), m.shape[1] - len(cols))
+        return frame
     if isinstance(data, SparseODE):
         m = data.adjacency()
         names = data.config.var_names or [f"x{i}" for i in range(data.config.n_vars)]
@@ -75,11 +93,16 @@ def adjacency(
     cluster: bool = False,
     log: bool = False,
     cmap: str = "viridis",
+    max_genes: int | None = 50,
     title: str | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
 ) -> PlotResult:
     """Heatmap of an adjacency matrix; exact zeros are drawn blank.
+
+    Large matrices are cut to the ``max_genes`` strongest rows and columns (largest sums of ``|score|``)
+    unless ``regulators`` / ``targets`` name them; the axes labels say how many were left out. The
+    figure stays within 16 x 14 inches, and names are written only where they fit (60 per axis).
 
     Parameters
     ----------
@@ -101,6 +124,8 @@ def adjacency(
         Colour by ``log10`` of the scores.
     cmap
         Colour map.
+    max_genes
+        Draw at most this many rows and columns (the strongest); ``None``: all.
     title
         Axes title.
     ax
@@ -112,8 +137,18 @@ def adjacency(
     -------
     :class:`PlotResult` with the Axes and the matrix drawn (a DataFrame, in the drawn order).
     """
-    frame = _as_frame(data, key, row_names, col_names)
+    if max_genes is not None and max_genes < 1:
+        raise ValueError(f"max_genes must be >= 1 (or None), got {max_genes}.")
+    frame = _as_frame(data, key, row_names, col_names, max_genes if regulators is None and targets is None else None)
     frame = _restrict(_restrict(frame, regulators, "rows"), targets, "columns")
+    cut = frame.attrs.get("left_out", (0, 0))
+    if max_genes is not None:
+        magnitude = np.abs(frame.to_numpy(float))
+        rows = np.sort(np.argsort(-magnitude.sum(1), kind="stable")[:max_genes]) if regulators is None else None
+        cols = np.sort(np.argsort(-magnitude.sum(0), kind="stable")[:max_genes]) if targets is None else None
+        left = (0 if rows is None else frame.shape[0] - len(rows), 0 if cols is None else frame.shape[1] - len(cols))
+        frame = frame.iloc[slice(None) if rows is None else rows, slice(None) if cols is None else cols]
+        cut = (cut[0] + left[0], cut[1] + left[1])
     if cluster:
         magnitude = np.abs(frame.to_numpy(float))
         frame = frame.iloc[_leaf_order(magnitude), _leaf_order(magnitude.T)]
@@ -121,11 +156,23 @@ def adjacency(
     shown = np.where(values == 0, np.nan, values)  # exact zeros blank
     if log:
         shown = np.log10(np.abs(shown))
-    ax = get_ax(ax, (0.45 * values.shape[1] + 2.5, 0.45 * values.shape[0] + 1.5))
-    image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, aspect="auto")
+    width, height = min(0.45 * values.shape[1] + 2.5, 16.0), min(0.45 * values.shape[0] + 1.5, 14.0)
+    ax = get_ax(ax, (width, height))
+    image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, aspect="auto", interpolation="nearest")
     ax.figure.colorbar(image, ax=ax, label="log10 score" if log else "score")
-    ax.set_xticks(range(values.shape[1]), [str(c) for c in frame.columns], rotation=90)
-    ax.set_yticks(range(values.shape[0]), [str(r) for r in frame.index])
+    if values.shape[1] <= LABELLED:
+        ax.set_xticks(range(values.shape[1]), [str(c) for c in frame.columns], rotation=90)
+    else:
+        ax.set_xticks([])
+    if values.shape[0] <= LABELLED:
+        ax.set_yticks(range(values.shape[0]), [str(r) for r in frame.index])
+    else:
+        ax.set_yticks([])
+    if cut[0]:
+        ax.set_ylabel(f"{values.shape[0]} strongest rows ({cut[0]} not shown)")
+    if cut[1]:
+        ax.set_xlabel(f"{values.shape[1]} strongest columns ({cut[1]} not shown)")
+    frame.attrs["left_out"] = cut
     if title:
         ax.set_title(title)
     finish(show)
