@@ -25,6 +25,10 @@ lambda rule of the method rows: for each method and seed, the method's grid is f
 independent simulation (seed + 1000) of the same model; the selected lambda is the largest whose
 validation MSE is at most 1.1x the smallest on the grid. The true network plays no part in any row.
 
+Prior ablation (``PRIORS``): the default call given a prior network of as many pairs as true
+edges, half of them true and half false, or random pairs; the table shows the gain or harm against
+the default call without a prior.
+
 Restarts (``--restarts R``, default 1): each method is fitted R times from different initial
 weights and gates (random states ``seed + 1000 r``; for the sparse methods R validated paths), and
 its edges are ranked by the mean over the R graphs, each divided by its largest entry, as tree
@@ -69,6 +73,13 @@ PREP = {
 """The method rows: every simulation step a time point, unscaled values, windows of ``WINDOW`` steps,
 the shared MLP (hidden (32, 32); GroupLasso's own per-target networks)."""
 DEFAULT = "default call"
+PRIORS = {
+    f"{DEFAULT}, prior: half the true edges + as many false": "half",
+    f"{DEFAULT}, prior: random pairs, as many": "random",
+}
+"""Prior ablation rows: the default call with ``prior=`` an edge list of 26 pairs (as many as true
+edges): 13 true couplings and 13 non-edges drawn at random, or 26 pairs drawn at random from all
+candidates (seeded by the simulation seed)."""
 """The row fitted with ``scn.tl.fit_sparse_ode(adata, time_key="time", lineage_key="realization")``:
 the package's defaults choose field, preprocessing, windows and penalty (held-out time points)."""
 
@@ -143,7 +154,9 @@ def run_method(
 ) -> dict:
     """Fit a method (a validated lambda path for the sparse ones) ``restarts`` times and score the mean graph."""
     start = time.perf_counter()
-    models = [_fit_model(method, adata, validation, seed + 1000 * r, schedule, model_kwargs) for r in range(restarts)]
+    fits = [_fit_model(method, adata, validation, seed + 1000 * r, schedule, model_kwargs) for r in range(restarts)]
+    models = [m for m, _ in fits]
+    ends = [e for _, e in fits if e is not None]
     seconds = time.perf_counter() - start
     mean = adata.copy()
     scn.tl.consensus_network(mean, models)  # each graph over its largest entry, averaged
@@ -157,8 +170,28 @@ def run_method(
         "lam": float(np.median(lams)),
         "edges": int((graph[off] != 0).sum()),
         "seconds": seconds,
+        "at_end": f"{sum(ends)} of {len(ends)}" if ends else "",
         **evaluate(adata, graph),
     }
+
+
+def prior_edges(adata: scn.AnnData, kind: str, seed: int) -> pd.DataFrame:
+    """A prior edge list of as many pairs as true edges: half true + half false, or random pairs."""
+    rng = np.random.default_rng(seed)
+    truth = adata.varp["true_network"] != 0
+    off = ~np.eye(len(truth), dtype=bool)
+    true_pairs, false_pairs = np.argwhere(truth & off), np.argwhere(~truth & off)
+    n = len(true_pairs)
+    if kind == "half":
+        pairs = np.r_[
+            true_pairs[rng.choice(n, n // 2, replace=False)],
+            false_pairs[rng.choice(len(false_pairs), n - n // 2, replace=False)],
+        ]
+    else:
+        every = np.argwhere(off)
+        pairs = every[rng.choice(len(every), n, replace=False)]
+    names = np.asarray(adata.var_names)
+    return pd.DataFrame({"source": names[pairs[:, 0]], "target": names[pairs[:, 1]]})
 
 
 def _fit_model(
@@ -168,11 +201,17 @@ def _fit_model(
     random_state: int,
     schedule: dict,
     model_kwargs: dict | None = None,
-) -> scn.SparseODE:
-    """One fit (for the sparse methods, the validated path's selected model)."""
-    if method == DEFAULT:
+) -> tuple[scn.SparseODE, bool | None]:
+    """One fit (for the sparse methods, the validated path's selected model).
+
+    Returns the model and, for the default call's rows, whether the selected lambda is an end of the
+    range its search covered (``None`` for the other rows).
+    """
+    if method == DEFAULT or method in PRIORS:
         kwargs = {} if schedule is SCHEDULE else {"n_iter": schedule["n_iter"]}
-        return scn.tl.fit_sparse_ode(
+        if method in PRIORS:
+            kwargs["prior"] = prior_edges(adata, PRIORS[method], random_state)
+        out, model = scn.tl.fit_sparse_ode(
             adata,
             time_key="time",
             lineage_key="realization",
@@ -181,7 +220,9 @@ def _fit_model(
             copy=True,
             return_model=True,
             **kwargs,
-        )[1]
+        )
+        lo, hi = out.uns["scnode"]["path"]["searched"]
+        return model, model.config.lam in (lo, hi)
     model_kw = {**MODEL, "hidden": GROUPLASSO_HIDDEN if method == "grouplasso" else MODEL["hidden"]}
     if model_kwargs:
         model_kw["model_kwargs"] = model_kwargs
@@ -197,7 +238,7 @@ def _fit_model(
             fit_kwargs=FIT,
             copy=True,
             return_model=True,
-        )[1]
+        )[1], None
     table, models = scn.tl.lambda_path(
         adata.copy(),
         METHODS[method] if schedule is SCHEDULE else METHODS[method][:2],
@@ -215,19 +256,23 @@ def _fit_model(
     )
     # the benchmark's rule: the largest lam within 1.1x of the smallest validation MSE on the grid
     ok = table["val_mse"] <= 1.1 * table["val_mse"].min()
-    return models[int(np.flatnonzero(ok)[-1])]
+    return models[int(np.flatnonzero(ok)[-1])], None
 
 
 def _summary(rows: list[dict]) -> str:
     frame = pd.DataFrame(rows)
-    head = ["method", "AUPRC ratio", "AUROC", "EPR", "edges (of 110)", "lambda", "s / seed"]
+    head = ["method", "AUPRC ratio", "AUROC", "EPR", "edges (of 110)", "lambda", "selected at an end", "s / seed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, part in frame.groupby("method", sort=False):
         ms = {c: f"{part[c].mean():.2f} ± {part[c].std(ddof=0):.2f}" for c in ("auprc_ratio", "auroc", "epr")}
         lam = ", ".join(f"{v:g}" for v in part["lam"]) if part["lam"].notna().all() else ""
         edges = f"{part['edges'].mean():.0f}" if part["edges"].notna().all() else ""
+        ends = ""
+        if "at_end" in part and part["at_end"].notna().all() and (part["at_end"] != "").all():
+            counts = [tuple(map(int, v.split(" of "))) for v in part["at_end"]]
+            ends = f"{sum(a for a, _ in counts)} of {sum(b for _, b in counts)}"
         lines.append(
-            f"| {method} | {ms['auprc_ratio']} | {ms['auroc']} | {ms['epr']} | {edges} | {lam} | "
+            f"| {method} | {ms['auprc_ratio']} | {ms['auroc']} | {ms['epr']} | {edges} | {lam} | {ends} | "
             f"{part['seconds'].mean():.0f} |"
         )
     return "\n".join(lines)
@@ -238,7 +283,7 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny schedule, two lambdas, one seed")
-    parser.add_argument("--methods", nargs="*", default=[DEFAULT, *METHODS])
+    parser.add_argument("--methods", nargs="*", default=[DEFAULT, *PRIORS, *METHODS])
     parser.add_argument("--restarts", type=int, default=1, help="fits per method and seed, graphs averaged")
     parser.add_argument("--decay", action="store_true", help="each gene's unpenalised decay term in every field")
     args = parser.parse_args(argv)
