@@ -50,8 +50,14 @@ def test_network_draws_the_top_edges(fitted):
     colors = {1: mcolors.to_rgba("tab:red"), -1: mcolors.to_rgba("tab:blue")}
     drawn = sorted(tuple(p.get_edgecolor()) for p in res.ax.patches)
     assert drawn == sorted(colors[v] for v in expected["sign"])  # each arrow in its edge's sign colour
-    legend = [t.get_text() for t in res.ax.get_legend().get_texts()]
-    assert legend == [n for v, n in ((1, "activation"), (-1, "repression")) if (expected["sign"] == v).any()]
+    legend = [t.get_text() for t in res.ax.get_legend().get_texts() if t.get_text().strip()]
+    signs = [n for v, n in ((1, "activation"), (-1, "repression")) if (expected["sign"] == v).any()]
+    weights = np.sort(expected["weight"].to_numpy())  # widths: the weakest, the median and the strongest edge
+    assert legend == signs + [f"score {w:.3g}" for w in dict.fromkeys(weights[[0, len(weights) // 2, -1]])]
+    # each arrow as wide as its score (strongest widest), in the edge list's order
+    widths = np.array([p.get_linewidth() for p in res.ax.patches])
+    np.testing.assert_allclose(widths, res.data["width"])
+    np.testing.assert_allclose(np.diff(widths) / np.diff(expected["weight"]), 3.0 / expected["weight"].max())
     nodes = set(expected["source"]) | set(expected["target"])
     assert {t.get_text() for t in res.ax.texts} == nodes
     # an edge's end points are its nodes' positions
@@ -89,6 +95,118 @@ def test_precision_recall_steps_through_the_scores_and_matches_evaluate_grn():
         scn.pl.precision_recall(adata, truth, labels=["a", "b"], show=False)
     with pytest.raises(KeyError, match="no 'other'"):
         scn.pl.precision_recall(adata, truth, keys="other", show=False)
+
+
+def _krumsiek11_scores(seed=0):
+    """krumsiek11 with the true couplings plus noise as its "learned" network (signs of the truth, + elsewhere).
+
+    The three strongest noise edges outscore some true ones, so a drawing of the strongest edges holds
+    false edges too.
+    """
+    rng = np.random.default_rng(seed)
+    adata = scn.datasets.krumsiek11()
+    truth = adata.varp["true_network"]
+    noise = rng.uniform(0.0, 0.3, truth.shape) * (rng.random(truth.shape) < 0.3)
+    noise[[0, 3, 10], [9, 6, 2]] = [2.0, 1.8, 1.6]  # Gata2 -> EgrNab, EKLF -> Cebpa, Gfi1 -> Fog1: false
+    adata.varp["scnode"] = (np.abs(truth) * rng.uniform(0.5, 1.5, truth.shape) + noise) * (truth != 0) + noise
+    adata.varp["scnode_sign"] = np.where(truth != 0, np.sign(truth), 1.0)
+    return adata, truth
+
+
+def _random_network(n_genes=50, n_edges=60, seed=1):
+    """A signed random network of ``n_edges`` edges touching ``n_genes`` genes (a ring through all of them)."""
+    rng = np.random.default_rng(seed)
+    names = [f"Gene{i}" for i in range(n_genes)]
+    g = np.zeros((n_genes, n_genes))
+    g[np.arange(n_genes), (np.arange(n_genes) + 1) % n_genes] = rng.uniform(0.1, 1, n_genes)  # everyone drawn
+    while (g != 0).sum() < n_edges:
+        i, j = rng.integers(n_genes, size=2)
+        if i != j:
+            g[i, j] = rng.uniform(0.1, 1)
+    adata = ad.AnnData(np.zeros((3, n_genes), np.float32), var=pd.DataFrame(index=names))
+    adata.varp["scnode"] = g
+    adata.varp["scnode_sign"] = np.where(rng.random(g.shape) < 0.5, 1, -1) * (g != 0)
+    return adata
+
+
+def _disc_and_label_overlaps(ax):
+    """Overlapping pairs of node discs (centre distance < sum of radii) and of label bounding boxes, as drawn."""
+    figure = ax.figure
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (nodes,) = ax.collections
+    centres = ax.transData.transform(nodes.get_offsets())
+    radii = np.sqrt(np.broadcast_to(nodes.get_sizes(), len(centres))) / 2 * figure.dpi / 72
+    distance = np.linalg.norm(centres[:, None] - centres[None], axis=2)
+    upper = np.triu(np.ones(distance.shape, bool), 1)
+    discs = int((upper & (distance < radii[:, None] + radii[None])).sum())
+    boxes = np.array([t.get_window_extent(renderer).extents for t in ax.texts])  # x0, y0, x1, y1 (pixels)
+    apart = (boxes[:, None, 2] <= boxes[None, :, 0]) | (boxes[None, :, 2] <= boxes[:, None, 0])
+    apart |= (boxes[:, None, 3] <= boxes[None, :, 1]) | (boxes[None, :, 3] <= boxes[:, None, 1])
+    labels = int((upper & ~apart).sum())
+    inside = ax.get_window_extent()
+    assert (centres - radii[:, None] >= [inside.x0 - 1, inside.y0 - 1]).all()
+    assert (centres + radii[:, None] <= [inside.x1 + 1, inside.y1 + 1]).all()  # every disc within the axes
+    return discs, labels, len(centres)
+
+
+@pytest.mark.parametrize(
+    ("network", "top_k", "layout", "n_nodes"),
+    [
+        ("krumsiek11", 15, "auto", 11),  # as the demo draws it (the former spring layout overlapped two pairs here)
+        ("krumsiek11", 10, "auto", 10),
+        ("random", None, "auto", 50),
+        ("random", None, "layered", 50),
+        ("random", None, "spring", 50),
+    ],
+)
+def test_network_nodes_and_labels_never_overlap(network, top_k, layout, n_nodes):
+    adata = _krumsiek11_scores()[0] if network == "krumsiek11" else _random_network()
+    res = scn.pl.network(adata, top_k=top_k, layout=layout, show=False)
+    discs, labels, drawn = _disc_and_label_overlaps(res.ax)
+    assert drawn == n_nodes and {t.get_text() for t in res.ax.texts} == {*res.data["source"], *res.data["target"]}
+    assert discs == 0 and labels == 0
+    # the legend sits under the graph: no disc reaches into it
+    legend = res.ax.get_legend().get_window_extent()
+    centres = res.ax.transData.transform(res.ax.collections[0].get_offsets())
+    assert (centres[:, 1] > legend.y1).all()
+    # the graph fills the axes: its nodes span most of the width and of the height above the legend
+    box = res.ax.get_window_extent()
+    assert np.ptp(centres[:, 0]) > 0.7 * box.width and np.ptp(centres[:, 1]) > 0.6 * (box.y1 - legend.y1)
+
+
+def test_network_in_a_small_axes_shrinks_instead_of_overlapping():
+    _, ax = plt.subplots(figsize=(3.0, 3.0), layout="constrained")
+    res = scn.pl.network(_random_network(), top_k=None, ax=ax, show=False)
+    discs, labels, drawn = _disc_and_label_overlaps(res.ax)
+    assert drawn == 50 and discs == 0 and labels == 0
+    assert res.ax.texts[0].get_fontsize() < 9.0 and res.ax.collections[0].get_sizes()[0] < 600
+
+
+def test_network_marks_known_edges_and_colours_signs():
+    adata, truth = _krumsiek11_scores()
+    res = scn.pl.network(adata, top_k=15, truth=truth, show=False)
+    names = list(adata.var_names)
+    pairs = zip(res.data["source"], res.data["target"], strict=True)
+    expected = [truth[names.index(s), names.index(t)] != 0 for s, t in pairs]
+    assert list(res.data["true"]) == expected and 0 < sum(expected) < 15  # true and false edges among the 15
+    for patch, row in zip(res.ax.patches, res.data.itertuples(), strict=True):  # one arrow per edge, in order
+        assert (patch.get_linestyle() == "-") == row.true  # true solid, false dashed
+        color = {1: "tab:red", -1: "tab:blue"}[row.sign]
+        assert patch.get_edgecolor() == mcolors.to_rgba(color)  # colour by the learned sign
+        truth_sign = np.sign(truth[names.index(row.source), names.index(row.target)])
+        assert row.sign == (truth_sign if row.true else 1)
+    repression = [p for p, s in zip(res.ax.patches, res.data["sign"], strict=True) if s == -1]
+    assert repression and all(type(p.get_arrowstyle()).__name__ == "BracketB" for p in repression)  # flat bars
+    texts = [t.get_text() for t in res.ax.get_legend().get_texts()]
+    assert f"in the known network ({sum(expected)} of 15)" in texts and f"not in it ({15 - sum(expected)})" in texts
+    # the same marks from an edge table of the truth
+    rows, cols = np.nonzero(truth)
+    table = pd.DataFrame({"source": np.array(names)[rows], "target": np.array(names)[cols]})
+    from_table = scn.pl.network(adata, top_k=15, truth=table, show=False)
+    pd.testing.assert_frame_equal(from_table.data, res.data)
+    with pytest.raises(ValueError, match="n_vars x n_vars"):
+        scn.pl.network(adata, truth=truth[:5, :5], show=False)
 
 
 def test_network_regulators_and_layouts(fitted):
