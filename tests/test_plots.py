@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from helpers import FAST, FIT, cells
 from scipy import sparse
+from scipy.spatial import cKDTree
 
 import scnode as scn
 
@@ -278,7 +279,7 @@ def test_gene_trends_errors(fitted):
 def test_trajectory_projects_states_onto_the_embedding(fitted):
     adata, model = fitted
     pred = scn.tl.predict(adata, model, extrapolate=0.2, n_points=15)
-    res = scn.pl.trajectory(adata, pred, n_neighbors=5, show=False)
+    res = scn.pl.trajectory(adata, pred, n_neighbors=5, placement="nearest", by_lineage=False, show=False)
     assert list(res.data.columns[:4]) == ["lineage", "time", "x", "y"] and len(res.data) == pred.n_obs
     emb = adata.obsm["X_umap"]
     assert (res.data["x"].between(emb[:, 0].min(), emb[:, 0].max())).all()
@@ -288,19 +289,21 @@ def test_trajectory_projects_states_onto_the_embedding(fitted):
     dist = np.linalg.norm(np.asarray(adata.X, float) - np.asarray(pred.X[k], float), axis=1)
     np.testing.assert_allclose(res.data.loc[k, ["x", "y"]].to_numpy(float), emb[np.argsort(dist)[:5]].mean(0))
     np.testing.assert_array_equal(res.data["time"], pred.obs["dpt_pseudotime"])
-    assert len(res.ax.texts) == 2  # an arrow per lineage
-    assert len(res.ax.lines) == 4  # solid and extrapolated (dashed) part per lineage
-    # sparse expression gives the same projection; obs colours work
+    assert len(res.ax.texts) == 4  # two arrow heads per lineage: halfway and at the end
+    assert [line.get_gid() for line in res.ax.lines] == ["path", "extrapolated path"] * 2  # per lineage
+    # sparse expression gives the same projection (either placement); obs colours work
     other = adata.copy()
     other.X = sparse.csr_matrix(other.X)
-    again = scn.pl.trajectory(other, pred, n_neighbors=5, color="lineage", show=False)
+    again = scn.pl.trajectory(other, pred, n_neighbors=5, color="lineage", placement="nearest", by_lineage=False)
     pd.testing.assert_frame_equal(again.data, res.data)
+    smooth = scn.pl.trajectory(adata, pred, show=False)
+    pd.testing.assert_frame_equal(scn.pl.trajectory(other, pred, show=False).data, smooth.data)
 
 
 def test_trajectory_by_lineage_places_states_among_their_own_cells(fitted):
     adata, model = fitted
     pred = scn.tl.predict(adata, model, n_points=10)
-    res = scn.pl.trajectory(adata, pred, n_neighbors=3, by_lineage=True, show=False)
+    res = scn.pl.trajectory(adata, pred, n_neighbors=3, by_lineage=True, placement="nearest", show=False)
     emb = adata.obsm["X_umap"]
     for k in (0, 5, 15):
         own = np.flatnonzero(adata.obs["lineage"].astype(str).to_numpy() == str(pred.obs["lineage"].iloc[k]))
@@ -312,11 +315,105 @@ def test_trajectory_by_lineage_places_states_among_their_own_cells(fitted):
         scn.pl.trajectory(bare, pred, by_lineage=True, show=False)
 
 
+def _branching(n_cells=150, seed=0):
+    """Two lineages A and B of ``n_cells`` cells each: a shared stem (t < 0.3), then an arm each.
+
+    Genes: g0 rises and g3 falls with t, g1 rises on arm A only, g2 on arm B only, g4 and g5 are
+    noise. The "UMAP" is a Y: the stem from (0, 0) up to (0, 1), arm A to the upper left, B to the
+    upper right.
+    """
+    rng = np.random.default_rng(seed)
+    x, umap, obs = [], [], []
+    for k, name in enumerate("AB"):
+        t = np.sort(rng.uniform(0, 1, n_cells))
+        arm = np.clip(t - 0.3, 0, None) / 0.7
+        x.append(_branch_expression(t, k) + 0.1 * rng.normal(size=(n_cells, 6)))
+        umap.append(np.c_[(2 * k - 1) * 2 * arm, np.minimum(t, 0.3) / 0.3 + 2 * arm])
+        obs.append(pd.DataFrame({"t": t, "lineage": name}))
+    obs = pd.concat(obs, ignore_index=True).astype({"lineage": "category"})
+    obs.index = [f"c{i}" for i in range(len(obs))]
+    adata = ad.AnnData(
+        np.concatenate(x).astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)])
+    )
+    adata.obsm["X_umap"] = np.concatenate(umap) + 0.08 * rng.normal(size=(len(obs), 2))
+    return adata
+
+
+def _branch_expression(t, k):
+    """Noise-free expression of lineage ``k`` (0: A, 1: B) at times ``t``."""
+    x = np.zeros((len(t), 6))
+    x[:, 0], x[:, 3] = t, 1 - t
+    x[:, 1 + k] = 2 * np.clip(t - 0.3, 0, None) / 0.7
+    return x
+
+
+def _branching_prediction(n_points=40, between=0.6):
+    """A model-free prediction of both lineages to t = 1.1 (extrapolated beyond 1) as scnode.tl.predict lays it out.
+
+    Every other state is moved ``between`` of the way towards the other arm's expression: states
+    between two arms, which the nearest cells in expression put on alternating arms.
+    """
+    t = np.linspace(0, 1.1, n_points)
+    x, obs = [], []
+    for k, name in enumerate("AB"):
+        own, other = _branch_expression(t, k), _branch_expression(t, 1 - k)
+        own[1::2] += between * (other[1::2] - own[1::2])
+        x.append(own)
+        obs.append(pd.DataFrame({"t": t, "scaled_time": t, "lineage": name, "extrapolated": t > 1}))
+    obs = pd.concat(obs, ignore_index=True).astype({"lineage": "category"})
+    obs.index = obs.index.astype(str)
+    return ad.AnnData(
+        np.concatenate(x).astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)])
+    )
+
+
+def test_trajectory_moves_along_each_arm():
+    adata, pred = _branching(), _branching_prediction()
+    emb = adata.obsm["X_umap"]
+    size = np.ptp(emb, axis=0).max()
+    res = scn.pl.trajectory(adata, pred, color="lineage", show=False)
+    cells = {c.get_label(): c for c in res.ax.collections if c.get_label() in ("A", "B")}
+    paths = [line for line in res.ax.lines if line.get_gid() == "path"]
+    assert [p.get_label() for p in paths] == ["A", "B"]  # one solid line per lineage (and a dashed end)
+    tree = cKDTree(emb)
+    for path in paths:
+        name = path.get_label()
+        part = res.data[res.data["lineage"] == name]
+        xy = part[["x", "y"]].to_numpy()
+        steps = np.linalg.norm(np.diff(xy, axis=0), axis=1)
+        assert steps.max() < 0.08 * size  # no jumps
+        assert (np.diff(xy[:, 1]) > -0.02 * size).all()  # up the stem and the arm, never back
+        side = 1 if name == "B" else -1
+        assert side * xy[-1, 0] > 1.5  # out on its own arm
+        _, near = tree.query(xy[~part["extrapolated"].to_numpy()][-1], k=15)
+        ends_among = adata.obs.iloc[near]
+        assert (ends_among["lineage"] == name).mean() >= 0.8 and (ends_among["t"] > 0.8).all()
+        # the line drawn is the path (all states up to the last fitted one), in the colour of the lineage's cells
+        inside = ~part["extrapolated"].to_numpy()
+        np.testing.assert_allclose(np.c_[path.get_xdata(), path.get_ydata()], xy[inside])
+        assert mcolors.same_color(path.get_color(), cells[name].get_facecolor()[0][:3])
+    # time dots coloured by the predicted time, one colour bar
+    dots = [c for c in res.ax.collections if c.get_gid() == "time"]
+    assert len(dots) == 2 and all(np.diff(d.get_array()).min() > 0 for d in dots)
+    assert [a.get_label() for a in res.ax.figure.axes[1:]] == ["<colorbar>"]
+    assert res.ax.figure.axes[1].get_ylabel() == "t"
+    # what the former placement did: the nearest cells in expression put every other state on the other arm
+    nearest = scn.pl.trajectory(adata, pred, placement="nearest", by_lineage=False, show=False)
+    jumps = np.linalg.norm(np.diff(nearest.data.loc[nearest.data["lineage"] == "A", ["x", "y"]], axis=0), axis=1)
+    assert jumps.max() > 0.5 * size
+
+
 def test_trajectory_errors(fitted):
     adata, model = fitted
     pred = scn.tl.predict(adata, model, n_points=5)
     with pytest.raises(KeyError, match="X_tsne"):
         scn.pl.trajectory(adata, pred, basis="tsne", show=False)
+    with pytest.raises(ValueError, match="placement must be one of"):
+        scn.pl.trajectory(adata, pred, placement="closest", show=False)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        scn.pl.trajectory(adata, pred, n_neighbors=0, show=False)
+    with pytest.raises(ValueError, match="time_bandwidth"):
+        scn.pl.trajectory(adata, pred, time_bandwidth=0, show=False)
     with pytest.raises(KeyError, match="nothing"):
         scn.pl.trajectory(adata, pred, color="nothing", show=False)
     with pytest.raises(KeyError, match="g3"):
