@@ -232,7 +232,7 @@ def test_network_errors(fitted):
 def test_gene_trends_observed_and_fitted_layer(fitted):
     adata, _ = fitted
     res = scn.pl.gene_trends(adata, ["g0", "g2"], show=False)
-    assert list(res.data.columns) == ["gene", "lineage", "time", "value", "kind"]
+    assert list(res.data.columns) == ["gene", "lineage", "time", "value", "kind", "sd"]
     assert len(res.ax) == 2 and [a.get_title() for a in res.ax] == ["g0", "g2"]
     observed = res.data[(res.data["kind"] == "observed") & (res.data["gene"] == "g2")]
     np.testing.assert_allclose(observed["value"], adata[:, "g2"].X.ravel(), rtol=1e-6)
@@ -245,21 +245,89 @@ def test_gene_trends_observed_and_fitted_layer(fitted):
         assert part["time"].is_monotonic_increasing
     fitted_layer = adata[:, "g0"].layers["scnode_fitted"].ravel()
     np.testing.assert_allclose(np.sort(curve["value"]), np.sort(fitted_layer[np.isfinite(fitted_layer)]))
-    for ax in res.ax:
-        assert len(ax.collections) == 2 and len(ax.lines) == 2  # dots and a curve per lineage
+    for ax in res.ax:  # per lineage: its cells, their mean per bin and the fitted curve
+        assert [c.get_gid() for c in ax.collections if c.get_gid() == "cells"] == ["cells"] * 2
+        assert [line.get_gid() for line in ax.lines] == ["binned"] * 2 + ["fit"] * 2
 
 
 def test_gene_trends_from_model_dashes_extrapolation(fitted):
     adata, model = fitted
     res = scn.pl.gene_trends(adata, "g1", model=model, extrapolate=0.5, show=False)
     pred = scn.tl.predict(adata, model, extrapolate=0.5)
-    curve = res.data[res.data["kind"] != "observed"]
+    curve = res.data[res.data["kind"].isin(["fitted", "extrapolated"])]
     np.testing.assert_allclose(curve["value"], pred[:, "g1"].X.ravel(), rtol=1e-6)
     np.testing.assert_array_equal(curve["kind"] == "extrapolated", pred.obs["extrapolated"])
     styles = [line.get_linestyle() for line in res.ax[0].lines]
     assert styles.count("-") == 2 and styles.count("--") == 2
     given = scn.pl.gene_trends(adata, ["g1"], prediction=pred, show=False)
     pd.testing.assert_frame_equal(given.data, res.data)
+
+
+def test_gene_trends_tells_cells_bins_fit_and_extrapolation_apart(fitted):
+    adata, model = fitted
+    res = scn.pl.gene_trends(adata, ["g1", "g2"], model=model, extrapolate=0.5, n_bins=5, show=False)
+    ax, data = res.ax[0], res.data[res.data["gene"] == "g1"]
+    colors = {"L0": mcolors.to_rgb("C0"), "L1": mcolors.to_rgb("C1")}
+    by_gid = {}
+    for artist in [*ax.collections, *ax.lines, *ax.patches, *ax.texts]:
+        by_gid.setdefault(artist.get_gid(), []).append(artist)
+    # cells: faint dots at the observed values, under everything else
+    cells = data[data["kind"] == "observed"]
+    dots = by_gid["cells"]
+    for d, (name, part) in zip(dots, cells.groupby("lineage", sort=False), strict=True):
+        np.testing.assert_allclose(d.get_offsets(), part[["time", "value"]])
+        assert mcolors.same_color(d.get_facecolor()[0][:3], colors[name]) and d.get_alpha() < 1
+    # the cells' mean ± sd per time bin: open circles at the bins' means, bars as long as the sd
+    binned = data[data["kind"] == "binned"]
+    for line, (name, part) in zip(by_gid["binned"], binned.groupby("lineage", sort=False), strict=True):
+        assert line.get_marker() == "o" and line.get_linestyle() == "None"
+        assert mcolors.same_color(line.get_markeredgecolor(), colors[name])
+        np.testing.assert_allclose(line.get_ydata(), part["value"])
+        own = cells[cells["lineage"] == name]
+        first = own[own["time"] < own["time"].min() + np.ptp(own["time"]) / 5]  # the first of 5 equal bins
+        assert part["value"].iloc[0] == pytest.approx(first["value"].mean())
+        assert part["sd"].iloc[0] == pytest.approx(first["value"].std())
+    spreads = np.concatenate([np.asarray(c.get_segments()) for c in by_gid["binned spread"]])
+    np.testing.assert_allclose(np.ptp(spreads[:, :, 1], axis=1), 2 * binned["sd"])
+    # the fit: solid, on top, in the lineage's colour; the extrapolation: dashed, continuing it
+    for fit, gone in zip(by_gid["fit"], by_gid["extrapolated"], strict=True):
+        name = fit.get_label()
+        assert fit.get_linestyle() == "-" and gone.get_linestyle() == "--"
+        assert mcolors.same_color(fit.get_color(), colors[name]) and mcolors.same_color(gone.get_color(), colors[name])
+        assert fit.get_zorder() > max(d.get_zorder() for d in dots + by_gid["binned"])
+        assert (fit.get_xdata()[-1], fit.get_ydata()[-1]) == (gone.get_xdata()[0], gone.get_ydata()[0])
+        # the extrapolated time range is shaded
+        shaded = (
+            [p.get_x() for p in by_gid["extrapolated region"]],
+            [p.get_x() + p.get_width() for p in by_gid["extrapolated region"]],
+        )
+        assert gone.get_xdata()[0] in shaded[0] and gone.get_xdata()[-1] in shaded[1]
+    curve = data[data["kind"].isin(["fitted", "extrapolated"])]
+    for name, part in curve.groupby("lineage"):  # extrapolated: beyond the lineage's last cell
+        last = cells.loc[cells["lineage"] == name, "time"].max()
+        assert (part.loc[part["kind"] == "extrapolated", "time"] > last).all()
+    assert [t.get_text() for t in by_gid["extrapolated note"]] == ["extrapolated:\nno cells"]
+    low, high = ax.get_ylim()
+    assert low <= cells["value"].min() and high >= cells["value"].max()  # the y axis in the data's units, all cells
+    assert ax.get_ylabel() == "expression (X)"
+    legend = [t.get_text() for t in res.ax[0].figure.legends[0].get_texts()]
+    assert legend == ["L0", "L1", "model", "cells: mean ± sd per bin", "model, extrapolated"]
+
+
+def test_gene_trends_runaway_extrapolation_leaves_the_axes(fitted):
+    adata, model = fitted
+    pred = scn.tl.predict(adata, model, extrapolate=0.5)
+    out = pred.obs["extrapolated"].to_numpy()
+    pred.X[out, pred.var_names.get_loc("g0")] = np.linspace(1, 50, out.sum())  # rises to 50; the data stay near 1
+    res = scn.pl.gene_trends(adata, "g0", prediction=pred, n_bins=None, show=False)
+    ax = res.ax[0]
+    high = ax.get_ylim()[1]
+    assert 1 < high < 5  # the data and the fit fill the axes
+    (note,) = [t for t in ax.texts if t.get_gid() == "extrapolated note"]
+    assert note.get_text().endswith("the axes: 50)")
+    assert "binned" not in set(res.data["kind"]) and not [line for line in ax.lines if line.get_gid() == "binned"]
+    with pytest.raises(ValueError, match="n_bins"):
+        scn.pl.gene_trends(adata, "g0", n_bins=0, show=False)
 
 
 def test_gene_trends_errors(fitted):
