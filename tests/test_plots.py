@@ -662,8 +662,23 @@ def test_plots_of_2000_genes_stay_small():
     assert res.ax.get_ylabel() == "50 strongest rows (1950 not shown)" and res.data.attrs["left_out"] == (1950, 1950)
     graph = abs(adata.varp["scnode"])
     strongest = np.sort(np.argsort(-np.asarray(graph.sum(1)).ravel(), kind="stable")[:50])
-    assert list(res.data.index) == list(adata.var_names[strongest])  # the strongest regulators, in gene order
-    assert len(res.ax.get_xticklabels()) <= 60
+    assert sorted(res.data.index) == sorted(adata.var_names[strongest])  # the strongest regulators ...
+    in_genes = scn.pl.adjacency(adata, cluster=False, show=False)
+    assert list(in_genes.data.index) == list(adata.var_names[strongest])  # ... in gene order unclustered,
+    pd.testing.assert_frame_equal(res.data, in_genes.data.loc[res.data.index, res.data.columns])  # clustered
+    assert res.data.index.get_indexer(in_genes.data.index).tolist() != list(range(50))
+    # every name written, as large as the rows' and columns' spacing allows (at most 9 points)
+    res.ax.figure.canvas.draw()
+    box = res.ax.get_window_extent()
+    for names, spacing in ((res.ax.get_yticklabels(), box.height / 50), (res.ax.get_xticklabels(), box.width / 50)):
+        assert len(names) == 50 and 4 <= names[0].get_fontsize() <= 9
+        extents = [n.get_window_extent() for n in names]
+        assert max(min(e.width, e.height) for e in extents) <= spacing  # each name within its row or column
+    # in a small Axes: names of 20 rows fit at a smaller size, those of 50 not at all
+    fewer = scn.pl.adjacency(adata, max_genes=20, ax=plt.subplots(figsize=(3, 3))[1], show=False)
+    assert len(fewer.ax.get_yticklabels()) == 20 and fewer.ax.get_yticklabels()[0].get_fontsize() < 9
+    crowded = scn.pl.adjacency(adata, ax=plt.subplots(figsize=(3, 3))[1], show=False)
+    assert not crowded.ax.get_yticklabels() and not crowded.ax.get_xticklabels()
     everything = scn.pl.adjacency(adata, max_genes=None, show=False)
     w, h = everything.ax.figure.get_size_inches()
     assert everything.data.shape == (2000, 2000) and w <= 16 and h <= 14 and not everything.ax.get_xticklabels()
