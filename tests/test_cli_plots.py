@@ -86,6 +86,32 @@ def test_demo_fast(tmp_path, capsys):
     assert (tmp_path / "krumsiek11_network.png").stat().st_size > 0
 
 
+def test_demo_network_figure_marks_the_true_edges(tmp_path, monkeypatch):
+    """The demo's krumsiek11 figure (drawn here from the true network plus noise, no fit)."""
+    from scnode import cli
+
+    rng = np.random.default_rng(0)
+    adata = scn.datasets.krumsiek11()
+    truth = adata.varp["true_network"]
+    adata.varp["scnode"] = np.abs(truth) * rng.uniform(0.5, 1.5, truth.shape) + rng.uniform(0, 0.8, truth.shape)
+    adata.varp["scnode_sign"] = np.where(truth != 0, np.sign(truth), 1.0)
+    scores = scn.tl.evaluate_grn(adata, truth)
+    drawn = []
+    network = scn.pl.network
+    monkeypatch.setattr(scn.pl, "network", lambda *a, **k: drawn.append(network(*a, **k)) or drawn[-1])
+    path = cli.network_figure(adata, truth, scores, tmp_path / "demo" / "krumsiek11_network.png")
+    assert path.stat().st_size > 0
+    (res,) = drawn
+    names = list(adata.var_names)
+    pairs = zip(res.data["source"], res.data["target"], strict=True)
+    known = [truth[names.index(s), names.index(t)] != 0 for s, t in pairs]
+    assert len(res.data) == 15 and list(res.data["true"]) == known
+    assert [p.get_linestyle() == "-" for p in res.ax.patches] == known  # true edges solid, the others dashed
+    assert f"AUPRC ratio {scores['auprc_ratio']:.2f}" in res.ax.get_title()
+    legend = [t.get_text() for t in res.ax.get_legend().get_texts()]
+    assert f"in the known network ({sum(known)} of 15)" in legend and any(t.startswith("score ") for t in legend)
+
+
 def test_benchmark_quick_runs_all_tables():
     cmd = [sys.executable, "benchmarks/synthetic.py", "--quick", "--seeds", "1", "--workers", "1"]
     cmd += ["--methods", "base", "cnode", "pathreg", "grouplasso"]

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from helpers import FAST, FIT, cells
 from scipy import sparse
+from scipy.spatial import cKDTree
 
 import scnode as scn
 
@@ -50,8 +51,14 @@ def test_network_draws_the_top_edges(fitted):
     colors = {1: mcolors.to_rgba("tab:red"), -1: mcolors.to_rgba("tab:blue")}
     drawn = sorted(tuple(p.get_edgecolor()) for p in res.ax.patches)
     assert drawn == sorted(colors[v] for v in expected["sign"])  # each arrow in its edge's sign colour
-    legend = [t.get_text() for t in res.ax.get_legend().get_texts()]
-    assert legend == [n for v, n in ((1, "activation"), (-1, "repression")) if (expected["sign"] == v).any()]
+    legend = [t.get_text() for t in res.ax.get_legend().get_texts() if t.get_text().strip()]
+    signs = [n for v, n in ((1, "activation"), (-1, "repression")) if (expected["sign"] == v).any()]
+    weights = np.sort(expected["weight"].to_numpy())  # widths: the weakest, the median and the strongest edge
+    assert legend == signs + [f"score {w:.3g}" for w in dict.fromkeys(weights[[0, len(weights) // 2, -1]])]
+    # each arrow as wide as its score (strongest widest), in the edge list's order
+    widths = np.array([p.get_linewidth() for p in res.ax.patches])
+    np.testing.assert_allclose(widths, res.data["width"])
+    np.testing.assert_allclose(np.diff(widths) / np.diff(expected["weight"]), 3.0 / expected["weight"].max())
     nodes = set(expected["source"]) | set(expected["target"])
     assert {t.get_text() for t in res.ax.texts} == nodes
     # an edge's end points are its nodes' positions
@@ -91,6 +98,118 @@ def test_precision_recall_steps_through_the_scores_and_matches_evaluate_grn():
         scn.pl.precision_recall(adata, truth, keys="other", show=False)
 
 
+def _krumsiek11_scores(seed=0):
+    """krumsiek11 with the true couplings plus noise as its "learned" network (signs of the truth, + elsewhere).
+
+    The three strongest noise edges outscore some true ones, so a drawing of the strongest edges holds
+    false edges too.
+    """
+    rng = np.random.default_rng(seed)
+    adata = scn.datasets.krumsiek11()
+    truth = adata.varp["true_network"]
+    noise = rng.uniform(0.0, 0.3, truth.shape) * (rng.random(truth.shape) < 0.3)
+    noise[[0, 3, 10], [9, 6, 2]] = [2.0, 1.8, 1.6]  # Gata2 -> EgrNab, EKLF -> Cebpa, Gfi1 -> Fog1: false
+    adata.varp["scnode"] = (np.abs(truth) * rng.uniform(0.5, 1.5, truth.shape) + noise) * (truth != 0) + noise
+    adata.varp["scnode_sign"] = np.where(truth != 0, np.sign(truth), 1.0)
+    return adata, truth
+
+
+def _random_network(n_genes=50, n_edges=60, seed=1):
+    """A signed random network of ``n_edges`` edges touching ``n_genes`` genes (a ring through all of them)."""
+    rng = np.random.default_rng(seed)
+    names = [f"Gene{i}" for i in range(n_genes)]
+    g = np.zeros((n_genes, n_genes))
+    g[np.arange(n_genes), (np.arange(n_genes) + 1) % n_genes] = rng.uniform(0.1, 1, n_genes)  # everyone drawn
+    while (g != 0).sum() < n_edges:
+        i, j = rng.integers(n_genes, size=2)
+        if i != j:
+            g[i, j] = rng.uniform(0.1, 1)
+    adata = ad.AnnData(np.zeros((3, n_genes), np.float32), var=pd.DataFrame(index=names))
+    adata.varp["scnode"] = g
+    adata.varp["scnode_sign"] = np.where(rng.random(g.shape) < 0.5, 1, -1) * (g != 0)
+    return adata
+
+
+def _disc_and_label_overlaps(ax):
+    """Overlapping pairs of node discs (centre distance < sum of radii) and of label bounding boxes, as drawn."""
+    figure = ax.figure
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (nodes,) = ax.collections
+    centres = ax.transData.transform(nodes.get_offsets())
+    radii = np.sqrt(np.broadcast_to(nodes.get_sizes(), len(centres))) / 2 * figure.dpi / 72
+    distance = np.linalg.norm(centres[:, None] - centres[None], axis=2)
+    upper = np.triu(np.ones(distance.shape, bool), 1)
+    discs = int((upper & (distance < radii[:, None] + radii[None])).sum())
+    boxes = np.array([t.get_window_extent(renderer).extents for t in ax.texts])  # x0, y0, x1, y1 (pixels)
+    apart = (boxes[:, None, 2] <= boxes[None, :, 0]) | (boxes[None, :, 2] <= boxes[:, None, 0])
+    apart |= (boxes[:, None, 3] <= boxes[None, :, 1]) | (boxes[None, :, 3] <= boxes[:, None, 1])
+    labels = int((upper & ~apart).sum())
+    inside = ax.get_window_extent()
+    assert (centres - radii[:, None] >= [inside.x0 - 1, inside.y0 - 1]).all()
+    assert (centres + radii[:, None] <= [inside.x1 + 1, inside.y1 + 1]).all()  # every disc within the axes
+    return discs, labels, len(centres)
+
+
+@pytest.mark.parametrize(
+    ("network", "top_k", "layout", "n_nodes"),
+    [
+        ("krumsiek11", 15, "auto", 11),  # as the demo draws it (the former spring layout overlapped two pairs here)
+        ("krumsiek11", 10, "auto", 10),
+        ("random", None, "auto", 50),
+        ("random", None, "layered", 50),
+        ("random", None, "spring", 50),
+    ],
+)
+def test_network_nodes_and_labels_never_overlap(network, top_k, layout, n_nodes):
+    adata = _krumsiek11_scores()[0] if network == "krumsiek11" else _random_network()
+    res = scn.pl.network(adata, top_k=top_k, layout=layout, show=False)
+    discs, labels, drawn = _disc_and_label_overlaps(res.ax)
+    assert drawn == n_nodes and {t.get_text() for t in res.ax.texts} == {*res.data["source"], *res.data["target"]}
+    assert discs == 0 and labels == 0
+    # the legend sits under the graph: no disc reaches into it
+    legend = res.ax.get_legend().get_window_extent()
+    centres = res.ax.transData.transform(res.ax.collections[0].get_offsets())
+    assert (centres[:, 1] > legend.y1).all()
+    # the graph fills the axes: its nodes span most of the width and of the height above the legend
+    box = res.ax.get_window_extent()
+    assert np.ptp(centres[:, 0]) > 0.7 * box.width and np.ptp(centres[:, 1]) > 0.6 * (box.y1 - legend.y1)
+
+
+def test_network_in_a_small_axes_shrinks_instead_of_overlapping():
+    _, ax = plt.subplots(figsize=(3.0, 3.0), layout="constrained")
+    res = scn.pl.network(_random_network(), top_k=None, ax=ax, show=False)
+    discs, labels, drawn = _disc_and_label_overlaps(res.ax)
+    assert drawn == 50 and discs == 0 and labels == 0
+    assert res.ax.texts[0].get_fontsize() < 9.0 and res.ax.collections[0].get_sizes()[0] < 600
+
+
+def test_network_marks_known_edges_and_colours_signs():
+    adata, truth = _krumsiek11_scores()
+    res = scn.pl.network(adata, top_k=15, truth=truth, show=False)
+    names = list(adata.var_names)
+    pairs = zip(res.data["source"], res.data["target"], strict=True)
+    expected = [truth[names.index(s), names.index(t)] != 0 for s, t in pairs]
+    assert list(res.data["true"]) == expected and 0 < sum(expected) < 15  # true and false edges among the 15
+    for patch, row in zip(res.ax.patches, res.data.itertuples(), strict=True):  # one arrow per edge, in order
+        assert (patch.get_linestyle() == "-") == row.true  # true solid, false dashed
+        color = {1: "tab:red", -1: "tab:blue"}[row.sign]
+        assert patch.get_edgecolor() == mcolors.to_rgba(color)  # colour by the learned sign
+        truth_sign = np.sign(truth[names.index(row.source), names.index(row.target)])
+        assert row.sign == (truth_sign if row.true else 1)
+    repression = [p for p, s in zip(res.ax.patches, res.data["sign"], strict=True) if s == -1]
+    assert repression and all(type(p.get_arrowstyle()).__name__ == "BracketB" for p in repression)  # flat bars
+    texts = [t.get_text() for t in res.ax.get_legend().get_texts()]
+    assert f"in the known network ({sum(expected)} of 15)" in texts and f"not in it ({15 - sum(expected)})" in texts
+    # the same marks from an edge table of the truth
+    rows, cols = np.nonzero(truth)
+    table = pd.DataFrame({"source": np.array(names)[rows], "target": np.array(names)[cols]})
+    from_table = scn.pl.network(adata, top_k=15, truth=table, show=False)
+    pd.testing.assert_frame_equal(from_table.data, res.data)
+    with pytest.raises(ValueError, match="n_vars x n_vars"):
+        scn.pl.network(adata, truth=truth[:5, :5], show=False)
+
+
 def test_network_regulators_and_layouts(fitted):
     adata, _ = fitted
     res = scn.pl.network(adata, top_k=None, regulators=["g1"], layout="circular", node_color={"g1": "red"}, show=False)
@@ -113,7 +232,7 @@ def test_network_errors(fitted):
 def test_gene_trends_observed_and_fitted_layer(fitted):
     adata, _ = fitted
     res = scn.pl.gene_trends(adata, ["g0", "g2"], show=False)
-    assert list(res.data.columns) == ["gene", "lineage", "time", "value", "kind"]
+    assert list(res.data.columns) == ["gene", "lineage", "time", "value", "kind", "sd"]
     assert len(res.ax) == 2 and [a.get_title() for a in res.ax] == ["g0", "g2"]
     observed = res.data[(res.data["kind"] == "observed") & (res.data["gene"] == "g2")]
     np.testing.assert_allclose(observed["value"], adata[:, "g2"].X.ravel(), rtol=1e-6)
@@ -126,21 +245,89 @@ def test_gene_trends_observed_and_fitted_layer(fitted):
         assert part["time"].is_monotonic_increasing
     fitted_layer = adata[:, "g0"].layers["scnode_fitted"].ravel()
     np.testing.assert_allclose(np.sort(curve["value"]), np.sort(fitted_layer[np.isfinite(fitted_layer)]))
-    for ax in res.ax:
-        assert len(ax.collections) == 2 and len(ax.lines) == 2  # dots and a curve per lineage
+    for ax in res.ax:  # per lineage: its cells, their mean per bin and the fitted curve
+        assert [c.get_gid() for c in ax.collections if c.get_gid() == "cells"] == ["cells"] * 2
+        assert [line.get_gid() for line in ax.lines] == ["binned"] * 2 + ["fit"] * 2
 
 
 def test_gene_trends_from_model_dashes_extrapolation(fitted):
     adata, model = fitted
     res = scn.pl.gene_trends(adata, "g1", model=model, extrapolate=0.5, show=False)
     pred = scn.tl.predict(adata, model, extrapolate=0.5)
-    curve = res.data[res.data["kind"] != "observed"]
+    curve = res.data[res.data["kind"].isin(["fitted", "extrapolated"])]
     np.testing.assert_allclose(curve["value"], pred[:, "g1"].X.ravel(), rtol=1e-6)
     np.testing.assert_array_equal(curve["kind"] == "extrapolated", pred.obs["extrapolated"])
     styles = [line.get_linestyle() for line in res.ax[0].lines]
     assert styles.count("-") == 2 and styles.count("--") == 2
     given = scn.pl.gene_trends(adata, ["g1"], prediction=pred, show=False)
     pd.testing.assert_frame_equal(given.data, res.data)
+
+
+def test_gene_trends_tells_cells_bins_fit_and_extrapolation_apart(fitted):
+    adata, model = fitted
+    res = scn.pl.gene_trends(adata, ["g1", "g2"], model=model, extrapolate=0.5, n_bins=5, show=False)
+    ax, data = res.ax[0], res.data[res.data["gene"] == "g1"]
+    colors = {"L0": mcolors.to_rgb("C0"), "L1": mcolors.to_rgb("C1")}
+    by_gid = {}
+    for artist in [*ax.collections, *ax.lines, *ax.patches, *ax.texts]:
+        by_gid.setdefault(artist.get_gid(), []).append(artist)
+    # cells: faint dots at the observed values, under everything else
+    cells = data[data["kind"] == "observed"]
+    dots = by_gid["cells"]
+    for d, (name, part) in zip(dots, cells.groupby("lineage", sort=False), strict=True):
+        np.testing.assert_allclose(d.get_offsets(), part[["time", "value"]])
+        assert mcolors.same_color(d.get_facecolor()[0][:3], colors[name]) and d.get_alpha() < 1
+    # the cells' mean ± sd per time bin: open circles at the bins' means, bars as long as the sd
+    binned = data[data["kind"] == "binned"]
+    for line, (name, part) in zip(by_gid["binned"], binned.groupby("lineage", sort=False), strict=True):
+        assert line.get_marker() == "o" and line.get_linestyle() == "None"
+        assert mcolors.same_color(line.get_markeredgecolor(), colors[name])
+        np.testing.assert_allclose(line.get_ydata(), part["value"])
+        own = cells[cells["lineage"] == name]
+        first = own[own["time"] < own["time"].min() + np.ptp(own["time"]) / 5]  # the first of 5 equal bins
+        assert part["value"].iloc[0] == pytest.approx(first["value"].mean())
+        assert part["sd"].iloc[0] == pytest.approx(first["value"].std())
+    spreads = np.concatenate([np.asarray(c.get_segments()) for c in by_gid["binned spread"]])
+    np.testing.assert_allclose(np.ptp(spreads[:, :, 1], axis=1), 2 * binned["sd"])
+    # the fit: solid, on top, in the lineage's colour; the extrapolation: dashed, continuing it
+    for fit, gone in zip(by_gid["fit"], by_gid["extrapolated"], strict=True):
+        name = fit.get_label()
+        assert fit.get_linestyle() == "-" and gone.get_linestyle() == "--"
+        assert mcolors.same_color(fit.get_color(), colors[name]) and mcolors.same_color(gone.get_color(), colors[name])
+        assert fit.get_zorder() > max(d.get_zorder() for d in dots + by_gid["binned"])
+        assert (fit.get_xdata()[-1], fit.get_ydata()[-1]) == (gone.get_xdata()[0], gone.get_ydata()[0])
+        # the extrapolated time range is shaded
+        shaded = (
+            [p.get_x() for p in by_gid["extrapolated region"]],
+            [p.get_x() + p.get_width() for p in by_gid["extrapolated region"]],
+        )
+        assert gone.get_xdata()[0] in shaded[0] and gone.get_xdata()[-1] in shaded[1]
+    curve = data[data["kind"].isin(["fitted", "extrapolated"])]
+    for name, part in curve.groupby("lineage"):  # extrapolated: beyond the lineage's last cell
+        last = cells.loc[cells["lineage"] == name, "time"].max()
+        assert (part.loc[part["kind"] == "extrapolated", "time"] > last).all()
+    assert [t.get_text() for t in by_gid["extrapolated note"]] == ["extrapolated:\nno cells"]
+    low, high = ax.get_ylim()
+    assert low <= cells["value"].min() and high >= cells["value"].max()  # the y axis in the data's units, all cells
+    assert ax.get_ylabel() == "expression (X)"
+    legend = [t.get_text() for t in res.ax[0].figure.legends[0].get_texts()]
+    assert legend == ["L0", "L1", "model", "cells: mean ± sd per bin", "model, extrapolated"]
+
+
+def test_gene_trends_runaway_extrapolation_leaves_the_axes(fitted):
+    adata, model = fitted
+    pred = scn.tl.predict(adata, model, extrapolate=0.5)
+    out = pred.obs["extrapolated"].to_numpy()
+    pred.X[out, pred.var_names.get_loc("g0")] = np.linspace(1, 50, out.sum())  # rises to 50; the data stay near 1
+    res = scn.pl.gene_trends(adata, "g0", prediction=pred, n_bins=None, show=False)
+    ax = res.ax[0]
+    high = ax.get_ylim()[1]
+    assert 1 < high < 5  # the data and the fit fill the axes
+    (note,) = [t for t in ax.texts if t.get_gid() == "extrapolated note"]
+    assert note.get_text().endswith("the axes: 50)")
+    assert "binned" not in set(res.data["kind"]) and not [line for line in ax.lines if line.get_gid() == "binned"]
+    with pytest.raises(ValueError, match="n_bins"):
+        scn.pl.gene_trends(adata, "g0", n_bins=0, show=False)
 
 
 def test_gene_trends_errors(fitted):
@@ -160,7 +347,7 @@ def test_gene_trends_errors(fitted):
 def test_trajectory_projects_states_onto_the_embedding(fitted):
     adata, model = fitted
     pred = scn.tl.predict(adata, model, extrapolate=0.2, n_points=15)
-    res = scn.pl.trajectory(adata, pred, n_neighbors=5, show=False)
+    res = scn.pl.trajectory(adata, pred, n_neighbors=5, placement="nearest", by_lineage=False, show=False)
     assert list(res.data.columns[:4]) == ["lineage", "time", "x", "y"] and len(res.data) == pred.n_obs
     emb = adata.obsm["X_umap"]
     assert (res.data["x"].between(emb[:, 0].min(), emb[:, 0].max())).all()
@@ -170,19 +357,21 @@ def test_trajectory_projects_states_onto_the_embedding(fitted):
     dist = np.linalg.norm(np.asarray(adata.X, float) - np.asarray(pred.X[k], float), axis=1)
     np.testing.assert_allclose(res.data.loc[k, ["x", "y"]].to_numpy(float), emb[np.argsort(dist)[:5]].mean(0))
     np.testing.assert_array_equal(res.data["time"], pred.obs["dpt_pseudotime"])
-    assert len(res.ax.texts) == 2  # an arrow per lineage
-    assert len(res.ax.lines) == 4  # solid and extrapolated (dashed) part per lineage
-    # sparse expression gives the same projection; obs colours work
+    assert len(res.ax.texts) == 4  # two arrow heads per lineage: halfway and at the end
+    assert [line.get_gid() for line in res.ax.lines] == ["path", "extrapolated path"] * 2  # per lineage
+    # sparse expression gives the same projection (either placement); obs colours work
     other = adata.copy()
     other.X = sparse.csr_matrix(other.X)
-    again = scn.pl.trajectory(other, pred, n_neighbors=5, color="lineage", show=False)
+    again = scn.pl.trajectory(other, pred, n_neighbors=5, color="lineage", placement="nearest", by_lineage=False)
     pd.testing.assert_frame_equal(again.data, res.data)
+    smooth = scn.pl.trajectory(adata, pred, show=False)
+    pd.testing.assert_frame_equal(scn.pl.trajectory(other, pred, show=False).data, smooth.data)
 
 
 def test_trajectory_by_lineage_places_states_among_their_own_cells(fitted):
     adata, model = fitted
     pred = scn.tl.predict(adata, model, n_points=10)
-    res = scn.pl.trajectory(adata, pred, n_neighbors=3, by_lineage=True, show=False)
+    res = scn.pl.trajectory(adata, pred, n_neighbors=3, by_lineage=True, placement="nearest", show=False)
     emb = adata.obsm["X_umap"]
     for k in (0, 5, 15):
         own = np.flatnonzero(adata.obs["lineage"].astype(str).to_numpy() == str(pred.obs["lineage"].iloc[k]))
@@ -194,11 +383,105 @@ def test_trajectory_by_lineage_places_states_among_their_own_cells(fitted):
         scn.pl.trajectory(bare, pred, by_lineage=True, show=False)
 
 
+def _branching(n_cells=150, seed=0):
+    """Two lineages A and B of ``n_cells`` cells each: a shared stem (t < 0.3), then an arm each.
+
+    Genes: g0 rises and g3 falls with t, g1 rises on arm A only, g2 on arm B only, g4 and g5 are
+    noise. The "UMAP" is a Y: the stem from (0, 0) up to (0, 1), arm A to the upper left, B to the
+    upper right.
+    """
+    rng = np.random.default_rng(seed)
+    x, umap, obs = [], [], []
+    for k, name in enumerate("AB"):
+        t = np.sort(rng.uniform(0, 1, n_cells))
+        arm = np.clip(t - 0.3, 0, None) / 0.7
+        x.append(_branch_expression(t, k) + 0.1 * rng.normal(size=(n_cells, 6)))
+        umap.append(np.c_[(2 * k - 1) * 2 * arm, np.minimum(t, 0.3) / 0.3 + 2 * arm])
+        obs.append(pd.DataFrame({"t": t, "lineage": name}))
+    obs = pd.concat(obs, ignore_index=True).astype({"lineage": "category"})
+    obs.index = [f"c{i}" for i in range(len(obs))]
+    adata = ad.AnnData(
+        np.concatenate(x).astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)])
+    )
+    adata.obsm["X_umap"] = np.concatenate(umap) + 0.08 * rng.normal(size=(len(obs), 2))
+    return adata
+
+
+def _branch_expression(t, k):
+    """Noise-free expression of lineage ``k`` (0: A, 1: B) at times ``t``."""
+    x = np.zeros((len(t), 6))
+    x[:, 0], x[:, 3] = t, 1 - t
+    x[:, 1 + k] = 2 * np.clip(t - 0.3, 0, None) / 0.7
+    return x
+
+
+def _branching_prediction(n_points=40, between=0.6):
+    """A model-free prediction of both lineages to t = 1.1 (extrapolated beyond 1) as scnode.tl.predict lays it out.
+
+    Every other state is moved ``between`` of the way towards the other arm's expression: states
+    between two arms, which the nearest cells in expression put on alternating arms.
+    """
+    t = np.linspace(0, 1.1, n_points)
+    x, obs = [], []
+    for k, name in enumerate("AB"):
+        own, other = _branch_expression(t, k), _branch_expression(t, 1 - k)
+        own[1::2] += between * (other[1::2] - own[1::2])
+        x.append(own)
+        obs.append(pd.DataFrame({"t": t, "scaled_time": t, "lineage": name, "extrapolated": t > 1}))
+    obs = pd.concat(obs, ignore_index=True).astype({"lineage": "category"})
+    obs.index = obs.index.astype(str)
+    return ad.AnnData(
+        np.concatenate(x).astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)])
+    )
+
+
+def test_trajectory_moves_along_each_arm():
+    adata, pred = _branching(), _branching_prediction()
+    emb = adata.obsm["X_umap"]
+    size = np.ptp(emb, axis=0).max()
+    res = scn.pl.trajectory(adata, pred, color="lineage", show=False)
+    cells = {c.get_label(): c for c in res.ax.collections if c.get_label() in ("A", "B")}
+    paths = [line for line in res.ax.lines if line.get_gid() == "path"]
+    assert [p.get_label() for p in paths] == ["A", "B"]  # one solid line per lineage (and a dashed end)
+    tree = cKDTree(emb)
+    for path in paths:
+        name = path.get_label()
+        part = res.data[res.data["lineage"] == name]
+        xy = part[["x", "y"]].to_numpy()
+        steps = np.linalg.norm(np.diff(xy, axis=0), axis=1)
+        assert steps.max() < 0.08 * size  # no jumps
+        assert (np.diff(xy[:, 1]) > -0.02 * size).all()  # up the stem and the arm, never back
+        side = 1 if name == "B" else -1
+        assert side * xy[-1, 0] > 1.5  # out on its own arm
+        _, near = tree.query(xy[~part["extrapolated"].to_numpy()][-1], k=15)
+        ends_among = adata.obs.iloc[near]
+        assert (ends_among["lineage"] == name).mean() >= 0.8 and (ends_among["t"] > 0.8).all()
+        # the line drawn is the path (all states up to the last fitted one), in the colour of the lineage's cells
+        inside = ~part["extrapolated"].to_numpy()
+        np.testing.assert_allclose(np.c_[path.get_xdata(), path.get_ydata()], xy[inside])
+        assert mcolors.same_color(path.get_color(), cells[name].get_facecolor()[0][:3])
+    # time dots coloured by the predicted time, one colour bar
+    dots = [c for c in res.ax.collections if c.get_gid() == "time"]
+    assert len(dots) == 2 and all(np.diff(d.get_array()).min() > 0 for d in dots)
+    assert [a.get_label() for a in res.ax.figure.axes[1:]] == ["<colorbar>"]
+    assert res.ax.figure.axes[1].get_ylabel() == "t"
+    # what the former placement did: the nearest cells in expression put every other state on the other arm
+    nearest = scn.pl.trajectory(adata, pred, placement="nearest", by_lineage=False, show=False)
+    jumps = np.linalg.norm(np.diff(nearest.data.loc[nearest.data["lineage"] == "A", ["x", "y"]], axis=0), axis=1)
+    assert jumps.max() > 0.5 * size
+
+
 def test_trajectory_errors(fitted):
     adata, model = fitted
     pred = scn.tl.predict(adata, model, n_points=5)
     with pytest.raises(KeyError, match="X_tsne"):
         scn.pl.trajectory(adata, pred, basis="tsne", show=False)
+    with pytest.raises(ValueError, match="placement must be one of"):
+        scn.pl.trajectory(adata, pred, placement="closest", show=False)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        scn.pl.trajectory(adata, pred, n_neighbors=0, show=False)
+    with pytest.raises(ValueError, match="time_bandwidth"):
+        scn.pl.trajectory(adata, pred, time_bandwidth=0, show=False)
     with pytest.raises(KeyError, match="nothing"):
         scn.pl.trajectory(adata, pred, color="nothing", show=False)
     with pytest.raises(KeyError, match="g3"):
@@ -379,8 +662,23 @@ def test_plots_of_2000_genes_stay_small():
     assert res.ax.get_ylabel() == "50 strongest rows (1950 not shown)" and res.data.attrs["left_out"] == (1950, 1950)
     graph = abs(adata.varp["scnode"])
     strongest = np.sort(np.argsort(-np.asarray(graph.sum(1)).ravel(), kind="stable")[:50])
-    assert list(res.data.index) == list(adata.var_names[strongest])  # the strongest regulators, in gene order
-    assert len(res.ax.get_xticklabels()) <= 60
+    assert sorted(res.data.index) == sorted(adata.var_names[strongest])  # the strongest regulators ...
+    in_genes = scn.pl.adjacency(adata, cluster=False, show=False)
+    assert list(in_genes.data.index) == list(adata.var_names[strongest])  # ... in gene order unclustered,
+    pd.testing.assert_frame_equal(res.data, in_genes.data.loc[res.data.index, res.data.columns])  # clustered
+    assert res.data.index.get_indexer(in_genes.data.index).tolist() != list(range(50))
+    # every name written, as large as the rows' and columns' spacing allows (at most 9 points)
+    res.ax.figure.canvas.draw()
+    box = res.ax.get_window_extent()
+    for names, spacing in ((res.ax.get_yticklabels(), box.height / 50), (res.ax.get_xticklabels(), box.width / 50)):
+        assert len(names) == 50 and 4 <= names[0].get_fontsize() <= 9
+        extents = [n.get_window_extent() for n in names]
+        assert max(min(e.width, e.height) for e in extents) <= spacing  # each name within its row or column
+    # in a small Axes: names of 20 rows fit at a smaller size, those of 50 not at all
+    fewer = scn.pl.adjacency(adata, max_genes=20, ax=plt.subplots(figsize=(3, 3))[1], show=False)
+    assert len(fewer.ax.get_yticklabels()) == 20 and fewer.ax.get_yticklabels()[0].get_fontsize() < 9
+    crowded = scn.pl.adjacency(adata, ax=plt.subplots(figsize=(3, 3))[1], show=False)
+    assert not crowded.ax.get_yticklabels() and not crowded.ax.get_xticklabels()
     everything = scn.pl.adjacency(adata, max_genes=None, show=False)
     w, h = everything.ax.figure.get_size_inches()
     assert everything.data.shape == (2000, 2000) and w <= 16 and h <= 14 and not everything.ax.get_xticklabels()

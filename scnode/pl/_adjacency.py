@@ -12,8 +12,8 @@ from scipy.cluster.hierarchy import leaves_list, linkage
 from ..model import SparseODE
 from ._utils import PlotResult, finish, get_ax
 
-LABELLED = 60
-"""Rows or columns up to this many get their names written."""
+NAME_SIZE = (4.0, 9.0)
+"""Font sizes (points) of the row and column names: the largest that fits, none below the smallest."""
 
 
 def _as_frame(
@@ -82,6 +82,12 @@ def _leaf_order(values: np.ndarray) -> np.ndarray:
     return leaves_list(linkage(values, method="average", metric="euclidean"))
 
 
+def _name_size(n: int, length: float) -> float | None:
+    """Font size that fits ``n`` names side by side along ``length`` points, or ``None`` where none fits."""
+    size = min(NAME_SIZE[1], 0.8 * length / max(n, 1))
+    return size if size >= NAME_SIZE[0] else None
+
+
 def adjacency(
     data: AnnData | SparseODE | np.ndarray | pd.DataFrame,
     *,
@@ -90,7 +96,7 @@ def adjacency(
     col_names: Sequence[str] | None = None,
     regulators: Sequence[str] | None = None,
     targets: Sequence[str] | None = None,
-    cluster: bool = False,
+    cluster: bool | None = None,
     log: bool = False,
     cmap: str = "viridis",
     max_genes: int | None = 50,
@@ -101,8 +107,10 @@ def adjacency(
     """Heatmap of an adjacency matrix; exact zeros are drawn blank.
 
     Large matrices are cut to the ``max_genes`` strongest rows and columns (largest sums of ``|score|``)
-    unless ``regulators`` / ``targets`` name them; the axes labels say how many were left out. The
-    figure stays within 16 x 14 inches, and names are written only where they fit (60 per axis).
+    unless ``regulators`` / ``targets`` name them; the axes labels say how many were left out, and
+    the rows and columns kept are clustered. The figure stays within 16 x 14 inches, and names are
+    written where they fit: at the largest font size up to 9 points that the Axes' height (rows) and
+    width (columns) allow, and not at all below 4 points.
 
     Parameters
     ----------
@@ -120,6 +128,8 @@ def adjacency(
         Draw only these columns (targets of ``varp``, inputs of a model), in this order.
     cluster
         Reorder rows and columns by hierarchical clustering (average linkage) of ``|matrix|``.
+        ``None`` (default): when rows or columns were cut to the strongest (their order in the
+        genes is then of no use); never for rows or columns named by ``regulators`` / ``targets``.
     log
         Colour by ``log10`` of the scores.
     cmap
@@ -149,6 +159,8 @@ def adjacency(
         left = (0 if rows is None else frame.shape[0] - len(rows), 0 if cols is None else frame.shape[1] - len(cols))
         frame = frame.iloc[slice(None) if rows is None else rows, slice(None) if cols is None else cols]
         cut = (cut[0] + left[0], cut[1] + left[1])
+    if cluster is None:
+        cluster = bool(cut[0] or cut[1]) and regulators is None and targets is None
     if cluster:
         magnitude = np.abs(frame.to_numpy(float))
         frame = frame.iloc[_leaf_order(magnitude), _leaf_order(magnitude.T)]
@@ -160,14 +172,18 @@ def adjacency(
     ax = get_ax(ax, (width, height))
     image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, aspect="auto", interpolation="nearest")
     ax.figure.colorbar(image, ax=ax, label="log10 score" if log else "score")
-    if values.shape[1] <= LABELLED:
-        ax.set_xticks(range(values.shape[1]), [str(c) for c in frame.columns], rotation=90)
-    else:
+    box = ax.get_window_extent()
+    across, down = (extent * 72.0 / ax.figure.dpi for extent in (box.width, box.height))
+    size = _name_size(values.shape[1], across)
+    if size is None:
         ax.set_xticks([])
-    if values.shape[0] <= LABELLED:
-        ax.set_yticks(range(values.shape[0]), [str(r) for r in frame.index])
     else:
+        ax.set_xticks(range(values.shape[1]), [str(c) for c in frame.columns], rotation=90, fontsize=size)
+    size = _name_size(values.shape[0], down)
+    if size is None:
         ax.set_yticks([])
+    else:
+        ax.set_yticks(range(values.shape[0]), [str(r) for r in frame.index], fontsize=size)
     if cut[0]:
         ax.set_ylabel(f"{values.shape[0]} strongest rows ({cut[0]} not shown)")
     if cut[1]:

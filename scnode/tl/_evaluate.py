@@ -11,7 +11,7 @@ from ..core.metrics import auprc, auroc, epr
 from ._utils import fitted_genes, network
 
 
-def _truth_matrix(truth: pd.DataFrame | np.ndarray, adata: AnnData, genes: pd.Index) -> np.ndarray:
+def truth_matrix(truth: pd.DataFrame | np.ndarray, adata: AnnData, genes: pd.Index) -> np.ndarray:
     """Build the true network as a signed ``genes x genes`` matrix (rows regulators, columns targets; 0 = no edge).
 
     Unsigned truths (an edge list without ``weight`` or ``sign``, a 0/1 matrix) give +1 on every edge.
@@ -61,7 +61,7 @@ def candidate_scores(
     if f"{key}_sign" in adata.varp:
         learned_sign = network(adata, f"{key}_sign").toarray()[np.ix_(idx, idx)]
     scores = np.abs(scores[np.ix_(idx, idx)])
-    true_sign = _truth_matrix(truth, adata, genes)
+    true_sign = truth_matrix(truth, adata, genes)
     true = true_sign != 0
     rows = np.ones(len(genes), bool)
     if regulators is not None:
