@@ -75,6 +75,31 @@ def test_default_graph_is_neither_empty_nor_full_and_finds_the_cascade(default_f
     assert path["searched"] == [table["lam"].min(), table["lam"].max()] and "largest lam keeping" in path["rule"]
 
 
+def test_path_score_ranks_every_pair_by_all_fits_of_the_search(default_fit):
+    adata, w = default_fit
+    graph, path = np.asarray(adata.varp["scnode"]), np.asarray(adata.varp["scnode_path"])
+    off = ~np.eye(4, dtype=bool)
+    assert ((path != 0) >= (graph != 0)).all()  # the selected graph's edges are among the scored pairs
+    assert ((path != 0) & off).sum() > ((graph != 0) & off).sum()  # pairs the selected fit cut get a score
+    assert path.max() <= 1.0 + 1e-6  # a mean of graphs each over its largest entry
+    scores = scn.tl.evaluate_grn(adata, w, key="scnode_path")
+    assert scores["auprc_ratio"] > 2.0 and scores["sign_accuracy"] == 1.0
+    true = (w != 0) & off
+    assert path[true].min() > np.median(path[~true & off])  # every true edge above the median non-edge
+
+
+def test_path_score_is_the_mean_of_the_fits_graphs_each_over_its_largest():
+    adata = cells()
+    kw = {"lineage_key": "lineage", **FAST, "n_iter": 60, "refit_iter": 10}
+    _, models = scn.tl.lambda_path(adata, [0.001, 0.1, 1e5], max_extend=0, return_models=True, **kw)
+    adj = [m.adjacency().T for m in models]  # regulators x targets
+    expected = sum(a / a.max() for a in adj if a.max() > 0) / len(adj)
+    assert any(a.max() == 0 for a in adj)  # an empty fit counts, with nothing
+    np.testing.assert_allclose(np.asarray(adata.varp["scnode_path"]), expected, rtol=1e-5, atol=1e-7)
+    sign = np.asarray(adata.varp["scnode_path_sign"])
+    assert set(np.unique(sign)) <= {-1, 0, 1} and ((sign != 0) == (expected != 0)).all()
+
+
 def test_signs_of_an_activating_and_a_repressing_edge():
     adata = simulated(SIGNED, seed=2)
     scn.tl.fit_sparse_ode(adata, time_key="time", lineage_key="trajectory", **{**FIT, "lam": 0.003, "n_iter": 300})

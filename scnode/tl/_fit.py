@@ -216,6 +216,27 @@ def mean_jacobian(model: SparseODE, ts: TrajectorySet) -> np.ndarray:
     return model.jacobian(states[:, :d], states[:, d:])
 
 
+def path_network(models: Sequence[SparseODE], ts: TrajectorySet) -> tuple[np.ndarray, np.ndarray]:
+    """Score every pair by the fits of a penalty search together, and sign it (outputs x inputs).
+
+    Each fit's graph is divided by its largest entry and the graphs are averaged over the fits (from
+    the full graph of the smallest lambda to the empty one of the largest): a pair scores high when
+    its dependence is strong relative to the others and survives stronger penalties. The sign is
+    that of the fits' Jacobians averaged over the training states, each over its largest entry.
+    """
+    score = np.zeros_like(models[0].adjacency())
+    slope = np.zeros_like(score)
+    for model in models:
+        adj = model.adjacency()
+        if adj.max() > 0:
+            score += adj / adj.max()
+        jac = mean_jacobian(model, ts)
+        if np.abs(jac).max() > 0:
+            slope += jac / np.abs(jac).max()
+    score /= len(models)
+    return score, np.sign(slope) * (score != 0)
+
+
 def record_params(setup: Setup, model: SparseODE) -> dict[str, Any]:
     """Everything needed to rerun a fit, h5ad-safe."""
     config = model.config
@@ -243,11 +264,13 @@ def write_results(
     params: dict,
     extra: dict | None = None,
     window: int | None = None,
+    search_models: Sequence[SparseODE] | None = None,
 ) -> None:
     """Write a fitted model's graph, signs, fitted values and record (plus ``extra`` entries) into ``adata``.
 
     ``window``: the fit's window length (its training MSE is recorded on windows), ``None`` for whole
-    trajectories.
+    trajectories. ``search_models``: the fits of the penalty search, whose scores of every pair
+    (:func:`path_network`) go to ``varp[key_added + "_path"]`` and ``varp[key_added + "_path_sign"]``.
     """
     idx = adata.var_names.get_indexer(ts.genes)
     d = len(ts.genes)
@@ -257,6 +280,10 @@ def write_results(
         key_added: _to_varp(adata.n_vars, idx, adj[:, :d].T),
         f"{key_added}_sign": _to_varp(adata.n_vars, idx, sign[:, :d].T),
     }
+    if search_models:
+        path_score, path_sign = path_network(search_models, ts)
+        varp[f"{key_added}_path"] = _to_varp(adata.n_vars, idx, path_score[:, :d].T)
+        varp[f"{key_added}_path_sign"] = _to_varp(adata.n_vars, idx, path_sign[:, :d].T)
     if model.config.order == 2:
         varp[f"{key_added}_velocity"] = _to_varp(adata.n_vars, idx, adj[:, d:].T)
         varp[f"{key_added}_velocity_sign"] = _to_varp(adata.n_vars, idx, sign[:, d:].T)
@@ -477,6 +504,13 @@ def fit_sparse_ode(
         where it lowers it (repression), from the field's Jacobian averaged over the observed states.
     ``adata.varp[key_added + "_velocity"]``, ``adata.varp[key_added + "_velocity_sign"]``
         (order 2) dependencies of each target's acceleration on each regulator's velocity.
+    ``adata.varp[key_added + "_path"]``, ``adata.varp[key_added + "_path_sign"]``
+        (``lam="auto"``) every candidate pair scored by the fits of the penalty search together:
+        each fit's graph over its largest entry, averaged over the fits from the full graph to the
+        empty one. Pairs that stay strong under stronger penalties rank first. Use it to rank all
+        pairs (as GENIE3-style scores are compared, e.g. with :func:`scnode.tl.evaluate_grn`
+        ``key=key_added + "_path"``); the graph itself is ``varp[key_added]``. Signs from the fits'
+        Jacobians, likewise averaged.
     ``adata.layers[key_added + "_fitted"]``
         The model's trajectory at each cell's time from its lineage's initial state, in the data's
         units (NaN where not fitted).
@@ -529,7 +563,7 @@ def fit_sparse_ode(
         model_kwargs=model_kwargs,
         fit_kwargs=fit_kwargs,
     )
-    extra = None
+    extra, models = None, None
     if lam == "auto" and method != "base":
         with dask_client(client) as connected:
             searcher = LambdaSearch(
@@ -542,7 +576,7 @@ def fit_sparse_ode(
                 client=connected,
             )
             search = searcher.run_auto()
-        model = search.model()
+        model, models = search.model(), search.models
         lams = search.lams()
         extra = {"path": path_record(search, (min(lams), max(lams)))}
     else:
@@ -553,7 +587,7 @@ def fit_sparse_ode(
         warn_if_degenerate(model, f"the {method!r} fit")
     params = record_params(st, model)
     target = adata.copy() if copy else adata
-    write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window)
+    write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window, search_models=models)
     if copy and return_model:
         return target, model
     if copy:

@@ -98,7 +98,8 @@ def lambda_path(
     edges kept), ``seconds``, ``stage`` (``"grid"``, ``"extended"``, ``"refined"``), ``gain_kept`` and
     ``selected``. With ``copy=True`` the modified copy comes first, with ``return_models=True`` the
     models last. Writes what :func:`scnode.tl.fit_sparse_ode` writes, for the selected ``lam``, with
-    the table, the rule and the searched range in ``adata.uns[key_added]["path"]``.
+    the table, the rule and the searched range in ``adata.uns[key_added]["path"]`` and every pair
+    scored by all the fits together in ``adata.varp[key_added + "_path"]`` (and ``"_path_sign"``).
 
     Warns
     -----
@@ -145,7 +146,7 @@ def lambda_path(
     params["validation"] = "held-out AnnData" if validation is not None else f"every {holdout_every}th time point"
     target = adata.copy() if copy else adata
     extra = {"path": path_record(search, (lo, hi))}
-    write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window)
+    write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window, search_models=search.models)
     out: list[Any] = [table]
     if copy:
         out.insert(0, target)
