@@ -686,3 +686,11 @@ def test_plots_of_2000_genes_stay_small():
     assert len(net.data) == 30 and tuple(net.ax.figure.get_size_inches()) == (6.0, 6.0)
     with pytest.raises(ValueError, match="max_genes"):
         scn.pl.adjacency(adata, max_genes=0, show=False)
+    # ten fitted genes among the 2000: only rows and columns with a score are drawn, not 40 blank ones
+    few = _large()
+    block = np.zeros((2000, 2000), np.float32)
+    block[np.ix_(range(10), range(10))] = np.random.default_rng(1).random((10, 10)) + 0.1
+    few.varp["scnode"] = sparse.csr_matrix(block)
+    small = scn.pl.adjacency(few, show=False)
+    assert small.data.shape == (10, 10) and set(small.data.index) == {f"g{i}" for i in range(10)}
+    assert small.ax.get_ylabel() == "10 strongest rows (1990 not shown)"

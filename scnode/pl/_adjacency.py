@@ -16,6 +16,13 @@ NAME_SIZE = (4.0, 9.0)
 """Font sizes (points) of the row and column names: the largest that fits, none below the smallest."""
 
 
+def _strongest(strength: np.ndarray, keep: int) -> np.ndarray:
+    """Return the indices (sorted) of the ``keep`` largest entries of ``strength``, none of them zero (at least one)."""
+    order = np.argsort(-strength, kind="stable")[:keep]
+    nonzero = order[strength[order] > 0]
+    return np.sort(nonzero if len(nonzero) else order[:1])
+
+
 def _as_frame(
     data: AnnData | SparseODE | np.ndarray | pd.DataFrame,
     key: str,
@@ -40,8 +47,8 @@ def _as_frame(
         rows, cols = np.arange(m.shape[0]), np.arange(m.shape[1])
         if keep is not None and max(m.shape) > keep:
             magnitude = abs(m)
-            rows = np.sort(np.argsort(-np.asarray(magnitude.sum(1)).ravel(), kind="stable")[:keep])
-            cols = np.sort(np.argsort(-np.asarray(magnitude.sum(0)).ravel(), kind="stable")[:keep])
+            rows = _strongest(np.asarray(magnitude.sum(1)).ravel(), keep)
+            cols = _strongest(np.asarray(magnitude.sum(0)).ravel(), keep)
         block = m[rows][:, cols]
         block = block.toarray() if sparse.issparse(block) else block
         frame = pd.DataFrame(block, index=data.var_names[rows], columns=data.var_names[cols])
@@ -106,7 +113,8 @@ def adjacency(
 ) -> PlotResult:
     """Heatmap of an adjacency matrix; exact zeros are drawn blank.
 
-    Large matrices are cut to the ``max_genes`` strongest rows and columns (largest sums of ``|score|``)
+    Large matrices are cut to the ``max_genes`` strongest rows and columns (largest sums of
+    ``|score|``; rows and columns without any score are left out, e.g. genes that were not fitted)
     unless ``regulators`` / ``targets`` name them; the axes labels say how many were left out, and
     the rows and columns kept are clustered. The figure stays within 16 x 14 inches, and names are
     written where they fit: at the largest font size up to 9 points that the Axes' height (rows) and
