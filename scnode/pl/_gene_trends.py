@@ -213,17 +213,18 @@ def _draw_panel(ax: Axes, cells: pd.DataFrame, bins: pd.DataFrame, lines: pd.Dat
             )
             starts.append(t[outside[0]])
             ends.append(t[outside[-1]])
-            ax.axvspan(t[outside[0]], t[outside[-1]], color="0.88", lw=0, zorder=0, gid="extrapolated region")
     inside_values = lines.loc[lines["kind"] == "fitted", "value"].to_numpy(float)
     mean, sd = bins["value"].to_numpy(float), bins["sd"].fillna(0.0).to_numpy(float)
     beyond = np.concatenate(beyond) if beyond else np.empty(0)
     low, high, leaves = _limits([cells["value"].to_numpy(float), inside_values, mean - sd, mean + sd], beyond)
     ax.set_ylim(low, high)
-    if starts:
+    if starts:  # shaded where no lineage has cells: from the last cell of any lineage on
+        first = max(max(starts), float(cells["time"].max()) if len(cells) else -np.inf)
+        ax.axvspan(first, max(ends), color="0.88", lw=0, zorder=0, gid="extrapolated region")
         note = "extrapolated:\nno cells" + ("" if leaves is None else f"\n(curve leaves\nthe axes: {leaves:.3g})")
         ax.annotate(
             note,
-            xy=(min(starts), 0.97),
+            xy=(first, 0.97),
             xycoords=ax.get_xaxis_transform(),
             xytext=(3, 0),
             textcoords="offset points",
@@ -257,8 +258,9 @@ def gene_trends(
     Cells are drawn as dots coloured by lineage (fainter the more cells a panel has), in the units of
     the fitted data (the layer recorded by the fit), with the cells' mean ± standard deviation per
     time bin (open circles) for comparison. The model's curve (one per lineage, on top) is solid
-    within the observed time range and dashed where it is extrapolated; the extrapolated time range
-    is shaded grey and labelled, and where the extrapolation runs far beyond the data the y-axis
+    within the observed time range and dashed where it is extrapolated (beyond its lineage's cells);
+    the time beyond every lineage's last cell is shaded grey and labelled, and where the
+    extrapolation runs far beyond the data the y-axis
     stops at half the data's range beyond it and the label says how far the curve goes.
 
     Parameters
