@@ -11,6 +11,7 @@ from ..core import FitInterrupted
 from ..model import SparseODE
 from ..pp._prepare import require_unique_var_names
 from ._fit import _to_varp
+from ._utils import mean_of_scaled
 
 
 def _graphs(models: Iterable[SparseODE]) -> tuple[list[SparseODE], list[str], int, list[np.ndarray]]:
@@ -135,7 +136,7 @@ def consensus_network(
                 UserWarning,
                 stacklevel=2,
             )
-    mean = np.mean([g / g.max() if g.max() > 0 else g for g in graphs], axis=0)
+    mean = mean_of_scaled(graphs)
     frequency = np.mean([g != 0 for g in graphs], axis=0)
     idx, d = adata.var_names.get_indexer(genes), len(genes)
     varp = {}

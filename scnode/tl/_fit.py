@@ -22,6 +22,7 @@ from ._utils import (
     candidate_mask,
     check_n_iter,
     degenerate_graph,
+    mean_of_scaled,
     sparsity_summary,
     writes_nothing_when_interrupted,
 )
@@ -224,16 +225,8 @@ def path_network(models: Sequence[SparseODE], ts: TrajectorySet) -> tuple[np.nda
     its dependence is strong relative to the others and survives stronger penalties. The sign is
     that of the fits' Jacobians averaged over the training states, each over its largest entry.
     """
-    score = np.zeros_like(models[0].adjacency())
-    slope = np.zeros_like(score)
-    for model in models:
-        adj = model.adjacency()
-        if adj.max() > 0:
-            score += adj / adj.max()
-        jac = mean_jacobian(model, ts)
-        if np.abs(jac).max() > 0:
-            slope += jac / np.abs(jac).max()
-    score /= len(models)
+    score = mean_of_scaled([model.adjacency() for model in models])
+    slope = mean_of_scaled([mean_jacobian(model, ts) for model in models])
     return score, np.sign(slope) * (score != 0)
 
 

@@ -194,3 +194,12 @@ def degenerate_graph(model: SparseODE, adj: np.ndarray, summary: dict[str, Any])
             "allowed one"
         )
     return None
+
+
+def mean_of_scaled(matrices: list[np.ndarray]) -> np.ndarray:
+    """Return the mean of the matrices, each divided by its largest absolute entry (all-zero ones stay zero).
+
+    How several fits' graphs (or Jacobians) are put on one scale and averaged, as tree ensembles
+    average their trees' importances.
+    """
+    return np.mean([m / np.abs(m).max() if np.abs(m).max() > 0 else m for m in matrices], axis=0)
