@@ -22,6 +22,7 @@ from ._utils import (
     candidate_mask,
     check_n_iter,
     degenerate_graph,
+    initial_velocities,
     mean_of_scaled,
     sparsity_summary,
     writes_nothing_when_interrupted,
@@ -67,10 +68,28 @@ class Setup:
     fit_kwargs: dict[str, Any]
     window: int | None
     settings: dict[str, Any]
+    within: float | None = None
 
     def model(self, lam: float) -> SparseODE:
         """Return a new, unfitted model with penalty weight ``lam``."""
         return self.build(lam)
+
+
+ORDER_DEFAULTS: dict[int, dict[str, Any]] = {
+    1: {"scale_by": "lineage", "n_bins": 100, "x0_cells": 5, "within": None},
+    2: {"scale_by": "all", "n_bins": None, "x0_cells": 1, "within": 2.0},
+}
+"""Preprocessing of ``fit_sparse_ode``'s ``"auto"`` settings. Order 1 (cells along pseudotime): each
+lineage scaled on its own, cells averaged in 100 bins, the initial state from the first 5 cells.
+Order 2 (trajectories of one physical system, observed at their times): one scaling for every
+trajectory, the observations themselves, the first one as the initial state (and the initial
+velocity estimated from the first time points, :func:`scnode.pp.prepare_trajectories`); the
+automatic penalty is the largest within 2x of the best validation error (``within``,
+:class:`scnode.tl._select.LambdaSearch`), the rule of ``benchmarks/synthetic.py``."""
+
+HORIZON_WARMUP_SHARE = 0.3
+"""Second-order whole-trajectory fits: share of the penalised iterations over which the fitted time
+span grows from 10 % of each trajectory to all of it (``horizon_warmup``)."""
 
 
 def _field_kwargs(field: str, method: str, order: int, hidden: Sequence[int] | None) -> dict[str, Any]:
@@ -89,7 +108,10 @@ def _field_kwargs(field: str, method: str, order: int, hidden: Sequence[int] | N
         if spec.gated:
             kwargs["gates"] = "inputs"
         return kwargs
-    return {"hidden": (32, 32) if hidden is None else tuple(hidden)}
+    kwargs = {"hidden": (32, 32) if hidden is None else tuple(hidden)}
+    if order == 2 and spec.skip is None and not spec.grouped:
+        kwargs["linear"] = True  # a linear term beside the network: a pruned field still extrapolates
+    return kwargs
 
 
 def _resolve_window(window: int | str | None, ts: TrajectorySet) -> int | None:
@@ -126,10 +148,11 @@ def setup(
     window: int | str | None = "auto",
     x0_noise: float | str = "auto",
     scaling: str = "minmax",
+    scale_by: str = "auto",
     trim_start: int = 0,
     trim_end: int = 0,
-    n_bins: int | None = 100,
-    x0_cells: int = 5,
+    n_bins: int | str | None = "auto",
+    x0_cells: int | str = "auto",
     device: str = "auto",
     random_state: int = 0,
     progress_bar: bool = True,
@@ -141,6 +164,14 @@ def setup(
     check_n_iter(n_iter)
     if lam1 is not None and lam1 < 0:
         raise ValueError(f"lam1 must be >= 0, got {lam1}.")
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}.")
+    auto = ORDER_DEFAULTS[order]
+    scale_by = auto["scale_by"] if scale_by == "auto" else scale_by
+    n_bins = auto["n_bins"] if isinstance(n_bins, str) and n_bins == "auto" else n_bins
+    x0_cells = auto["x0_cells"] if isinstance(x0_cells, str) and x0_cells == "auto" else x0_cells
+    if isinstance(window, str) and window == "auto" and order == 2:
+        window = None
     ts = prepare_trajectories(
         adata,
         time_key=time_key,
@@ -148,6 +179,7 @@ def setup(
         layer=layer,
         genes=genes,
         scaling=scaling,
+        scale_by=scale_by,
         trim_start=trim_start,
         trim_end=trim_end,
         n_bins=n_bins,
@@ -170,12 +202,14 @@ def setup(
         window = fit_kwargs["batch_time"]
     win = _resolve_window(window, ts)
     fit_kw: dict[str, Any] = {"n_iter": n_iter, "lr": lr, "progress_bar": progress_bar}
+    if win is None and order == 2:  # whole trajectories from a random field blow up: lengthen them gradually
+        fit_kw["horizon_warmup"] = round(HORIZON_WARMUP_SHARE * n_iter)
     if refit_iter is not None:
         fit_kw["refit_iter"] = refit_iter
     if win is not None:
         fit_kw.update(batch_time=win, batch_size=32)
-    if x0_noise == "auto":  # whole trajectories: start from noisy initial states, as a new sample would
-        x0_noise = 0.0 if win is not None else float(np.sqrt(np.mean(ts.x0_sem**2)))
+    if x0_noise == "auto":  # whole trajectories of cells: start from noisy initial states, as a new sample would
+        x0_noise = 0.0 if win is not None or order == 2 else float(np.sqrt(np.mean(ts.x0_sem**2)))
     elif isinstance(x0_noise, str) or not x0_noise >= 0:
         raise ValueError(f"x0_noise must be 'auto' or a number >= 0, got {x0_noise!r}.")
     if x0_noise:
@@ -201,7 +235,7 @@ def setup(
         return model
 
     build(0.0)  # check the model arguments before any fit
-    return Setup(ts, build, fit_kw, win, settings)
+    return Setup(ts, build, fit_kw, win, settings, auto["within"])
 
 
 def mean_jacobian(model: SparseODE, ts: TrajectorySet) -> np.ndarray:
@@ -212,7 +246,8 @@ def mean_jacobian(model: SparseODE, ts: TrajectorySet) -> np.ndarray:
     """
     if model.config.order == 1:
         return model.jacobian(np.concatenate(ts.values))
-    states = np.concatenate(model.predict(ts.times, ts.x0, return_velocity=True))
+    v0 = initial_velocities(model, ts)
+    states = np.concatenate(model.predict(ts.times, ts.x0, v0=v0, return_velocity=True))
     d = model.config.n_vars
     return model.jacobian(states[:, :d], states[:, d:])
 
@@ -282,11 +317,12 @@ def write_results(
         varp[f"{key_added}_velocity_sign"] = _to_varp(adata.n_vars, idx, sign[:, d:].T)
 
     fitted = np.full((adata.n_obs, adata.n_vars), np.nan, dtype=np.float32)
+    v0 = initial_velocities(model, ts)
     for k, start in enumerate(t[0] for t in ts.times):
         cells = np.flatnonzero(ts.cell_lineage == k)
         cell_t = np.maximum(ts.cell_time[cells], start)  # cells before the first (binned) time get x0
         grid = np.unique(np.r_[start, cell_t])
-        pred = model.predict(grid, ts.x0[k])
+        pred = model.predict(grid, ts.x0[k], v0=None if v0 is None else v0[k])
         fitted[np.ix_(cells, idx)] = ts.unscale(k, pred[np.searchsorted(grid, cell_t)])
     train_mse = dict(zip(ts.lineages, lineage_mse(model, ts, window), strict=True))
     summary = sparsity_summary(model, adj)
@@ -380,10 +416,11 @@ def fit_sparse_ode(
     window: int | str | None = "auto",
     x0_noise: float | str = "auto",
     scaling: str = "minmax",
+    scale_by: str = "auto",
     trim_start: int = 0,
     trim_end: int = 0,
-    n_bins: int | None = 100,
-    x0_cells: int = 5,
+    n_bins: int | str | None = "auto",
+    x0_cells: int | str = "auto",
     keep: float = 0.5,
     holdout_every: int = 5,
     device: str = "auto",
@@ -437,7 +474,12 @@ def fit_sparse_ode(
     prior_strength
         How much cheaper a prior edge of the largest weight is (0: not at all, 1: free).
     order
-        1, or 2 for a second-order model (dependencies on velocities in ``varp[key_added + "_velocity"]``).
+        1, or 2 for a second-order model (dependencies on velocities in ``varp[key_added + "_velocity"]``):
+        trajectories of one physical system observed at their times (positions only). Its ``"auto"``
+        settings differ: one scaling for all trajectories (``scale_by="all"``), no bins, the first
+        observation as the initial state and the initial velocity estimated from the first time points
+        (:attr:`scnode.pp.TrajectorySet.v0`), whole trajectories (``window=None``) whose fitted span
+        grows over the first 30 % of the iterations, the shared field with a linear term.
     lam
         Penalty weight, or ``"auto"`` to choose it (see above; the search's table goes to
         ``uns[key_added]["path"]``).
@@ -455,16 +497,19 @@ def fit_sparse_ode(
     window
         Train on windows of this many time points, each started from the observed state, or on whole
         trajectories from their initial states (``None``, the paper's; initial states perturbed by
-        their standard error). ``"auto"``: 10 % of a lineage's time points, at least 3.
+        their standard error). ``"auto"``: 10 % of a lineage's time points, at least 3 (order 1);
+        whole trajectories (order 2).
     x0_noise
         Whole-trajectory fits: standard deviation of the noise added to the initial states at every
         iteration, so that the field learns to bring a new sample's noisy start back onto the
         trajectories; ``"auto"``: the initial states' standard error (:attr:`scnode.pp.TrajectorySet.x0_sem`).
-        Windowed fits start from the data and use none (unless given).
-    scaling, trim_start, trim_end, n_bins, x0_cells
-        Preprocessing, see :func:`scnode.pp.prepare_trajectories`.
+        Windowed fits and second-order fits start from the data and use none (unless given).
+    scaling, scale_by, trim_start, trim_end, n_bins, x0_cells
+        Preprocessing, see :func:`scnode.pp.prepare_trajectories`. ``"auto"``: ``scale_by="lineage"``,
+        ``n_bins=100`` and ``x0_cells=5`` for order 1; ``"all"``, ``None`` and ``1`` for order 2.
     keep, holdout_every
-        The automatic penalty's rule (share of the validation gain kept) and held-out time points.
+        The automatic penalty's rule (share of the validation gain kept; order 2 instead selects the
+        largest lambda within 2x of the best validation error) and held-out time points.
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     random_state
@@ -546,6 +591,7 @@ def fit_sparse_ode(
         window=window,
         x0_noise=x0_noise,
         scaling=scaling,
+        scale_by=scale_by,
         trim_start=trim_start,
         trim_end=trim_end,
         n_bins=n_bins,
@@ -566,6 +612,7 @@ def fit_sparse_ode(
                 fit_kwargs=st.fit_kwargs,
                 holdout_every=holdout_every,
                 keep=keep,
+                within=st.within,
                 client=connected,
             )
             search = searcher.run_auto()
@@ -575,7 +622,8 @@ def fit_sparse_ode(
     else:
         model = st.model(0.0 if lam == "auto" else float(lam))
         monitor = _empty_monitor(n_iter) if method != "base" else None
-        model.fit(st.ts.times, st.ts.values, x0=st.ts.x0, monitor=monitor, **st.fit_kwargs)
+        v0 = initial_velocities(model, st.ts)
+        model.fit(st.ts.times, st.ts.values, x0=st.ts.x0, v0=v0, monitor=monitor, **st.fit_kwargs)
     if method != "base":
         warn_if_degenerate(model, f"the {method!r} fit")
     params = record_params(st, model)

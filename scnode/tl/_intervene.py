@@ -7,7 +7,7 @@ import numpy as np
 from anndata import AnnData
 
 from ..model import SparseODE
-from ._utils import prepare_like, time_grids, trajectories_anndata
+from ._utils import initial_velocities, prepare_like, time_grids, trajectories_anndata
 
 
 def simulate_intervention(
@@ -69,12 +69,13 @@ def simulate_intervention(
 
     ts = prepare_like(adata, model, prepare_kwargs)
     grids = time_grids(ts, extrapolate, n_points)
-    control = model.predict(grids, ts.x0)
+    v0 = initial_velocities(model, ts)
+    control = model.predict(grids, ts.x0, v0=v0)
     changed, acting = [], []
     for k, grid in enumerate(grids):
         t_on = ts.times[k][0] + start * (ts.times[k][-1] - ts.times[k][0])
         held = {g: (v - ts.center[k][ts.genes.index(g)]) / ts.scale[k][ts.genes.index(g)] for g, v in values.items()}
-        changed.append(model.predict(grid, ts.x0[k], hold=held, start=t_on))
+        changed.append(model.predict(grid, ts.x0[k], v0=None if v0 is None else v0[k], hold=held, start=t_on))
         acting.append(grid >= t_on)
     out = trajectories_anndata(ts, grids, changed, {"control": control})
     out.layers["delta"] = out.X - out.layers["control"]

@@ -133,6 +133,7 @@ def lambda_path(
             fit_kwargs=fit_kwargs,
             holdout_every=holdout_every,
             keep=keep,
+            within=st.within,
             client=connected,
             scorer=scorer,
         )

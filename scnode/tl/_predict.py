@@ -9,7 +9,7 @@ from anndata import AnnData
 from ..core.metrics import mse
 from ..model import SparseODE
 from ..pp import TrajectorySet
-from ._utils import prepare_like, time_grids, trajectories_anndata
+from ._utils import initial_velocities, prepare_like, time_grids, trajectories_anndata
 
 
 def predict(
@@ -44,7 +44,7 @@ def predict(
     """
     ts = prepare_like(adata, model, prepare_kwargs)
     grids = time_grids(ts, extrapolate, n_points)
-    return trajectories_anndata(ts, grids, model.predict(grids, ts.x0), {})
+    return trajectories_anndata(ts, grids, model.predict(grids, ts.x0, v0=initial_velocities(model, ts)), {})
 
 
 def score(adata: AnnData, model: SparseODE, *, window: int | None = None, **prepare_kwargs: Any) -> pd.DataFrame:
@@ -90,7 +90,8 @@ def score(adata: AnnData, model: SparseODE, *, window: int | None = None, **prep
 def lineage_mse(model: SparseODE, ts: TrajectorySet, window: int | None = None) -> list[float]:
     """Per lineage, the MSE of whole trajectories from their initial states, or of ``window``-point runs."""
     if window is None:
-        return [mse(p, v) for p, v in zip(model.predict(ts.times, ts.x0), ts.values, strict=True)]
+        pred = model.predict(ts.times, ts.x0, v0=initial_velocities(model, ts))
+        return [mse(p, v) for p, v in zip(pred, ts.values, strict=True)]
     return [_window_mse(model, t, v, window) for t, v in zip(ts.times, ts.values, strict=True)]
 
 

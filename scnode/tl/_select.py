@@ -37,7 +37,7 @@ from ..model import SparseODE
 from ..pp import TrajectorySet
 from ._dask import map_tasks
 from ._predict import lineage_mse
-from ._utils import candidate_mask, degenerate_graph, sparsity_summary
+from ._utils import candidate_mask, degenerate_graph, initial_velocities, sparsity_summary
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -64,7 +64,7 @@ def holdout_masks(times: list[np.ndarray], every: int) -> list[np.ndarray]:
 def held_out_errors(model: SparseODE, ts: TrajectorySet, held: list[np.ndarray], window: int | None) -> np.ndarray:
     """Squared errors (mean over genes) at the held-out time points, predicted as the model was trained."""
     if window is None:
-        full = model.predict(ts.times, ts.x0)
+        full = model.predict(ts.times, ts.x0, v0=initial_velocities(model, ts))
         return np.concatenate([((p[h] - v[h]) ** 2).mean(1) for p, v, h in zip(full, ts.values, held, strict=True)])
     errors = []
     for t, v, h in zip(ts.times, ts.values, held, strict=True):
@@ -122,7 +122,7 @@ def _fit_task(
         values = [v[~h] for v, h in zip(ts.values, held, strict=True)]
         train = dataclasses.replace(ts, times=times, values=values)
     model = build(lam)
-    model.fit(train.times, train.values, x0=ts.x0, **fit_kwargs)
+    model.fit(train.times, train.values, x0=ts.x0, v0=initial_velocities(model, ts), **fit_kwargs)
     if scorer is not None:
         val = float(scorer(model))
     else:
@@ -161,6 +161,11 @@ class LambdaSearch:
         Hold out every this-many-th time point.
     keep
         The rule's share of the validation gain a selected fit must keep.
+    within
+        Instead of ``keep``: select the largest lambda whose validation error is at most ``within``
+        times the best (glmnet's ``lambda.1se`` in spirit). For noise-free trajectories of a physical
+        system, whose errors span orders of magnitude from the best fit to the empty graph, a share
+        of the gain over the empty graph keeps fits far worse than the best.
     client
         Optional Dask client: the fits of each round run as parallel tasks.
     scorer
@@ -177,11 +182,14 @@ class LambdaSearch:
         fit_kwargs: dict,
         holdout_every: int = 5,
         keep: float = 0.5,
+        within: float | None = None,
         client: Client | None = None,
         scorer: Callable[[SparseODE], float] | None = None,
     ) -> None:
         if not 0.0 < keep <= 1.0:
             raise ValueError(f"keep must be in (0, 1], got {keep}.")
+        if within is not None and not within >= 1.0:
+            raise ValueError(f"within must be >= 1, got {within}.")
         if holdout_every < 2:
             raise ValueError(f"holdout_every must be at least 2, got {holdout_every}.")
         held = None if scorer is not None else holdout_masks(ts.times, holdout_every)
@@ -191,7 +199,7 @@ class LambdaSearch:
                 "the trajectories are too short; use more time points (n_bins) or a smaller holdout_every."
             )
         self.build, self.ts, self.window, self.fit_kwargs = build, ts, window, fit_kwargs
-        self.held, self.keep, self.client, self.scorer = held, keep, client, scorer
+        self.held, self.keep, self.within, self.client, self.scorer = held, keep, within, client, scorer
         self.search = Search()
 
     # ---------------------------------------------------------------- fitting
@@ -224,11 +232,20 @@ class LambdaSearch:
         gain_range = val[sparsest] - val[best]
         for r, v in zip(rows, val, strict=True):
             r["gain_kept"] = float(1.0 if gain_range <= 0 else (val[sparsest] - v) / gain_range)
-        ok = [i for i in order if rows[i]["gain_kept"] >= self.keep - 1e-12 and lams[i] >= lams[best]]
+        if self.within is None:
+            ok = [i for i in order if rows[i]["gain_kept"] >= self.keep - 1e-12 and lams[i] >= lams[best]]
+        else:
+            ok = [i for i in order if val[i] <= self.within * val[best] and lams[i] >= lams[best]]
         sound = [i for i in ok if rows[i].get("graph", "ok") == "ok"]
         chosen = int(max(sound or ok, key=lambda i: lams[i]))
         self.search.selected = chosen
         skipped = "" if not sound or len(sound) == len(ok) else " (fits whose graph is full or all-or-nothing skipped)"
+        if self.within is not None:
+            self.search.reason = (
+                f"largest lam whose validation error is at most {self.within:g} x the best (lam {lams[best]:g}, "
+                f"val_mse {val[best]:.4g}){skipped}: lam {lams[chosen]:g}, val_mse {val[chosen]:.4g}"
+            )
+            return chosen
         self.search.reason = (
             f"largest lam keeping at least {self.keep:g} of the validation gain of the best fit (lam "
             f"{lams[best]:g}, val_mse {val[best]:.4g}) over the sparsest (lam {lams[sparsest]:g}, val_mse "

@@ -22,6 +22,8 @@ PREPARE_KEYS = (
     "layer",
     "scaling",
     "scale_time",
+    "scale_by",
+    "reference",
     "trim_start",
     "trim_end",
     "n_bins",
@@ -55,6 +57,11 @@ def check_n_iter(n_iter: int) -> None:
             f"n_iter must be at least 1, got {n_iter}: the penalised iterations are what learns the sparse graph "
             "(with none, the graph would be the random initial network's, every edge)."
         )
+
+
+def initial_velocities(model: SparseODE, ts: TrajectorySet) -> np.ndarray | None:
+    """Return the lineages' estimated initial velocities for a second-order model, ``None`` for a first-order one."""
+    return ts.v0 if model.config.order == 2 else None
 
 
 def prepare_like(adata: AnnData, model: SparseODE, overrides: dict[str, Any]) -> TrajectorySet:
