@@ -469,6 +469,18 @@ def test_trajectory_moves_along_each_arm():
         inside = ~part["extrapolated"].to_numpy()
         np.testing.assert_allclose(np.c_[path.get_xdata(), path.get_ydata()], xy[inside])
         assert mcolors.same_color(path.get_color(), cells[name].get_facecolor()[0][:3])
+    # two arrow heads per lineage, each on a state and pointing the way from the latest earlier state of its path at
+    # least 2 % of the embedding's size back (from the state just before, the extrapolated end's could point anywhere)
+    ordered = {n: p.sort_values("time", kind="stable")[["x", "y"]].to_numpy() for n, p in res.data.groupby("lineage")}
+    assert len(res.ax.texts) == 4
+    for arrow in res.ax.texts:
+        head, tail = np.asarray(arrow.xy), np.asarray(arrow.xyann)
+        (name,) = [n for n, xy in ordered.items() if (xy == head).all(1).any()]
+        xy = ordered[name]
+        i = (xy == head).all(1).nonzero()[0][-1]
+        j = np.flatnonzero(np.linalg.norm(xy[:i] - head, axis=1) >= 0.02 * size)[-1]
+        way, drawn = head - xy[j], head - tail
+        assert way @ drawn / np.linalg.norm(way) / np.linalg.norm(drawn) > 0.999
     # time dots coloured by the predicted time, one colour bar
     dots = [c for c in res.ax.collections if c.get_gid() == "time"]
     assert len(dots) == 2 and all(np.diff(d.get_array()).min() > 0 for d in dots)
