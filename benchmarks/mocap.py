@@ -204,10 +204,14 @@ def _over_seeds(by_seed: dict[int, list[dict]]) -> str:
 
 
 def figure(rows: list[dict], motion: str, out: Path) -> Path:
-    """One adjacency panel per method (positions and velocities as inputs)."""
+    """One adjacency panel per method (positions and velocities as inputs).
+
+    Every coordinate in its order (``max_genes=None``: pl.adjacency's default cut to the 50 strongest
+    rows and columns, clustered, would hide the joints' order and label each small panel).
+    """
     fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 2.6), squeeze=False)
     for ax, r in zip(axes[0], rows, strict=True):
-        scn.pl.adjacency(r["adjacency"], title=r["method"], log=True, ax=ax, show=False)
+        scn.pl.adjacency(r["adjacency"], title=r["method"], log=True, max_genes=None, ax=ax, show=False)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()

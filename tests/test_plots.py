@@ -114,10 +114,10 @@ def _krumsiek11_scores(seed=0):
     return adata, truth
 
 
-def _random_network(n_genes=50, n_edges=60, seed=1):
+def _random_network(n_genes=50, n_edges=60, seed=1, name="Gene{}"):
     """A signed random network of ``n_edges`` edges touching ``n_genes`` genes (a ring through all of them)."""
     rng = np.random.default_rng(seed)
-    names = [f"Gene{i}" for i in range(n_genes)]
+    names = [name.format(i) for i in range(n_genes)]
     g = np.zeros((n_genes, n_genes))
     g[np.arange(n_genes), (np.arange(n_genes) + 1) % n_genes] = rng.uniform(0.1, 1, n_genes)  # everyone drawn
     while (g != 0).sum() < n_edges:
@@ -131,7 +131,10 @@ def _random_network(n_genes=50, n_edges=60, seed=1):
 
 
 def _disc_and_label_overlaps(ax):
-    """Overlapping pairs of node discs (centre distance < sum of radii) and of label bounding boxes, as drawn."""
+    """Overlapping pairs of node discs (centre distance < sum of radii) and of label bounding boxes, as drawn.
+
+    Asserts that every disc and every label lies within the axes (1 pixel tolerance).
+    """
     figure = ax.figure
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
@@ -148,6 +151,8 @@ def _disc_and_label_overlaps(ax):
     inside = ax.get_window_extent()
     assert (centres - radii[:, None] >= [inside.x0 - 1, inside.y0 - 1]).all()
     assert (centres + radii[:, None] <= [inside.x1 + 1, inside.y1 + 1]).all()  # every disc within the axes
+    assert (boxes[:, :2] >= [inside.x0 - 1, inside.y0 - 1]).all()
+    assert (boxes[:, 2:] <= [inside.x1 + 1, inside.y1 + 1]).all()  # every label within the axes
     return discs, labels, len(centres)
 
 
@@ -159,10 +164,15 @@ def _disc_and_label_overlaps(ax):
         ("random", None, "auto", 50),
         ("random", None, "layered", 50),
         ("random", None, "spring", 50),
+        ("long names", None, "auto", 50),  # 16-17 characters, wider than their discs: none may leave the axes
+        ("long names", None, "layered", 50),
     ],
 )
 def test_network_nodes_and_labels_never_overlap(network, top_k, layout, n_nodes):
-    adata = _krumsiek11_scores()[0] if network == "krumsiek11" else _random_network()
+    if network == "krumsiek11":
+        adata = _krumsiek11_scores()[0]
+    else:
+        adata = _random_network(name="Gene-long-name-{}" if network == "long names" else "Gene{}")
     res = scn.pl.network(adata, top_k=top_k, layout=layout, show=False)
     discs, labels, drawn = _disc_and_label_overlaps(res.ax)
     assert drawn == n_nodes and {t.get_text() for t in res.ax.texts} == {*res.data["source"], *res.data["target"]}
@@ -459,6 +469,18 @@ def test_trajectory_moves_along_each_arm():
         inside = ~part["extrapolated"].to_numpy()
         np.testing.assert_allclose(np.c_[path.get_xdata(), path.get_ydata()], xy[inside])
         assert mcolors.same_color(path.get_color(), cells[name].get_facecolor()[0][:3])
+    # two arrow heads per lineage, each on a state and pointing the way from the latest earlier state of its path at
+    # least 2 % of the embedding's size back (from the state just before, the extrapolated end's could point anywhere)
+    ordered = {n: p.sort_values("time", kind="stable")[["x", "y"]].to_numpy() for n, p in res.data.groupby("lineage")}
+    assert len(res.ax.texts) == 4
+    for arrow in res.ax.texts:
+        head, tail = np.asarray(arrow.xy), np.asarray(arrow.xyann)
+        (name,) = [n for n, xy in ordered.items() if (xy == head).all(1).any()]
+        xy = ordered[name]
+        i = (xy == head).all(1).nonzero()[0][-1]
+        j = np.flatnonzero(np.linalg.norm(xy[:i] - head, axis=1) >= 0.02 * size)[-1]
+        way, drawn = head - xy[j], head - tail
+        assert way @ drawn / np.linalg.norm(way) / np.linalg.norm(drawn) > 0.999
     # time dots coloured by the predicted time, one colour bar
     dots = [c for c in res.ax.collections if c.get_gid() == "time"]
     assert len(dots) == 2 and all(np.diff(d.get_array()).min() > 0 for d in dots)

@@ -18,6 +18,8 @@ MAX_COMPONENTS = 30
 """Expression is compared in at most this many principal components (of the standardized genes)."""
 CHUNK = 64
 """Predicted states whose distances to every cell are computed at once."""
+ARROW_REACH = 0.02
+"""Least length of an arrow head's shaft, as a fraction of the embedding's size (its larger side)."""
 
 
 def _dense(matrix) -> np.ndarray:
@@ -167,8 +169,22 @@ def _draw_cells(ax: Axes, adata: AnnData, xy: np.ndarray, color: str | None, siz
     return {str(name): palette[i] for i, name in enumerate(labels.categories)}
 
 
-def _draw_path(ax: Axes, part: pd.DataFrame, color, norm: Normalize, cmap: str) -> None:
-    """One lineage: a line in its colour (dashed where extrapolated), time-coloured dots, arrow heads."""
+def _arrow_tail(x: np.ndarray, y: np.ndarray, head: int, reach: float) -> int:
+    """Index of the latest state before ``head`` at least ``reach`` away from it (the first state if none is).
+
+    The state just before the head can lie almost on it (extrapolated states stay among the last
+    cells): an arrow shorter than its head points any way at all.
+    """
+    far = np.flatnonzero(np.hypot(x[:head] - x[head], y[:head] - y[head]) >= reach)
+    return int(far[-1]) if len(far) else 0
+
+
+def _draw_path(ax: Axes, part: pd.DataFrame, color, norm: Normalize, cmap: str, reach: float) -> None:
+    """One lineage: a line in its colour (dashed where extrapolated), time-coloured dots, arrow heads.
+
+    Each arrow head points the way from the latest earlier state at least ``reach`` away (embedding
+    units); its shaft is a quarter of that long, hidden under the line where the path bends.
+    """
     part = part.sort_values("time", kind="stable")
     x, y, t, out = (part[c].to_numpy() for c in ("x", "y", "time", "extrapolated"))
     outline = [patheffects.Stroke(linewidth=4.5, foreground="0.1"), patheffects.Normal()]
@@ -189,11 +205,23 @@ def _draw_path(ax: Axes, part: pd.DataFrame, color, norm: Normalize, cmap: str) 
     if len(x) > 1:
         heads = sorted({len(x) // 2, len(x) - 1} - {0})
         for i in heads:
+            j = _arrow_tail(x, y, i, reach)
+            way = np.array([x[i] - x[j], y[i] - y[j]])
+            if not np.hypot(*way) > 0:
+                continue
+            tail = (x[i], y[i]) - 0.25 * reach * way / np.hypot(*way)
             ax.annotate(
                 "",
                 xy=(x[i], y[i]),
-                xytext=(x[i - 1], y[i - 1]),
-                arrowprops={"arrowstyle": "-|>", "color": color, "lw": 2.0, "mutation_scale": 16},
+                xytext=tuple(tail),
+                arrowprops={
+                    "arrowstyle": "-|>",
+                    "color": color,
+                    "lw": 2.0,
+                    "mutation_scale": 16,
+                    "shrinkA": 0,
+                    "shrinkB": 0,
+                },
                 zorder=5,
             )
 
@@ -315,7 +343,7 @@ def trajectory(
         colors = {name: palette.get(name, c) for name, c in colors.items()}
     norm = Normalize(data["time"].min(), data["time"].max())
     for name, part in data.groupby("lineage", sort=False):
-        _draw_path(ax, part, colors[name], norm, time_cmap)
+        _draw_path(ax, part, colors[name], norm, time_cmap, ARROW_REACH * np.ptp(embedding, axis=0).max())
     ax.figure.colorbar(ScalarMappable(norm=norm, cmap=time_cmap), ax=ax, label=time_key, shrink=0.6, pad=0.02)
     ax.set_xlabel(f"{basis.upper()}1")
     ax.set_ylabel(f"{basis.upper()}2")
