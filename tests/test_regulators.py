@@ -6,7 +6,7 @@ import torch
 
 import scnode as scn
 from scnode.core import ODESystem
-from scnode.core.jacobian import mean_jacobian
+from scnode.core.jacobian import mean_abs_jacobian, mean_jacobian
 from scnode.core.penalties import cnode_penalty, grouplasso_penalty, l0_penalty, pathreg_penalty
 
 
@@ -17,7 +17,7 @@ def _jitter(system, scale=0.3, seed=0):
             p.add_(scale * torch.randn(p.shape, generator=gen))
 
 
-def _autograd_mean_jacobian(system, states):
+def _autograd_mean_jacobian(system, states, absolute=False):
     system.prepare(sample=False)
     d = system.n_vars
 
@@ -27,7 +27,8 @@ def _autograd_mean_jacobian(system, states):
             out = out + system.decay_rates() * s[..., :d]
         return out[..., d:] if system.order == 2 else out
 
-    return torch.stack([torch.autograd.functional.jacobian(rate, s) for s in states]).mean(0)
+    jacobians = torch.stack([torch.autograd.functional.jacobian(rate, s) for s in states])
+    return (jacobians.abs() if absolute else jacobians).mean(0)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,7 @@ def _autograd_mean_jacobian(system, states):
         {"hidden": (8,), "grouped": True, "inputs": [1], "self_inputs": True, "linear": True},
         {"hidden": (4, 3), "grouped": True, "inputs": [0, 3], "self_inputs": True, "gated": True},
         {"hidden": (5,), "order": 2, "inputs": [1, 2]},
+        {"hidden": (6,), "order": 2, "grouped": True, "gated": True, "gate_layers": "inputs"},
         {"hidden": (), "grouped": True},
     ],
 )
@@ -53,6 +55,10 @@ def test_mean_jacobian_matches_autograd(kwargs):
     got = mean_jacobian(system, states, chunk=4)  # several chunks
     assert got.shape == (4, 4 * system.order)
     np.testing.assert_allclose(got.numpy(), expected.detach().numpy(), atol=1e-5)
+    # the mean of the entries' sizes: no cancellation between states where a dependence changes sign
+    sizes = mean_abs_jacobian(system, states, chunk=4)
+    np.testing.assert_allclose(sizes.numpy(), _autograd_mean_jacobian(system, states, True).numpy(), atol=1e-5)
+    assert (sizes >= got.abs() - 1e-6).all()
 
 
 def test_inputs_build_weights_only_for_regulators_and_never_depend_on_others():

@@ -74,7 +74,8 @@ def test_order_two_defaults_and_the_model_predicts_new_trajectories_in_the_train
     )
     params = adata.uns["scnode"]["params"]
     assert params["scale_by"] == "all" and params["x0_cells"] == 1 and "n_bins" not in params
-    assert "window" not in params and params["model"]["linear"] and params["fit"]["horizon_warmup"] == 2
+    assert "window" not in params and params["fit"]["horizon_warmup"] == 2
+    assert params["model"]["per_output"] and not params["adaptive"]  # the per-gene field; a fixed lam is fitted once
     assert "x0_noise" not in params["fit"]
     np.testing.assert_array_equal(adata.X, before.X)
     # a new trajectory is prepared with the training scaling and started from its estimated velocity
@@ -109,3 +110,77 @@ def test_within_rule_selects_the_sparsest_fit_close_to_the_best():
     assert lam == 10.0 and reason.startswith("largest lam whose validation error is at most 2 x the best (lam 1,")
     with pytest.raises(ValueError, match="within must be >= 1"):
         LambdaSearch(lambda lam: None, ts, window=None, fit_kwargs={}, within=0.5)
+
+
+def test_adaptive_factors_make_weak_pairs_expensive_and_strong_ones_cheap():
+    from scnode.tl._adaptive import adaptive_factors, used_pairs
+
+    scores = np.array([[2.0, 0.0, 1.0, -0.5], [0.0, 4.0, 1e-6, 2.0]])  # targets x (x0, x1, v0, v1)
+    used = np.ones((2, 4), dtype=bool)
+    f = adaptive_factors(scores, used)
+    assert f.shape == (2, 4) and f.mean() == pytest.approx(1.0)
+    inverse = 1.0 / np.maximum(np.abs(scores) / 4.0, 1e-3)  # the strongest pair is the cheapest, cut pairs 1000x dearer
+    np.testing.assert_allclose(f, inverse / inverse.mean(), rtol=1e-6)
+    # a prior's (targets x genes) factors multiply both the position and the velocity columns
+    prior = np.array([[1.0, 0.1], [1.0, 1.0]])
+    expected = inverse * np.tile(prior, (1, 2))
+    np.testing.assert_allclose(adaptive_factors(scores, used, prior), expected / expected.mean(), rtol=1e-6)
+    # only the inputs a model has weights for count
+    limited = scn.SparseODE(2, method="pathreg", order=2, per_output=True, hidden=(3,), inputs=[1], device="cpu")
+    used = used_pairs(limited)
+    np.testing.assert_array_equal(used, [[False, True, False, True]] * 2)
+    h = adaptive_factors(scores * used, used)
+    assert h[used].mean() == pytest.approx(1.0)
+    np.testing.assert_allclose(adaptive_factors(np.zeros((2, 4)), used), 1.0)  # no dependence at all
+
+
+def test_the_automatic_penalty_of_order_two_searches_again_with_the_first_fits_factors(monkeypatch):
+    from scnode.tl import _fit
+
+    adata = _system(3)
+    fast = {k: v for k, v in FIT.items() if k != "lam"}
+    seen = []
+    original = _fit.adaptive_factors
+
+    def spy(scores, used, base=None):
+        seen.append((scores, original(scores, used, base)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(_fit, "adaptive_factors", spy)
+    sized = []
+    jacobian = _fit.mean_jacobian
+
+    def sizes(model, ts, *, absolute=False):
+        if absolute:
+            sized.append(model.config.lam)
+        return jacobian(model, ts, absolute=absolute)
+
+    monkeypatch.setattr(_fit, "mean_jacobian", sizes)
+    model = scn.tl.fit_sparse_ode(
+        adata, method="pathreg", order=2, time_key="time", lineage_key="trajectory", return_model=True, **fast
+    )
+    path = adata.uns["scnode"]["path"]
+    assert adata.uns["scnode"]["params"]["adaptive"] and len(seen) == 1
+    first = path["first_stage"]["table"]
+    assert first["selected"].sum() == 1 and path["rule"].startswith("largest lam whose validation error is at most 2 x")
+    assert sized == [first["lam"][first["selected"]][0]]  # the sizes of the first search's selected fit
+    assert seen[0][0].shape == (3, 6) and (seen[0][0] >= 0).all()
+    weights = model.system.pair_weight.cpu().numpy()
+    np.testing.assert_allclose(weights, seen[0][1], rtol=1e-6)
+    assert weights.std() > 0
+    # off on request, and not possible with the shared field
+    scn.tl.fit_sparse_ode(
+        adata,
+        method="pathreg",
+        order=2,
+        time_key="time",
+        lineage_key="trajectory",
+        adaptive=False,
+        key_added="once",
+        **fast,
+    )
+    assert "first_stage" not in adata.uns["once"]["path"] and not adata.uns["once"]["params"]["adaptive"]
+    with pytest.raises(ValueError, match=r"adaptive=True .* needs one network per gene"):
+        scn.tl.fit_sparse_ode(
+            adata, order=2, time_key="time", lineage_key="trajectory", field="shared", adaptive=True, **FIT
+        )

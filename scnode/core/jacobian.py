@@ -6,6 +6,10 @@ states is linear in everything right of ``D_1``, so the chains are averaged at t
 and multiplied by ``W^1`` once: the cost is ``states x outputs x width^2`` plus one product with the
 first layer, never ``states x outputs x inputs``. The linear term (and LassoNet-inner's skip) add
 their weights; the decay term, which is no regulation, is left out.
+
+:func:`mean_abs_jacobian` averages the Jacobian's absolute values instead (each state's Jacobian is
+formed, ``states x outputs x inputs`` in chunks): a dependence whose sign changes between states
+does not cancel out.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ def _activation_slope(act: torch.nn.Module, pre: torch.Tensor) -> torch.Tensor:
     return slope
 
 
-def _first_layer_chain_mean(field: MLP, x: torch.Tensor, x_self: torch.Tensor | None) -> torch.Tensor:
-    """Mean over the rows of ``x`` of ``d f / d h_1`` times ``D_1``: ``(outputs, width_1)``.
+def _first_layer_chains(field: MLP, x: torch.Tensor, x_self: torch.Tensor | None) -> torch.Tensor:
+    """``d f / d h_1`` times ``D_1`` at each row of ``x``: ``(states, outputs, width_1)``.
 
     ``h_1`` is the first layer's pre-activation; multiplying the result by the first layer's weight
-    gives the mean Jacobian with respect to the field's inputs.
+    gives the Jacobian with respect to the field's inputs.
     """
     weights, layers = field.weights, field.layers
     pres, h = [], x
@@ -53,7 +57,52 @@ def _first_layer_chain_mean(field: MLP, x: torch.Tensor, x_self: torch.Tensor | 
     slope = _activation_slope(field.act, pres[0]) if pres else None
     if slope is not None:
         g = g * (slope if field.grouped else slope.unsqueeze(1))
-    return g.mean(0)
+    return g
+
+
+def _check_states(system: ODESystem, states: torch.Tensor) -> None:
+    if states.ndim != 2 or states.shape[-1] != system.n_vars * system.order or not len(states):
+        raise ValueError(f"states must be (S, {system.n_vars * system.order}) with S >= 1, got {tuple(states.shape)}.")
+
+
+def _extra_weights(system: ODESystem) -> list[torch.Tensor]:
+    """Return the weights that add to the network's Jacobian: the linear term, LassoNet-inner's skip."""
+    extra = (system.linear_weight(), system.skip_weight() if system.skip_mode == "inner" else None)
+    return [w for w in extra if w is not None]
+
+
+@torch.no_grad()
+def mean_abs_jacobian(system: ODESystem, states: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """Mean over ``states`` of the field's Jacobian's absolute values, ``(n_vars, order * n_vars)``.
+
+    As :func:`mean_jacobian` (deterministic gates, the decay term left out), but each state's
+    Jacobian is formed and its entries' sizes averaged: a dependence that raises a rate at some
+    states and lowers it at others keeps its size.
+    """
+    _check_states(system, states)
+    system.prepare(sample=False)
+    field = system.field
+    first = field.weights[0]
+    states = states.to(first)
+    extra = _extra_weights(system)
+    total = None
+    for part in states.split(chunk):
+        x = system.field_input(part)
+        own = None if field.self_layer is None else part[:, : system.n_vars]
+        if len(field.layers) == 1:
+            jac = (first.squeeze(1) if field.grouped else first).expand(len(x), -1, -1)
+        else:
+            chain = _first_layer_chains(field, x, own)  # (states, outputs, width_1)
+            # grouped: (states, groups, 1, width) @ (groups, width, inputs); shared: (states, outputs, width) @ W^1
+            jac = (chain.unsqueeze(-2) @ first).squeeze(-2) if field.grouped else chain @ first
+        for w in extra:
+            jac = jac + w
+        jac = system.scatter_inputs(jac)
+        if own is not None and len(field.layers) > 1:  # each output's own level: the diagonal
+            jac = jac + torch.diag_embed((chain * field.self_weight.squeeze(-1)).sum(-1))
+        size = jac.abs().sum(0)
+        total = size if total is None else total + size
+    return total / len(states)
 
 
 @torch.no_grad()
@@ -63,8 +112,7 @@ def mean_jacobian(system: ODESystem, states: torch.Tensor, chunk: int = 256) -> 
     Deterministic gates; ``states`` has shape ``(S, order * n_vars)`` (positions, then velocities).
     Columns of variables that are not inputs of the field are zero. The decay term is left out.
     """
-    if states.ndim != 2 or states.shape[-1] != system.n_vars * system.order or not len(states):
-        raise ValueError(f"states must be (S, {system.n_vars * system.order}) with S >= 1, got {tuple(states.shape)}.")
+    _check_states(system, states)
     system.prepare(sample=False)
     field = system.field
     first = field.weights[0]
@@ -75,14 +123,13 @@ def mean_jacobian(system: ODESystem, states: torch.Tensor, chunk: int = 256) -> 
         jac = first.squeeze(1) if field.grouped else first
     else:
         chain = sum(
-            _first_layer_chain_mean(field, x, None if own is None else o[:, : system.n_vars]) * len(x)
+            _first_layer_chains(field, x, None if own is None else o[:, : system.n_vars]).sum(0)
             for x, o in zip(inputs.split(chunk), states.split(chunk), strict=True)
         ) / len(inputs)
         # grouped: (groups, 1, width) @ (groups, width, inputs); shared: (outputs, width) @ (width, inputs)
         jac = (chain.unsqueeze(1) @ first).squeeze(1) if field.grouped else chain @ first
-    for extra in (system.linear_weight(), system.skip_weight() if system.skip_mode == "inner" else None):
-        if extra is not None:
-            jac = jac + extra
+    for extra in _extra_weights(system):
+        jac = jac + extra
     jac = system.scatter_inputs(jac)
     if own is not None:  # each output's own level: the diagonal
         jac = jac + torch.diag_embed((chain * field.self_weight.squeeze(-1)).sum(-1))

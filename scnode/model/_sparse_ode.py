@@ -17,7 +17,7 @@ import torch
 from ..core import History, ODESystem, feature_sparsity, get_method, weight_sparsity
 from ..core import adjacency as _adjacency
 from ..core.data import ArrayLike
-from ..core.jacobian import mean_jacobian
+from ..core.jacobian import mean_abs_jacobian, mean_jacobian
 from . import _io, _prediction, _training
 from ._config import ModelConfig, resolve_device
 
@@ -91,8 +91,10 @@ class SparseODE:
     penalty_weights
         Per-(output, variable) factors of the penalty, ``(n_vars, n_vars)`` (rows outputs, columns
         the variables as inputs; a prior network's edges get factors below one, so the fit keeps them
-        more readily). Per-output fields only (``per_output=True`` or GroupLasso); ``True`` keeps a
-        buffer of ones (as a loaded model has before its weights arrive).
+        more readily). Second order: also ``(n_vars, 2 n_vars)``, positions then velocities (the
+        square form gives a variable's position and velocity the same factor). Per-output fields only
+        (``per_output=True`` or GroupLasso); ``True`` keeps a buffer of ones (as a loaded model has
+        before its weights arrive).
     """
 
     def __init__(
@@ -184,17 +186,24 @@ class SparseODE:
         the companion tools prepare other AnnData the same way)."""
 
     def set_penalty_weights(self, weights: ArrayLike) -> None:
-        """Set the per-(output, variable) penalty factors, ``(n_vars, n_vars)`` (see ``penalty_weights``)."""
+        """Set the per-(output, variable) penalty factors, ``(n_vars, n_vars)`` (see ``penalty_weights``).
+
+        Second order: ``(n_vars, 2 n_vars)`` sets positions' and velocities' factors apart.
+        """
         system = self.system
         if system.pair_weight is None:
             raise ValueError("This model was built without penalty_weights; pass penalty_weights= when building it.")
         w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
-        d = self.config.n_vars
-        if w.shape != (d, d):
-            raise ValueError(f"penalty_weights must have shape ({d}, {d}) (outputs x variables), got {tuple(w.shape)}.")
+        d, order = self.config.n_vars, self.config.order
+        shapes = [(d, d)] + ([(d, 2 * d)] if order == 2 else [])
+        if tuple(w.shape) not in shapes:
+            raise ValueError(
+                f"penalty_weights must have shape {' or '.join(map(str, shapes))} (outputs x variables), "
+                f"got {tuple(w.shape)}."
+            )
         if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
             raise ValueError("penalty_weights must be finite and non-negative.")
-        if self.config.order == 2:
+        if order == 2 and w.shape[1] == d:
             w = torch.cat([w, w], 1)  # positions and velocities of a variable share its factor
         index = system.input_index
         system.pair_weight.copy_((w if index is None else w[:, index.cpu()]).to(system.pair_weight))
@@ -429,12 +438,13 @@ class SparseODE:
         """Share of zero effective weights of the field."""
         return weight_sparsity(self.system)
 
-    def jacobian(self, x: ArrayLike, v: ArrayLike | None = None) -> np.ndarray:
+    def jacobian(self, x: ArrayLike, v: ArrayLike | None = None, *, absolute: bool = False) -> np.ndarray:
         """Return the field's Jacobian averaged over states: the signed dependence of each output on each input.
 
         Deterministic gates; the decay term (no regulation) is left out. Positive entries: the
         input raises the output's rate where the states lie (activation); negative: it lowers it
-        (repression).
+        (repression). ``absolute=True``: the mean of the entries' absolute values, the size of each
+        dependence even where its sign changes between states.
 
         Parameters
         ----------
@@ -457,7 +467,8 @@ class SparseODE:
             raise ValueError("v is only for second-order models.")
         if x.shape[-1] != d * self.config.order:
             raise ValueError(f"The states have {x.shape[-1]} columns; the model needs {d * self.config.order}.")
-        return mean_jacobian(self.system, torch.as_tensor(x, device=self.device)).cpu().numpy()
+        states = torch.as_tensor(x, device=self.device)
+        return (mean_abs_jacobian if absolute else mean_jacobian)(self.system, states).cpu().numpy()
 
     # --------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:

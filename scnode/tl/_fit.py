@@ -3,6 +3,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from scipy import sparse
 from ..core import get_method
 from ..model import SparseODE
 from ..pp import TrajectorySet, prepare_trajectories
+from ._adaptive import adaptive_factors, used_pairs
 from ._dask import dask_client
 from ._predict import lineage_mse
 from ._regulators import prior_penalty_factors, resolve_regulators
@@ -69,15 +71,21 @@ class Setup:
     window: int | None
     settings: dict[str, Any]
     within: float | None = None
+    adaptive: bool = False
+    factors: np.ndarray | None = None
 
     def model(self, lam: float) -> SparseODE:
         """Return a new, unfitted model with penalty weight ``lam``."""
         return self.build(lam)
 
+    def reweighted(self, factors: np.ndarray) -> Callable[[float], SparseODE]:
+        """Return ``build(lam)`` for models whose pairs are penalised by ``factors`` (the adaptive stage)."""
+        return partial(self.build, pair_factors=factors)
+
 
 ORDER_DEFAULTS: dict[int, dict[str, Any]] = {
-    1: {"scale_by": "lineage", "n_bins": 100, "x0_cells": 5, "within": None},
-    2: {"scale_by": "all", "n_bins": None, "x0_cells": 1, "within": 2.0},
+    1: {"scale_by": "lineage", "n_bins": 100, "x0_cells": 5, "within": None, "adaptive": False},
+    2: {"scale_by": "all", "n_bins": None, "x0_cells": 1, "within": 2.0, "adaptive": True},
 }
 """Preprocessing of ``fit_sparse_ode``'s ``"auto"`` settings. Order 1 (cells along pseudotime): each
 lineage scaled on its own, cells averaged in 100 bins, the initial state from the first 5 cells.
@@ -85,7 +93,9 @@ Order 2 (trajectories of one physical system, observed at their times): one scal
 trajectory, the observations themselves, the first one as the initial state (and the initial
 velocity estimated from the first time points, :func:`scnode.pp.prepare_trajectories`); the
 automatic penalty is the largest within 2x of the best validation error (``within``,
-:class:`scnode.tl._select.LambdaSearch`), the rule of ``benchmarks/synthetic.py``."""
+:class:`scnode.tl._select.LambdaSearch`), the rule of ``benchmarks/synthetic.py``, searched twice:
+the second time with each pair penalised by the inverse of its score in the first search's fit
+(``adaptive``, :mod:`scnode.tl._adaptive`)."""
 
 HORIZON_WARMUP_SHARE = 0.3
 """Second-order whole-trajectory fits: share of the penalised iterations over which the fitted time
@@ -98,7 +108,7 @@ def _field_kwargs(field: str, method: str, order: int, hidden: Sequence[int] | N
         raise ValueError(f"field must be one of {FIELDS}, got {field!r}.")
     spec = get_method(method)
     if field == "auto":
-        field = "per_gene" if order == 1 and spec.skip is None else "shared"
+        field = "per_gene" if spec.skip is None else "shared"
     if field == "per_gene":
         if spec.skip is not None:
             raise ValueError(f"field='per_gene' is not available for {method!r} (its skip acts on a shared layer).")
@@ -153,6 +163,7 @@ def setup(
     trim_end: int = 0,
     n_bins: int | str | None = "auto",
     x0_cells: int | str = "auto",
+    adaptive: bool | str = "auto",
     device: str = "auto",
     random_state: int = 0,
     progress_bar: bool = True,
@@ -218,7 +229,19 @@ def setup(
     settings.update(window=win, model=dict(kwargs), fit={k: v for k, v in fit_kw.items() if k != "progress_bar"})
     kwargs.pop("var_names", None)
 
-    def build(lam: float) -> SparseODE:
+    per_pair = bool(kwargs.get("per_output")) or get_method(method).grouped
+    if isinstance(adaptive, str):
+        if adaptive != "auto":
+            raise ValueError(f"adaptive must be 'auto', True or False, got {adaptive!r}.")
+        adaptive = auto["adaptive"] and per_pair and method != "base"
+    elif adaptive and not per_pair:
+        raise ValueError(
+            "adaptive=True penalises each (target, input) pair by its own factor and needs one network per "
+            "gene: field='per_gene' (or method='grouplasso')."
+        )
+    settings["adaptive"] = bool(adaptive)
+
+    def build(lam: float, pair_factors: np.ndarray | None = None) -> SparseODE:
         model = SparseODE(
             len(ts.genes),
             method=method,
@@ -228,28 +251,29 @@ def setup(
             device=device,
             random_state=random_state,
             var_names=ts.genes,
-            penalty_weights=factors,
+            penalty_weights=factors if pair_factors is None else pair_factors,
             **kwargs,
         )
         model.preprocessing = dict(ts.params)
         return model
 
     build(0.0)  # check the model arguments before any fit
-    return Setup(ts, build, fit_kw, win, settings, auto["within"])
+    return Setup(ts, build, fit_kw, win, settings, auto["within"], bool(adaptive), factors)
 
 
-def mean_jacobian(model: SparseODE, ts: TrajectorySet) -> np.ndarray:
+def mean_jacobian(model: SparseODE, ts: TrajectorySet, *, absolute: bool = False) -> np.ndarray:
     """Return the fitted field's Jacobian averaged over the training states (outputs x inputs).
 
     First order: the observed (binned) states of every lineage; second order: the model's own
-    positions and velocities along each lineage (velocities are not observed).
+    positions and velocities along each lineage (velocities are not observed). ``absolute``: the
+    mean of the entries' absolute values (:meth:`~scnode.SparseODE.jacobian`).
     """
     if model.config.order == 1:
-        return model.jacobian(np.concatenate(ts.values))
+        return model.jacobian(np.concatenate(ts.values), absolute=absolute)
     v0 = initial_velocities(model, ts)
     states = np.concatenate(model.predict(ts.times, ts.x0, v0=v0, return_velocity=True))
     d = model.config.n_vars
-    return model.jacobian(states[:, :d], states[:, d:])
+    return model.jacobian(states[:, :d], states[:, d:], absolute=absolute)
 
 
 def path_network(models: Sequence[SparseODE], ts: TrajectorySet) -> tuple[np.ndarray, np.ndarray]:
@@ -280,7 +304,9 @@ def record_params(setup: Setup, model: SparseODE) -> dict[str, Any]:
             {k: v for k, v in vars(config).items() if k not in ("var_names", "inputs") and v is not None}
         ),
         "fit": _h5ad_safe({k: v for k, v in setup.fit_kwargs.items() if k not in ("progress_bar", "monitor")}),
-        **_h5ad_safe({k: v for k, v in setup.settings.items() if k in ("field", "window", "regulators", "prior")}),
+        **_h5ad_safe(
+            {k: v for k, v in setup.settings.items() if k in ("field", "window", "regulators", "prior", "adaptive")}
+        ),
     }
 
 
@@ -421,6 +447,7 @@ def fit_sparse_ode(
     trim_end: int = 0,
     n_bins: int | str | None = "auto",
     x0_cells: int | str = "auto",
+    adaptive: bool | str = "auto",
     keep: float = 0.5,
     holdout_every: int = 5,
     device: str = "auto",
@@ -479,7 +506,8 @@ def fit_sparse_ode(
         settings differ: one scaling for all trajectories (``scale_by="all"``), no bins, the first
         observation as the initial state and the initial velocity estimated from the first time points
         (:attr:`scnode.pp.TrajectorySet.v0`), whole trajectories (``window=None``) whose fitted span
-        grows over the first 30 % of the iterations, the shared field with a linear term.
+        grows over the first 30 % of the iterations, and the automatic penalty searched twice
+        (``adaptive``).
     lam
         Penalty weight, or ``"auto"`` to choose it (see above; the search's table goes to
         ``uns[key_added]["path"]``).
@@ -488,7 +516,8 @@ def fit_sparse_ode(
     field
         ``"per_gene"``: one ``hidden``-wide network per gene (``per_output=True``), each gene's own
         decay (order 1) and, for the gated methods, gates on the inputs only; ``"shared"``: the
-        paper's shared MLP (``hidden=(32, 32)``); ``"auto"``: per gene for order 1, shared for order 2.
+        paper's shared MLP (``hidden=(32, 32)``; with a linear term beside it for order 2 and the
+        methods without a skip layer); ``"auto"``: per gene (shared for the LassoNet methods).
     hidden
         Hidden widths (``None``: ``(8,)`` per gene, ``(32, 32)`` shared).
     n_iter, refit_iter, lr
@@ -507,6 +536,13 @@ def fit_sparse_ode(
     scaling, scale_by, trim_start, trim_end, n_bins, x0_cells
         Preprocessing, see :func:`scnode.pp.prepare_trajectories`. ``"auto"``: ``scale_by="lineage"``,
         ``n_bins=100`` and ``x0_cells=5`` for order 1; ``"all"``, ``None`` and ``1`` for order 2.
+    adaptive
+        With ``lam="auto"``: search the penalty a second time, each (target, input) pair penalised by
+        the inverse of its score in the first search's selected fit (relative to the strongest pair,
+        at most 1000x; times the prior's factors), so that weak pairs are cut to exact zeros and
+        strong ones keep their size (:mod:`scnode.tl._adaptive`; the first search's table goes to
+        ``uns[key_added]["path"]["first_stage"]``). Needs one network per gene. ``"auto"``: on for
+        order 2, off for order 1. A fixed ``lam`` is fitted once.
     keep, holdout_every
         The automatic penalty's rule (share of the validation gain kept; order 2 instead selects the
         largest lambda within 2x of the best validation error) and held-out time points.
@@ -596,29 +632,36 @@ def fit_sparse_ode(
         trim_end=trim_end,
         n_bins=n_bins,
         x0_cells=x0_cells,
+        adaptive=adaptive,
         device=device,
         random_state=random_state,
         progress_bar=progress_bar,
         model_kwargs=model_kwargs,
         fit_kwargs=fit_kwargs,
     )
+    if lam != "auto":  # a fixed lam is fitted once
+        st.adaptive = st.settings["adaptive"] = False
     extra, models = None, None
     if lam == "auto" and method != "base":
         with dask_client(client) as connected:
-            searcher = LambdaSearch(
-                st.model,
-                st.ts,
-                window=st.window,
-                fit_kwargs=st.fit_kwargs,
-                holdout_every=holdout_every,
-                keep=keep,
-                within=st.within,
-                client=connected,
-            )
-            search = searcher.run_auto()
+
+            def searched(build: Callable[[float], SparseODE]) -> Search:
+                rule = {"holdout_every": holdout_every, "keep": keep, "within": st.within, "client": connected}
+                return LambdaSearch(build, st.ts, window=st.window, fit_kwargs=st.fit_kwargs, **rule).run_auto()
+
+            search = searched(st.model)
+            first = None
+            if st.adaptive:  # again, each pair penalised by the inverse of its score in the first search's fit
+                first = search
+                chosen = first.model()
+                sizes = mean_jacobian(chosen, st.ts, absolute=True)
+                search = searched(st.reweighted(adaptive_factors(sizes, used_pairs(chosen), st.factors)))
         model, models = search.model(), search.models
         lams = search.lams()
         extra = {"path": path_record(search, (min(lams), max(lams)))}
+        if first is not None:
+            lams = first.lams()
+            extra["path"]["first_stage"] = path_record(first, (min(lams), max(lams)))
     else:
         model = st.model(0.0 if lam == "auto" else float(lam))
         monitor = _empty_monitor(n_iter) if method != "base" else None

@@ -116,7 +116,9 @@ def lambda_path(
         if min(lams) < 0:
             raise ValueError(f"Penalty weights must be >= 0, got {min(lams)}.")
     kwargs.pop("lam", None)
-    st = setup(adata, method=method, **kwargs)
+    if kwargs.pop("adaptive", "auto") is True:
+        raise ValueError("lambda_path runs one search; the adaptive second search is fit_sparse_ode's (lam='auto').")
+    st = setup(adata, method=method, adaptive=False, **kwargs)
     scorer = None
     if validation is not None:
         fit_kwargs = st.fit_kwargs
