@@ -81,6 +81,7 @@ def test_demo_fast(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--n-iter", "40"]) == 0
     out = capsys.readouterr().out
     assert "structural Hamming distance" in out and "x0 -> x0''" in out
+    assert "Positions only" in out and "Base, same call" in out  # the AnnData call without the true velocities
     assert (tmp_path / "adjacency.png").stat().st_size > 0
     assert "krumsiek11" in out and "AUPRC ratio" in out and "top edges" in out and "signs right on" in out
     assert (tmp_path / "krumsiek11_network.png").stat().st_size > 0
