@@ -95,6 +95,37 @@ def test_lambda_path_with_client_matches_serial(cluster):
         }
 
 
+def test_consensus_of_restarts_on_a_client_matches_serial(cluster):
+    _, client = cluster
+    adata = cells()
+    restarts = {"methods": ["grouplasso"], "lams": [80.0], "seeds": [0, 1, 2], "lineage_key": "lineage", **SWEEP_FIT}
+    _, serial_models = scn.tl.sweep(adata, return_models=True, **restarts)
+    _, dist_models = scn.tl.sweep(adata, client=client, return_models=True, **restarts)
+    serial = scn.tl.consensus_network(adata, serial_models, copy=True)
+    dist = scn.tl.consensus_network(adata, dist_models, copy=True)
+    for key in ("scnode_consensus", "scnode_consensus_frequency"):
+        np.testing.assert_array_equal(serial.varp[key], dist.varp[key])
+    frequency = serial.varp["scnode_consensus_frequency"]
+    assert serial.uns["scnode_consensus"]["n_models"] == 3 and ((frequency > 0) & (frequency < 1)).any()
+
+
+def test_second_order_adaptive_search_on_a_client_matches_serial(cluster):
+    _, client = cluster
+    adata = scn.datasets.second_order_system(n_trajectories=3, random_state=0)
+    call = {"method": "pathreg", "order": 2, "time_key": "time", "lineage_key": "trajectory", **FAST}
+    serial = scn.tl.fit_sparse_ode(adata, copy=True, **call)
+    dist = scn.tl.fit_sparse_ode(adata, copy=True, client=client, **call)  # both searches' fits on the workers
+    assert serial.uns["scnode"]["params"]["adaptive"]
+    for stage in (serial.uns["scnode"]["path"], serial.uns["scnode"]["path"]["first_stage"]):
+        assert len(stage["table"]["lam"]) > 1
+    for key in ("scnode", "scnode_velocity"):
+        np.testing.assert_array_equal(serial.varp[key], dist.varp[key])
+    for name in ("lam", "val_mse", "selected"):
+        np.testing.assert_array_equal(
+            serial.uns["scnode"]["path"]["table"][name], dist.uns["scnode"]["path"]["table"][name]
+        )
+
+
 def test_serial_sweep_leaves_input_untouched_and_needs_no_dask(monkeypatch):
     adata, validation = cells(), cells(seed=3)
     adata.uns["note"] = "kept"
