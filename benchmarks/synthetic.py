@@ -5,6 +5,7 @@ Usage::
     python benchmarks/synthetic.py               # full run (3 seeds, 2 worker processes)
     python benchmarks/synthetic.py --quick       # a fast smoke run of the same code path
     python benchmarks/synthetic.py --anndata     # protocol (iii) only: positions only, AnnData defaults
+    python benchmarks/synthetic.py --anndata --seeds 1 --systems fresh noisy   # (iii) on unseen data
 
 Protocols (see docs/results.md):
 
@@ -21,7 +22,11 @@ Protocols (see docs/results.md):
     time_key="time", lineage_key="trajectory")`` and nothing else (PathReg's penalty chosen by the
     call itself; Base is the unpenalised reference); scored on the 20 unseen initial states of (ii),
     whose initial velocities are estimated from their first positions as the call does
-    (``scn.tl.score``).
+    (``scn.tl.score``). ``--systems`` adds data the call's design was not chosen on: ``fresh``, another
+    stable sparse system (``FRESH_COEFFICIENTS``: position couplings between variables, which the
+    paper's system lacks), and ``noisy``, the paper's system observed with Gaussian noise (sd
+    ``NOISE``); both with their own initial states (seeds 5000 + seed for training, 6000 + seed for
+    testing; the test positions noise-free).
 
 lambda rule: for each method and seed, the lambdas of the method's grid are fitted as one path with
 warm starts (``SparseODE.fit_path``: the smallest from scratch, each next one continuing from the
@@ -53,6 +58,16 @@ PATH_ITER = 250  # penalised iterations for each further lambda of a path
 QUICK_SCHEDULE = {"n_iter": 40, "horizon_warmup": 10, "refit_iter": 20}
 QUICK_PATH_ITER = 10
 HIDDEN = (32, 32)
+FRESH_COEFFICIENTS = np.array(
+    [
+        [-2.0, 0.0, 0.8, -0.6, 0.0, 0.0],
+        [0.0, -1.2, 0.0, 0.0, -0.4, -0.5],
+        [0.0, 0.7, -3.0, 0.0, 0.0, -0.8],
+    ]
+)
+"""A stable system (eigenvalues' real parts -0.30) with couplings x2 -> x0'' and x1 -> x2'' (7 edges)."""
+NOISE = 0.01
+"""Observation noise of the ``noisy`` system (the positions span about -2 to 2)."""
 
 
 def _decade(lo: float) -> list[float]:
@@ -213,12 +228,23 @@ def run_paper(method: str, lam: float, seed: int, schedule: dict) -> dict:
     }
 
 
-def run_anndata(method: str, seed: int, quick: bool) -> dict:
+def anndata_systems(system: str, seed: int):
+    """Training and test AnnData of protocol (iii) and the true graph, for the paper's, a fresh or a noisy system."""
+    sim, truth = scn.datasets.second_order_system, scn.datasets.second_order_coefficients() != 0
+    if system == "paper":
+        return sim(n_trajectories=20, random_state=1000 + seed), sim(n_trajectories=20, random_state=3000 + seed), truth
+    coef = FRESH_COEFFICIENTS if system == "fresh" else None
+    noise = NOISE if system == "noisy" else 0.0
+    train = sim(n_trajectories=20, random_state=5000 + seed, coefficients=coef, noise=noise)
+    test = sim(n_trajectories=20, random_state=6000 + seed, coefficients=coef)
+    return train, test, (FRESH_COEFFICIENTS != 0) if system == "fresh" else truth
+
+
+def run_anndata(method: str, seed: int, quick: bool, system: str = "paper") -> dict:
     """Protocol (iii): the AnnData call with its defaults on positions alone."""
     import warnings
 
-    train = scn.datasets.second_order_system(n_trajectories=20, random_state=1000 + seed)
-    test = scn.datasets.second_order_system(n_trajectories=20, random_state=3000 + seed)
+    train, test, truth = anndata_systems(system, seed)
     kw = {"n_iter": 20, "progress_bar": False} if quick else {"progress_bar": False}
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -228,11 +254,10 @@ def run_anndata(method: str, seed: int, quick: bool) -> dict:
         )
     seconds = time.perf_counter() - start
     adj = model.adjacency()
-    truth = scn.datasets.second_order_coefficients() != 0
     n = test.obs["trajectory"].nunique()
     return {
         "protocol": "anndata",
-        "method": method,
+        "method": method if system == "paper" else f"{method}, {system} system",
         "seed": seed,
         "lam": model.config.lam,
         "train": train.uns["scnode"]["metrics"]["train_mse"],
@@ -270,7 +295,8 @@ def anndata_report(rows: list[dict], seeds: range) -> list[str]:
 def _run(task: tuple) -> list[dict]:
     kind, method, arg, seed, schedule, path_iter = task
     if kind == "anndata":
-        return [run_anndata(method, seed, arg)]
+        quick, system = arg
+        return [run_anndata(method, seed, quick, system)]
     if kind == "id":
         return run_identification(method, arg, seed, schedule, path_iter)
     return [run_paper(method, arg, seed, schedule)]
@@ -310,7 +336,7 @@ def anndata_main(args: argparse.Namespace, argv: list[str] | None) -> str:
     methods = args.methods or ["base", "pathreg"]
     seeds = range(args.seeds)
     start = time.perf_counter()
-    tasks = [("anndata", m, args.quick, s, None, None) for m in methods for s in seeds]
+    tasks = [("anndata", m, (args.quick, sy), s, None, None) for sy in args.systems for m in methods for s in seeds]
     with mp.get_context("spawn").Pool(args.workers, initializer=_init_worker) as pool:
         rows = [r for rs in pool.map(_run, tasks, chunksize=1) for r in rs]
     elapsed = time.perf_counter() - start
@@ -329,6 +355,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="tiny schedule and two lambdas per method")
     parser.add_argument("--methods", nargs="*", default=None, help="default: all (with --anndata: base, pathreg)")
     parser.add_argument("--anndata", action="store_true", help="run protocol (iii) only")
+    parser.add_argument(
+        "--systems", nargs="*", default=["paper"], choices=["paper", "fresh", "noisy"], help="protocol (iii)'s data"
+    )
     args = parser.parse_args(argv)
     if args.anndata:
         return anndata_main(args, argv)
