@@ -94,8 +94,8 @@ trajectory, the observations themselves, the first one as the initial state (and
 velocity estimated from the first time points, :func:`scnode.pp.prepare_trajectories`); the
 automatic penalty is the largest within 2x of the best validation error (``within``,
 :class:`scnode.tl._select.LambdaSearch`), the rule of ``benchmarks/synthetic.py``, searched twice:
-the second time with each pair penalised by the inverse of its score in the first search's fit
-(``adaptive``, :mod:`scnode.tl._adaptive`)."""
+the second time with each pair penalised by the inverse of its dependence's size in the first
+search's fit (mean absolute Jacobian; ``adaptive``, :mod:`scnode.tl._adaptive`)."""
 
 HORIZON_WARMUP_SHARE = 0.3
 """Second-order whole-trajectory fits: share of the penalised iterations over which the fitted time
@@ -651,7 +651,7 @@ def fit_sparse_ode(
 
             search = searched(st.model)
             first = None
-            if st.adaptive:  # again, each pair penalised by the inverse of its score in the first search's fit
+            if st.adaptive:  # again, each pair penalised by the inverse of its size in the first search's fit
                 first = search
                 chosen = first.model()
                 sizes = mean_jacobian(chosen, st.ts, absolute=True)
