@@ -113,7 +113,8 @@ def test_within_rule_selects_the_sparsest_fit_close_to_the_best():
 
 
 def test_adaptive_factors_make_weak_pairs_expensive_and_strong_ones_cheap():
-    from scnode.tl._adaptive import adaptive_factors, used_pairs
+    from scnode.tl._adaptive import adaptive_factors
+    from scnode.tl._utils import used_pairs
 
     scores = np.array([[2.0, 0.0, 1.0, -0.5], [0.0, 4.0, 1e-6, 2.0]])  # targets x (x0, x1, v0, v1)
     used = np.ones((2, 4), dtype=bool)

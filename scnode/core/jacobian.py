@@ -65,10 +65,34 @@ def _check_states(system: ODESystem, states: torch.Tensor) -> None:
         raise ValueError(f"states must be (S, {system.n_vars * system.order}) with S >= 1, got {tuple(states.shape)}.")
 
 
-def _extra_weights(system: ODESystem) -> list[torch.Tensor]:
-    """Return the weights that add to the network's Jacobian: the linear term, LassoNet-inner's skip."""
-    extra = (system.linear_weight(), system.skip_weight() if system.skip_mode == "inner" else None)
-    return [w for w in extra if w is not None]
+def _jacobian(system: ODESystem, chain: torch.Tensor | None) -> torch.Tensor:
+    """Return the Jacobian from first-layer chains ``(..., outputs, width_1)`` (``None``: no hidden layer).
+
+    ``(..., n_vars, order * n_vars)``: the chain times the first layer's weight, plus the linear term
+    (and LassoNet-inner's skip), placed at the inputs' columns, plus each output's own level (self
+    inputs) on the diagonal.
+    """
+    field = system.field
+    first = field.weights[0]
+    if chain is None:  # no hidden layer: the field is linear
+        jac = first.squeeze(1) if field.grouped else first
+    else:  # grouped: (..., groups, 1, width) @ (groups, width, inputs); shared: (..., outputs, width) @ W^1
+        jac = (chain.unsqueeze(-2) @ first).squeeze(-2) if field.grouped else chain @ first
+    for extra in (system.linear_weight(), system.skip_weight() if system.skip_mode == "inner" else None):
+        if extra is not None:
+            jac = jac + extra
+    jac = system.scatter_inputs(jac)
+    if chain is not None and field.self_layer is not None:  # each output's own level: the diagonal
+        jac = jac + torch.diag_embed((chain * field.self_weight.squeeze(-1)).sum(-1))
+    return jac
+
+
+def _chunks(system: ODESystem, states: torch.Tensor, chunk: int):
+    """Yield the first-layer chains of ``chunk`` states at a time (``(states, outputs, width_1)``)."""
+    field = system.field
+    for part in states.split(chunk):
+        own = None if field.self_layer is None else part[:, : system.n_vars]
+        yield _first_layer_chains(field, system.field_input(part), own)
 
 
 @torch.no_grad()
@@ -81,28 +105,10 @@ def mean_abs_jacobian(system: ODESystem, states: torch.Tensor, chunk: int = 64) 
     """
     _check_states(system, states)
     system.prepare(sample=False)
-    field = system.field
-    first = field.weights[0]
-    states = states.to(first)
-    extra = _extra_weights(system)
-    total = None
-    for part in states.split(chunk):
-        x = system.field_input(part)
-        own = None if field.self_layer is None else part[:, : system.n_vars]
-        if len(field.layers) == 1:
-            jac = (first.squeeze(1) if field.grouped else first).expand(len(x), -1, -1)
-        else:
-            chain = _first_layer_chains(field, x, own)  # (states, outputs, width_1)
-            # grouped: (states, groups, 1, width) @ (groups, width, inputs); shared: (states, outputs, width) @ W^1
-            jac = (chain.unsqueeze(-2) @ first).squeeze(-2) if field.grouped else chain @ first
-        for w in extra:
-            jac = jac + w
-        jac = system.scatter_inputs(jac)
-        if own is not None and len(field.layers) > 1:  # each output's own level: the diagonal
-            jac = jac + torch.diag_embed((chain * field.self_weight.squeeze(-1)).sum(-1))
-        size = jac.abs().sum(0)
-        total = size if total is None else total + size
-    return total / len(states)
+    states = states.to(system.field.weights[0])
+    if len(system.field.layers) == 1:  # a linear field's Jacobian is the same at every state
+        return _jacobian(system, None).abs()
+    return sum(_jacobian(system, chain).abs().sum(0) for chain in _chunks(system, states, chunk)) / len(states)
 
 
 @torch.no_grad()
@@ -114,23 +120,7 @@ def mean_jacobian(system: ODESystem, states: torch.Tensor, chunk: int = 256) -> 
     """
     _check_states(system, states)
     system.prepare(sample=False)
-    field = system.field
-    first = field.weights[0]
-    states = states.to(first)
-    inputs = system.field_input(states)
-    own = None if field.self_layer is None else states[:, : system.n_vars]
-    if len(field.layers) == 1:  # no hidden layer: the field is linear
-        jac = first.squeeze(1) if field.grouped else first
-    else:
-        chain = sum(
-            _first_layer_chains(field, x, None if own is None else o[:, : system.n_vars]).sum(0)
-            for x, o in zip(inputs.split(chunk), states.split(chunk), strict=True)
-        ) / len(inputs)
-        # grouped: (groups, 1, width) @ (groups, width, inputs); shared: (outputs, width) @ (width, inputs)
-        jac = (chain.unsqueeze(1) @ first).squeeze(1) if field.grouped else chain @ first
-    for extra in _extra_weights(system):
-        jac = jac + extra
-    jac = system.scatter_inputs(jac)
-    if own is not None:  # each output's own level: the diagonal
-        jac = jac + torch.diag_embed((chain * field.self_weight.squeeze(-1)).sum(-1))
-    return jac
+    states = states.to(system.field.weights[0])
+    if len(system.field.layers) == 1:
+        return _jacobian(system, None)
+    return _jacobian(system, sum(chain.sum(0) for chain in _chunks(system, states, chunk)) / len(states))

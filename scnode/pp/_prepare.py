@@ -237,12 +237,7 @@ def prepare_trajectories(
     names, times, values, x0s, v0s, sems, centers, scales, offsets, tscales = ([] for _ in range(10))
     cell_lineage = np.full(adata.n_obs, -1)
     cell_time = np.full(adata.n_obs, np.nan)
-    for name in labels.categories:
-        idx = np.flatnonzero(labels == name)
-        if len(idx) == 0:
-            continue
-        idx = idx[np.argsort(t_all[idx], kind="stable")]
-        idx = idx[trim_start : len(idx) - trim_end]
+    for name, idx in _lineage_cells(labels, t_all, trim_start, trim_end):
         t, x = t_all[idx], x_all[idx]
         if len(np.unique(t)) < 3:
             raise ValueError(
@@ -252,15 +247,7 @@ def prepare_trajectories(
         if shared is not None:
             tscale = shared[2] if scale_time else 1.0
         ts = (t - offset) / tscale
-        if shared is not None:
-            center, scale = shared[0], shared[1]
-        elif scaling == "minmax":
-            center, scale = x.min(0), x.max(0) - x.min(0)
-        elif scaling == "zscore":
-            center, scale = x.mean(0), x.std(0)
-        else:
-            center, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
-        scale = np.where(scale > 0, scale, 1.0)
+        center, scale = (shared[0], shared[1]) if shared is not None else _gene_scaling(x, scaling)
         xs = (x - center) / scale
         if n_bins is None:
             keys = ts
@@ -321,24 +308,31 @@ def prepare_trajectories(
     )
 
 
+def _lineage_cells(labels: pd.Categorical, t: np.ndarray, trim_start: int, trim_end: int):
+    """Yield each non-empty lineage's name and its cells' indices, sorted by time, after trimming."""
+    for name in labels.categories:
+        idx = np.flatnonzero(labels == name)
+        if len(idx):
+            yield name, idx[np.argsort(t[idx], kind="stable")][trim_start : len(idx) - trim_end]
+
+
+def _gene_scaling(x: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return each gene's centre and scale (``scaling``; none for no cells); a constant gene gets scale 1."""
+    if scaling == "minmax" and len(x):
+        center, scale = x.min(0), x.max(0) - x.min(0)
+    elif scaling == "zscore" and len(x):
+        center, scale = x.mean(0), x.std(0)
+    else:
+        center, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
+    return center, np.where(scale > 0, scale, 1.0)
+
+
 def _shared_scaling(
     x: np.ndarray, t: np.ndarray, labels: pd.Categorical, trim_start: int, trim_end: int, scaling: str
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Return one gene scaling over all lineages' cells (after trimming) and a time unit (:func:`_rate_time_unit`)."""
-    keep = []
-    for name in labels.categories:
-        idx = np.flatnonzero(labels == name)
-        idx = idx[np.argsort(t[idx], kind="stable")][trim_start : len(idx) - trim_end]
-        if len(idx):
-            keep.append(idx)
-    cells = x[np.concatenate(keep)] if keep else x[:0]
-    if scaling == "minmax" and len(cells):
-        center, scale = cells.min(0), cells.max(0) - cells.min(0)
-    elif scaling == "zscore" and len(cells):
-        center, scale = cells.mean(0), cells.std(0)
-    else:
-        center, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
-    scale = np.where(scale > 0, scale, 1.0)
+    keep = [idx for _, idx in _lineage_cells(labels, t, trim_start, trim_end) if len(idx)]
+    center, scale = _gene_scaling(x[np.concatenate(keep)] if keep else x[:0], scaling)
     return center, scale, _rate_time_unit([t[i] for i in keep], [(x[i] - center) / scale for i in keep])
 
 

@@ -17,22 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import SparseODE
-
 ADAPTIVE_FLOOR = 1e-3
 """Scores below this share of the strongest pair count as this share (pairs cut in the first stage)."""
 ADAPTIVE_POWER = 1.0
 """Exponent of the inverse score (the adaptive lasso's gamma)."""
-
-
-def used_pairs(model: SparseODE) -> np.ndarray:
-    """Which (target, input) entries of the adjacency the model has weights for (self-loops included)."""
-    d, order = model.config.n_vars, model.config.order
-    inputs = range(d) if model.config.inputs is None else model.config.inputs
-    used = np.zeros((d, order * d), dtype=bool)
-    for k in range(order):
-        used[:, [k * d + i for i in inputs]] = True
-    return used
 
 
 def adaptive_factors(
@@ -48,7 +36,7 @@ def adaptive_factors(
     ``1 / max(score / largest score, floor) ** power`` from the first fit's ``scores`` (the sizes of
     its dependences, same shape), times ``base`` (a prior's factors, ``(n_vars, n_vars)``, repeated
     for the velocities, or the full shape), scaled to mean one over the ``used`` pairs
-    (:func:`used_pairs`). A first fit without any dependence gives factors of one.
+    (:func:`scnode.tl._utils.used_pairs`). A first fit without any dependence gives factors of one.
     """
     if not 0.0 < floor < 1.0:
         raise ValueError(f"floor must be in (0, 1), got {floor}.")

@@ -15,7 +15,7 @@ from scipy import sparse
 from ..core import get_method
 from ..model import SparseODE
 from ..pp import TrajectorySet, prepare_trajectories
-from ._adaptive import adaptive_factors, used_pairs
+from ._adaptive import adaptive_factors
 from ._dask import dask_client
 from ._predict import lineage_mse
 from ._regulators import prior_penalty_factors, resolve_regulators
@@ -27,6 +27,7 @@ from ._utils import (
     initial_velocities,
     mean_of_scaled,
     sparsity_summary,
+    used_pairs,
     writes_nothing_when_interrupted,
 )
 
@@ -71,8 +72,12 @@ class Setup:
     window: int | None
     settings: dict[str, Any]
     within: float | None = None
-    adaptive: bool = False
     factors: np.ndarray | None = None
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the automatic penalty is searched a second time (``settings["adaptive"]``)."""
+        return bool(self.settings.get("adaptive", False))
 
     def model(self, lam: float) -> SparseODE:
         """Return a new, unfitted model with penalty weight ``lam``."""
@@ -258,7 +263,7 @@ def setup(
         return model
 
     build(0.0)  # check the model arguments before any fit
-    return Setup(ts, build, fit_kw, win, settings, auto["within"], bool(adaptive), factors)
+    return Setup(ts, build, fit_kw, win, settings, auto["within"], factors)
 
 
 def mean_jacobian(model: SparseODE, ts: TrajectorySet, *, absolute: bool = False) -> np.ndarray:
@@ -640,7 +645,7 @@ def fit_sparse_ode(
         fit_kwargs=fit_kwargs,
     )
     if lam != "auto":  # a fixed lam is fitted once
-        st.adaptive = st.settings["adaptive"] = False
+        st.settings["adaptive"] = False
     extra, models = None, None
     if lam == "auto" and method != "base":
         with dask_client(client) as connected:

@@ -167,13 +167,20 @@ def sparsity_summary(model: SparseODE, adj: np.ndarray | None = None) -> dict[st
     }
 
 
-def candidate_mask(model: SparseODE) -> np.ndarray:
-    """Which (target, input) entries of the adjacency may be non-zero between distinct genes."""
+def used_pairs(model: SparseODE) -> np.ndarray:
+    """Which (target, input) entries of the adjacency the model has weights for (self-loops included)."""
     d, order = model.config.n_vars, model.config.order
-    allowed = np.zeros((d, order * d), dtype=bool)
+    used = np.zeros((d, order * d), dtype=bool)
     inputs = range(d) if model.config.inputs is None else model.config.inputs
     for k in range(order):
-        allowed[:, [k * d + i for i in inputs]] = True
+        used[:, [k * d + i for i in inputs]] = True
+    return used
+
+
+def candidate_mask(model: SparseODE) -> np.ndarray:
+    """Which (target, input) entries of the adjacency may be non-zero between distinct genes."""
+    allowed = used_pairs(model)
+    d = model.config.n_vars
     allowed[:, :d][np.eye(d, dtype=bool)] = False
     return allowed
 
