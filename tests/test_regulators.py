@@ -1,5 +1,8 @@
 """Regulators (inputs), self inputs, per-pair penalty factors and the mean Jacobian, on the engine."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -162,6 +165,9 @@ def test_inputs_by_name_and_round_trip(tmp_path):
         scn.SparseODE(3, var_names=["a", "b", "c"], inputs=["z"])
 
 
+@pytest.mark.skipif(
+    not (Path(os.environ.get("SCNODE_DATA_DIR", "")) / "tfs").is_dir(), reason="SCNODE_DATA_DIR has no tfs/"
+)
 def test_tf_list_reads_the_organisms_lists():
     human, mouse = scn.datasets.tf_list("human"), scn.datasets.tf_list("mouse")
     assert len(human) > 1500 and len(mouse) > 1500
