@@ -2,6 +2,7 @@ import warnings
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from helpers import FAST, FIT, cells
@@ -212,3 +213,46 @@ def test_an_empty_graph_is_reported():
         warnings.simplefilter("error")  # a graph with edges, or an unpenalised fit: no warning
         scn.tl.fit_sparse_ode(adata, lineage_key="lineage", method="base", **FAST)
     assert adata.varp["scnode"].any()
+
+
+def _large_sparse_cells(n_cells: int, n_genes: int) -> ad.AnnData:
+    rng = np.random.default_rng(3)
+    per_cell = n_genes // 10
+    cols = np.sort(rng.choice(n_genes, size=(n_cells, per_cell)), axis=1).ravel()
+    values = rng.gamma(2.0, 1.0, n_cells * per_cell)
+    x = sparse.csr_matrix((values, cols, np.arange(0, n_cells * per_cell + 1, per_cell)), shape=(n_cells, n_genes))
+    x.sum_duplicates()
+    obs = pd.DataFrame(
+        {"dpt_pseudotime": rng.random(n_cells), "lineage": pd.Categorical(rng.choice(["a", "b", "c"], n_cells))},
+        index=[f"c{i}" for i in range(n_cells)],
+    )
+    return ad.AnnData(x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]))
+
+
+@pytest.mark.parametrize(("scaling", "scale_by"), [("minmax", "lineage"), ("zscore", "lineage"), ("minmax", "all")])
+def test_prepare_large_sparse_data_without_densifying(monkeypatch, scaling, scale_by):
+    adata = _large_sparse_cells(20_000, 300)
+    before = adata.X.copy()
+    kwargs = {"lineage_key": "lineage", "n_bins": 100, "x0_cells": 5, "scaling": scaling, "scale_by": scale_by}
+    dense = adata.copy()
+    dense.X = dense.X.toarray()
+    expected = scn.pp.prepare_trajectories(dense, **kwargs)
+    densified = []
+    original = sparse.csr_matrix.toarray
+
+    def toarray(self, *args, **kw):
+        densified.append(self.shape[0])
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(sparse.csr_matrix, "toarray", toarray)
+    ts = scn.pp.prepare_trajectories(adata, **kwargs)
+    assert max(densified) <= 100  # bin means and the first cells, never the 20,000 cells
+    assert sparse.issparse(adata.X) and (adata.X != before).nnz == 0
+    assert [len(t) for t in ts.times] == [100, 100, 100]
+    for got, want in zip(ts.values, expected.values, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ts.x0, expected.x0, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ts.x0_sem, expected.x0_sem, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ts.v0, expected.v0, rtol=1e-9, atol=1e-9)
+    if scale_by == "all":
+        assert ts.params["reference"]["time_scale"] == pytest.approx(expected.params["reference"]["time_scale"])
