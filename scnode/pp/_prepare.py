@@ -117,7 +117,7 @@ def _select_genes(adata: AnnData, genes: Sequence[str] | str | None) -> list[str
 
 
 def _matrix(adata: AnnData, layer: str | None, genes: list[str]) -> np.ndarray | sparse.csr_matrix:
-    """The selected genes' values as float64: a dense array, or CSR rows for sparse data (never densified)."""
+    """Return the selected genes' values as float64: a dense array, or CSR rows for sparse data (never densified)."""
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"adata.layers has no layer {layer!r}; available: {list(adata.layers)}.")
     idx = adata.var_names.get_indexer(genes)
