@@ -256,3 +256,16 @@ def test_prepare_large_sparse_data_without_densifying(monkeypatch, scaling, scal
     np.testing.assert_allclose(ts.v0, expected.v0, rtol=1e-9, atol=1e-9)
     if scale_by == "all":
         assert ts.params["reference"]["time_scale"] == pytest.approx(expected.params["reference"]["time_scale"])
+
+
+def test_fitted_layer_for_cell_times_equal_in_float32():
+    adata = cells(n_cells=60)
+    t = adata.obs["dpt_pseudotime"].to_numpy().copy()
+    lineage = adata.obs["lineage"].to_numpy()
+    same = np.flatnonzero(lineage == "L0")[:2]
+    t[same] = [0.5, 0.5 + 1e-9]  # distinct in float64, one float32 time: the solver's grid must not repeat it
+    adata.obs["dpt_pseudotime"] = t
+    scn.tl.fit_sparse_ode(adata, lineage_key="lineage", **FIT)
+    fitted = adata.layers["scnode_fitted"]
+    assert np.isfinite(fitted).all()
+    np.testing.assert_array_equal(fitted[same[0]], fitted[same[1]])

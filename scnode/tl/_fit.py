@@ -351,8 +351,10 @@ def write_results(
     v0 = initial_velocities(model, ts)
     for k, start in enumerate(t[0] for t in ts.times):
         cells = np.flatnonzero(ts.cell_lineage == k)
-        cell_t = np.maximum(ts.cell_time[cells], start)  # cells before the first (binned) time get x0
-        grid = np.unique(np.r_[start, cell_t])
+        # cells before the first (binned) time get x0; times in float32, the solver's: 30,000 cells of one
+        # lineage have times that differ in float64 and coincide in float32
+        cell_t = np.maximum(ts.cell_time[cells], start).astype(np.float32)
+        grid = np.unique(np.r_[np.float32(start), cell_t])
         pred = model.predict(grid, ts.x0[k], v0=None if v0 is None else v0[k])
         fitted[np.ix_(cells, idx)] = ts.unscale(k, pred[np.searchsorted(grid, cell_t)])
     train_mse = dict(zip(ts.lineages, lineage_mse(model, ts, window), strict=True))
