@@ -96,6 +96,8 @@ WHOLE_TRAJECTORIES = {"field": "shared", "window": None, "x0_noise": 0.0}
 """Every fit here: the shared field's settings under ``hidden`` and ``model_kwargs`` (the per-gene rows add
 ``per_output=True`` only, not the per-gene field's decay and input gates), whole trajectories from x0, no
 x0 noise unless a row adds its own (``fit_sparse_ode`` before its single-cell defaults)."""
+DEFAULT_PREP = {"time_key": "dpt_pseudotime", "lineage_key": "lineage"}
+"""The gene sweep's fits: ``fit_sparse_ode``'s own defaults (no trimming; its bins, windows and x0)."""
 PER_GENE = {"hidden": (8,), "model_kwargs": {"per_output": True}}
 PATHREG = {**WHOLE_TRAJECTORIES, "method": "pathreg", "lam": 0.03, "lam1": 0.0}
 GROUPLASSO = {**WHOLE_TRAJECTORIES, "method": "grouplasso", "lam": 1.0, "hidden": (8,)}
@@ -156,7 +158,9 @@ def measure(spec: dict) -> dict:
         adata = scn.datasets.hematopoiesis(donor=spec["data"])
     genes = spec.get("genes")
     settings = dict(spec["settings"])
-    prep = {**PREP, **spec.get("prep", {})}
+    if spec.get("full"):  # a whole default fit: the lam search, the selected fit, its refit
+        return full_fit(adata, spec)
+    prep = {**(DEFAULT_PREP if spec.get("defaults") else PREP), **spec.get("prep", {})}
     whole = spec.get("whole", False)  # a whole penalised fit (with its horizon warm-up), not its start
     model = scn.tl.fit_sparse_ode(
         adata,
@@ -178,6 +182,24 @@ def measure(spec: dict) -> dict:
         "nfe_mean": float(nfe.mean()),
         "mse": float(model.history.mse[-1]),
         "peak_mb": _peak_memory_mb(spec["device"]),
+    }
+
+
+def full_fit(adata: anndata.AnnData, spec: dict) -> dict:
+    """Wall time, peak memory and graph of ``fit_sparse_ode`` with its defaults (and the spec's regulators)."""
+    start = time.perf_counter()
+    if spec.get("genes") is not None:
+        adata = adata[:, : spec["genes"]].copy()
+    scn.tl.fit_sparse_ode(adata, **DEFAULT_PREP, device=spec["device"], progress_bar=False, **spec["settings"])
+    record = adata.uns["scnode"]
+    metrics = record["metrics"]
+    return {
+        "wall_s": time.perf_counter() - start,
+        "peak_mb": _peak_memory_mb(spec["device"]),
+        "lam": float(record["params"]["lam"]),
+        "n_edges": int(metrics["n_edges"]),
+        "median_regulators": float(metrics["median_regulators"]),
+        "train_mse": float(metrics["train_mse"]),
     }
 
 
@@ -593,6 +615,191 @@ def section_kernels(args: argparse.Namespace) -> None:
     print(f"| float32 weights under torch.autocast(bfloat16) | {per_call(autocast):.0f} | {rel:.1e} |")
 
 
+# ----------------------------------------------------------------------------- whole-transcriptome scale
+SWEEP_GENES = [529, 1000, 2000, 5000, 10_000]
+SWEEP_ALL_GENES_MAX = 2000
+"""Beyond this, every gene a candidate regulator is not measured: at 5000 genes its first layer alone
+(5000 x 8 x 5000 weights, with gates, gradients and Adam's moments) needs about 8 GB."""
+REGULATOR_SETS = ("TF list among the genes", "10 % of the genes", "every gene")
+SWEEP_WHOLE_GENES = (529, 2000)
+"""Sizes with a whole-fit row; every gene a candidate regulator only at the first (at 2000 genes a whole
+400-iteration fit of it takes about 17 minutes)."""
+SWEEP_LAM = 0.03
+"""The sweep's fixed penalty weight (a fit that keeps most edges, as the search's first fits do)."""
+FULL_FIT_GENES = (529, 2000)
+
+
+def noisy_copies(path: Path, n_genes: int, seed: int = 0) -> None:
+    """Write donor s1d2 widened to ``n_genes`` genes to ``path``: its 529 genes, then noisy copies of them.
+
+    Copy ``k`` of gene ``g`` is named ``g_ck`` and is ``g``'s expression plus Gaussian noise of 10 % of
+    its standard deviation. A copy of a transcription factor counts as one in the TF list.
+    """
+    adata = scn.datasets.hematopoiesis(donor="s1d2")
+    x = np.asarray(adata.X, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    blocks, names = [x], list(adata.var_names)
+    k = 0
+    while len(names) < n_genes:
+        k += 1
+        n = min(x.shape[1], n_genes - len(names))
+        noise = rng.normal(0.0, 1.0, (x.shape[0], n)).astype(np.float32) * (0.1 * x[:, :n].std(0) + 1e-3)
+        blocks.append(x[:, :n] + noise)
+        names += [f"{g}_c{k}" for g in adata.var_names[:n]]
+    wide = anndata.AnnData(np.hstack(blocks), obs=adata.obs[["dpt_pseudotime", "lineage"]].copy())
+    wide.var_names = names
+    wide.write_h5ad(path)
+
+
+def sweep_regulators(names: list[str], which: str, seed: int = 0) -> list[str] | None:
+    """The regulator list of a sweep row: TFs (copies included), a random 10 %, or ``None`` (every gene)."""
+    if which == "every gene":
+        return None
+    if which == "10 % of the genes":
+        rng = np.random.default_rng(seed)
+        return [names[i] for i in np.sort(rng.permutation(len(names))[: len(names) // 10])]
+    tfs = set(scn.datasets.tf_list("human"))
+    return [g for g in names if g.split("_c")[0] in tfs]
+
+
+def _sweep_spec(path: Path, n_genes: int, regulators: list[str] | None, args: argparse.Namespace, **extra) -> dict:
+    settings = {"lam": SWEEP_LAM, "regulators": regulators, **extra.pop("settings", {})}
+    spec = {"data": str(path), "genes": n_genes, "settings": settings, "defaults": True, "threads": args.threads}
+    return {**spec, **extra}
+
+
+def section_genes(args: argparse.Namespace) -> None:
+    """The default field's and the shared MLP's cost per iteration from 529 to 10,000 genes."""
+    genes = SWEEP_GENES[:2] if args.quick else SWEEP_GENES
+    n_whole = 6 if args.quick else WHOLE_ITERS
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s1d2_wide.h5ad"
+        noisy_copies(path, max(genes))
+        names = list(anndata.read_h5ad(path, backed="r").var_names)
+        print("\n## Whole-transcriptome scale: the default field from 529 to 10,000 genes\n")
+        print(
+            "Donor s1d2 (3 lineages) widened with noisy copies of its 529 genes; `fit_sparse_ode` with its\n"
+            f"defaults (one network of 8 units per gene with input gates and decay, 100 bins, windows of 10\n"
+            f"bins, 32 per iteration) at a fixed lam = {SWEEP_LAM}. 'start': median over {args.iters} iterations\n"
+            f"after 2 warm-up ones from the initial weights; 'whole fit': the mean over a whole {n_whole}-\n"
+            "iteration fit (the field's solver steps grow as it leaves its initial weights). Peak memory:\n"
+            "the process's maximum resident set. Regulators: the human TF list among the genes (a copy of a\n"
+            "TF counts as one; 130 of the 529 genes are TFs), a random 10 % of the genes, or every gene.\n"
+        )
+        print(
+            "| field | regulators | genes | candidate edges | s / iteration (start) | evaluations | "
+            "s / iteration (whole fit) | evaluations (whole) | peak memory (MB) | growth from 529 (start; whole) |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for device in devices(args.devices):
+            fields_ = {"per gene (default)": {}, "shared 32x32 MLP": {"settings": {"field": "shared"}}}
+            for field_name, extra in fields_.items():
+                for which in REGULATOR_SETS:
+                    base = None
+                    for g in genes:
+                        if which == "every gene" and g > SWEEP_ALL_GENES_MAX:
+                            continue
+                        regs = sweep_regulators(names[:g], which)
+                        spec = _sweep_spec(path, g, regs, args, device=device, iters=args.iters, **extra)
+                        r = run_isolated(spec)
+                        w = None
+                        if g in SWEEP_WHOLE_GENES[: 1 if regs is None else None] or args.quick:
+                            w = run_isolated({**spec, "iters": n_whole, "whole": True})
+                        edges = g * (g if regs is None else len(regs))
+                        if base is None:
+                            base = (r["s_per_iter"], None if w is None else w["s_mean"])
+                        growth = f"{r['s_per_iter'] / base[0]:.1f}x"
+                        if w is not None and base[1] is not None:
+                            growth += f"; {w['s_mean'] / base[1]:.1f}x"
+                        peak = max(r["peak_mb"], 0 if w is None else w["peak_mb"])
+                        whole = ("—", "—") if w is None else (f"{w['s_mean']:.3f}", f"{w['nfe_mean']:.0f}")
+                        label = "all" if regs is None else len(regs)
+                        print(
+                            f"| {field_name} | {which} ({label}) | {g} | {edges:,} | {r['s_per_iter']:.3f} "
+                            f"| {r['nfe']:.0f} | {whole[0]} | {whole[1]} | {peak:.0f} | {growth} |",
+                            flush=True,
+                        )
+            print(
+                f"\nAt 529 genes the authors' implementation takes {REFERENCE_S_PER_ITER} s per iteration "
+                "(every gene an input, every cell a time point, 2 CPU threads)."
+            )
+
+
+def section_genes_fit(args: argparse.Namespace) -> None:
+    """Wall time of whole default fits (lam search included) at 529 and 2000 genes with a regulator list.
+
+    The random 10 % at both sizes; the TF list at 529 genes only (at 2000 genes a quarter of the copies
+    are TFs: about 25 minutes).
+    """
+    genes = (100, 200) if args.quick else FULL_FIT_GENES
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s1d2_wide.h5ad"
+        noisy_copies(path, max(genes))
+        names = list(anndata.read_h5ad(path, backed="r").var_names)
+        print("\n## Whole default fits, lam search included\n")
+        print(
+            "`scn.tl.fit_sparse_ode(adata, time_key=..., lineage_key=..., regulators=...)` with nothing else,\n"
+            "on donor s1d2 widened with noisy copies (as in the sweep above); one fresh process per fit.\n"
+        )
+        print(
+            "| regulators | genes | wall time (min) | peak memory (MB) | lam | edges | median regulators | train MSE |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for device in devices(args.devices):
+            for which, sizes in (("10 % of the genes", genes), ("TF list among the genes", genes[:1])):
+                for g in sizes:
+                    regs = sweep_regulators(names[:g], which)
+                    spec = {"data": str(path), "genes": g, "settings": {"regulators": regs}, "full": True}
+                    spec.update(device=device, threads=args.threads, iters=0)
+                    if args.quick:
+                        spec["settings"]["n_iter"] = 4
+                    r = run_isolated(spec)
+                    print(
+                        f"| {which} ({len(regs)}) | {g} | {r['wall_s'] / 60:.1f} | {r['peak_mb']:.0f} | {r['lam']:.3g} "
+                        f"| {r['n_edges']:,} | {r['median_regulators']:.0f} | {r['train_mse']:.4f} |",
+                        flush=True,
+                    )
+
+
+def section_cells(args: argparse.Namespace) -> None:
+    """Preprocessing of 100,000 cells x 2000 genes (sparse X, 10 % non-zero, 3 lineages)."""
+    n_cells, n_genes = (10_000, 200) if args.quick else (100_000, 2000)
+    cmd = [sys.executable, __file__, "--cells", json.dumps([n_cells, n_genes])]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\n## Cells: preprocessing {n_cells:,} cells x {n_genes:,} genes (sparse X, 10 % non-zero)\n")
+    print("`scn.pp.prepare_trajectories(adata, lineage_key=..., n_bins=100, x0_cells=5)` in a fresh process;")
+    print("peak memory: the process's maximum resident set, the AnnData itself included.\n")
+    print("| cells | genes | process before (MB) | wall time (s) | peak memory (MB) | trajectories |")
+    print("|---|---|---|---|---|---|")
+    print(
+        f"| {n_cells:,} | {n_genes:,} | {r['data_mb']:.0f} | {r['wall_s']:.1f} | {r['peak_mb']:.0f} | {r['shapes']} |"
+    )
+
+
+def measure_cells(n_cells: int, n_genes: int) -> dict:
+    """Build the sparse AnnData of :func:`section_cells` and time its preprocessing (this process)."""
+    from scipy import sparse
+
+    rng = np.random.default_rng(0)
+    per_cell = n_genes // 10
+    cols = np.sort(rng.integers(0, n_genes, size=(n_cells, per_cell), dtype=np.int32), axis=1).ravel()
+    values = rng.gamma(2.0, 1.0, n_cells * per_cell).astype(np.float32)
+    x = sparse.csr_matrix((values, cols, np.arange(0, n_cells * per_cell + 1, per_cell)), shape=(n_cells, n_genes))
+    x.sum_duplicates()
+    obs = pd.DataFrame(
+        {"dpt_pseudotime": rng.random(n_cells), "lineage": pd.Categorical(rng.choice(["a", "b", "c"], n_cells))},
+        index=[f"c{i}" for i in range(n_cells)],
+    )
+    adata = anndata.AnnData(x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]))
+    data_mb = _peak_memory_mb("cpu")
+    start = time.perf_counter()
+    ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage", n_bins=100, x0_cells=5)
+    wall = time.perf_counter() - start
+    shapes = ", ".join(f"{len(t)} x {v.shape[1]}" for t, v in zip(ts.times, ts.values, strict=True))
+    return {"wall_s": wall, "peak_mb": _peak_memory_mb("cpu"), "data_mb": data_mb, "shapes": shapes}
+
+
 SECTIONS = {
     "iteration": section_iteration,
     "whole": section_whole,
@@ -603,6 +810,9 @@ SECTIONS = {
     "reach": section_reach,
     "solvers": section_solvers,
     "kernels": section_kernels,
+    "genes": section_genes,
+    "genes_fit": section_genes_fit,
+    "cells": section_cells,
 }
 
 
@@ -616,9 +826,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="a few iterations, two gene sizes (checks the script)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--cells", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(json.loads(args.measure))))
+        return
+    if args.cells:
+        print(json.dumps(measure_cells(*json.loads(args.cells))))
         return
     if args.iters is None:
         args.iters = 2 if args.quick else 20
