@@ -63,6 +63,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -73,6 +74,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -651,6 +653,15 @@ def noisy_copies(path: Path, n_genes: int, seed: int = 0) -> None:
     wide.write_h5ad(path)
 
 
+@contextlib.contextmanager
+def widened(n_genes: int) -> Iterator[tuple[Path, list[str]]]:
+    """Yield the path of :func:`noisy_copies` of ``n_genes`` genes (a temporary file) and its gene names."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s1d2_wide.h5ad"
+        noisy_copies(path, n_genes)
+        yield path, list(anndata.read_h5ad(path, backed="r").var_names)
+
+
 def sweep_regulators(names: list[str], which: str, seed: int = 0) -> list[str] | None:
     """The regulator list of a sweep row: TFs (copies included), a random 10 %, or ``None`` (every gene)."""
     if which == "every gene":
@@ -672,10 +683,7 @@ def section_genes(args: argparse.Namespace) -> None:
     """The default field's and the shared MLP's cost per iteration from 529 to 10,000 genes."""
     genes = SWEEP_GENES[:2] if args.quick else SWEEP_GENES
     n_whole = 6 if args.quick else WHOLE_ITERS
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s1d2_wide.h5ad"
-        noisy_copies(path, max(genes))
-        names = list(anndata.read_h5ad(path, backed="r").var_names)
+    with widened(max(genes)) as (path, names):
         print("\n## Whole-transcriptome scale: the default field from 529 to 10,000 genes\n")
         print(
             "Donor s1d2 (3 lineages) widened with noisy copies of its 529 genes; `fit_sparse_ode` with its\n"
@@ -732,10 +740,7 @@ def section_genes_fit(args: argparse.Namespace) -> None:
     are TFs: about 25 minutes).
     """
     genes = (100, 200) if args.quick else FULL_FIT_GENES
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s1d2_wide.h5ad"
-        noisy_copies(path, max(genes))
-        names = list(anndata.read_h5ad(path, backed="r").var_names)
+    with widened(max(genes)) as (path, names):
         print("\n## Whole default fits, lam search included\n")
         print(
             "`scn.tl.fit_sparse_ode(adata, time_key=..., lineage_key=..., regulators=...)` with nothing else,\n"
