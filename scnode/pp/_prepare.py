@@ -339,10 +339,11 @@ def _gene_scaling(x: np.ndarray | sparse.csr_matrix, scaling: str) -> tuple[np.n
     if scaling == "minmax" and x.shape[0]:
         low, high = (np.ravel(_dense(m)) for m in (x.min(0), x.max(0)))
         center, scale = low, high - low
-    elif scaling == "zscore" and x.shape[0]:
+    elif scaling == "zscore" and sparse.issparse(x) and x.shape[0]:  # E[x^2] - E[x]^2: no dense copy
         center = np.ravel(x.mean(0))
-        square = x.multiply(x) if sparse.issparse(x) else x * x
-        scale = np.sqrt(np.maximum(np.ravel(square.mean(0)) - center**2, 0.0)) if sparse.issparse(x) else x.std(0)
+        scale = np.sqrt(np.maximum(np.ravel(x.multiply(x).mean(0)) - center**2, 0.0))
+    elif scaling == "zscore" and x.shape[0]:
+        center, scale = x.mean(0), x.std(0)
     else:
         center, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
     return center, np.where(scale > 0, scale, 1.0)
@@ -379,8 +380,8 @@ def _rate_time_unit(
         if len(np.unique(t)) < 3:
             continue
         keys = np.minimum(((t - t.min()) / span * RATE_BINS).astype(int), RATE_BINS - 1)
-        _, tt = _group_means(t[:, None], keys)
-        tt, vv = tt[:, 0], (_group_means(v, keys)[1] - center) / scale
+        tt = _group_means(t[:, None], keys)[1][:, 0]
+        vv = (_group_means(v, keys)[1] - center) / scale
         if len(tt) < 3:
             continue
         d1 = np.diff(vv, axis=0) / np.diff(tt)[:, None]
