@@ -33,12 +33,17 @@ class Trajectories:
         Initial positions, ``(B, n_vars)``.
     v0
         Initial velocities ``(B, n_vars)`` for second-order systems, or ``None`` (then predicted).
+    held
+        ``(B, n_vars)`` booleans, or ``None``: the variables perturbed in each trajectory, held at
+        their initial value while it is integrated (a knockout or an over-expression; see
+        :class:`~scnode.core.Intervention`).
     """
 
     times: list[torch.Tensor]
     values: list[torch.Tensor]
     x0: torch.Tensor
     v0: torch.Tensor | None = None
+    held: torch.Tensor | None = None
 
     @classmethod
     def from_arrays(
@@ -48,12 +53,14 @@ class Trajectories:
         *,
         x0: ArrayLike | None = None,
         v0: ArrayLike | None = None,
+        held: ArrayLike | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Trajectories:
         """Validate and convert arrays.
 
         ``values`` is one ``(T, n_vars)`` array or a list of them; ``times`` is one ``(T,)`` array or
         a list of them, in the same order. ``x0`` defaults to each trajectory's first observation.
+        ``held``: ``(B, n_vars)`` booleans, the variables held at their initial value in each trajectory.
         """
         single = np.ndim(values[0]) == 1 if isinstance(values, list | tuple) else np.ndim(values) == 2
         if single:
@@ -85,7 +92,15 @@ class Trajectories:
 
         x0_t = torch.stack([y[0] for y in ys]) if x0 is None else initial(x0, "x0")
         v0_t = None if v0 is None else initial(v0, "v0")
-        return cls(ts, ys, x0_t, v0_t)
+        held_t = None
+        if held is not None:
+            held_a = np.asarray(held)
+            if held_a.dtype != bool or held_a.shape != (len(ys), n_vars):
+                raise ValueError(
+                    f"held must be booleans of shape ({len(ys)}, {n_vars}), got {held_a.dtype} {held_a.shape}."
+                )
+            held_t = torch.as_tensor(held_a) if held_a.any() else None
+        return cls(ts, ys, x0_t, v0_t, held_t)
 
     @property
     def n_vars(self) -> int:
@@ -102,6 +117,7 @@ class Trajectories:
             [y.to(device) for y in self.values],
             self.x0.to(device),
             None if self.v0 is None else self.v0.to(device),
+            None if self.held is None else self.held.to(device),
         )
 
     def padded_values(self, t_max: int) -> torch.Tensor:

@@ -259,15 +259,22 @@ class Intervention:
         ``{index: fn}``: the variable's mechanism is replaced. ``fn(x, v)`` returns its new
         rate (first order; ``v`` is ``None``) or acceleration (second order) for states of shape
         ``(..., n_vars)``.
+    mask
+        ``(B, n_vars)`` booleans, one row per trajectory of a batched solve: the variables each
+        trajectory holds at its own initial value (its rate, and velocity, zero). This is how
+        perturbed cells are fitted: a knocked-out gene stays at its observed level in their
+        trajectory and the others follow the shared field.
     """
 
     def __init__(
         self,
         hold: Mapping[int, float] | None = None,
         replace: Mapping[int, Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]] | None = None,
+        mask: torch.Tensor | None = None,
     ) -> None:
         self.hold = dict(hold or {})
         self.replace = dict(replace or {})
+        self.mask = mask
         overlap = set(self.hold) & set(self.replace)
         if overlap:
             raise ValueError(f"Variables {sorted(overlap)} are both held and replaced.")
@@ -277,10 +284,12 @@ class Intervention:
         for i in [*self.hold, *self.replace]:
             if not 0 <= int(i) < n_vars:
                 raise ValueError(f"Intervention on variable {i}, but the system has {n_vars} variables.")
+        if self.mask is not None and (self.mask.ndim != 2 or self.mask.shape[1] != n_vars):
+            raise ValueError(f"The intervention's mask has shape {tuple(self.mask.shape)}; expected (B, {n_vars}).")
 
     def apply_initial(self, x0: torch.Tensor, v0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Set held variables in the initial state."""
-        if not self.hold:
+        """Set held variables in the initial state (masked ones keep their own value and get velocity zero)."""
+        if not self.hold and self.mask is None:
             return x0, v0
         x0 = x0.clone()
         v0 = None if v0 is None else v0.clone()
@@ -288,18 +297,20 @@ class Intervention:
             x0[..., i] = value
             if v0 is not None:
                 v0[..., i] = 0.0
+        if v0 is not None and self.mask is not None:
+            v0 = v0.masked_fill(self.mask, 0.0)
         return x0, v0
 
     def apply_rate(self, rate: torch.Tensor, x: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor:
         """Rates (or accelerations) after the intervention."""
-        if not (self.hold or self.replace):
-            return rate
-        cols = list(rate.unbind(-1))
-        for i in self.hold:
-            cols[i] = torch.zeros_like(cols[i])
-        for i, fn in self.replace.items():
-            cols[i] = fn(x, v).to(rate)
-        return torch.stack(cols, -1)
+        if self.hold or self.replace:
+            cols = list(rate.unbind(-1))
+            for i in self.hold:
+                cols[i] = torch.zeros_like(cols[i])
+            for i, fn in self.replace.items():
+                cols[i] = fn(x, v).to(rate)
+            rate = torch.stack(cols, -1)
+        return rate if self.mask is None else rate.masked_fill(self.mask, 0.0)
 
 
 class ODESystem(nn.Module):

@@ -156,5 +156,5 @@ def solve_batched(func: nn.Module, y0: torch.Tensor, grid: TimeGrid, options: So
         return grid.gather(odeint(func, y0, union, options))
     knots = torch.linspace(0.0, float(union[-1]), dense, dtype=y0.dtype, device=y0.device)
     states = odeint(func, y0, knots, options)  # (K, B, D)
-    slopes = func(knots[0], states.reshape(-1, states.shape[-1])).reshape(states.shape)  # autonomous field
+    slopes = func(knots[0], states)  # autonomous field; (K, B, D) states, one row of a batched intervention per B
     return hermite(knots, states, slopes, union[grid.index])  # each trajectory at its own times only

@@ -26,7 +26,7 @@ with warnings.catch_warnings():  # in Jupyter without ipywidgets tqdm.auto warns
 from . import serialization
 from .data import Trajectories
 from .dopri5 import SolverError
-from .fields import ODESystem
+from .fields import Intervention, ODESystem
 from .penalties import Method
 from .solve import SolverOptions, TimeGrid, solve_batched
 
@@ -231,8 +231,9 @@ def _objective_terms(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     system.prepare(sample=sample, generator=generator)
-    y0 = system.initial_state(data.x0, data.v0)
-    pred = system.readout(solve_batched(system, y0, grid, solver))
+    with system.intervene(None if data.held is None else Intervention(mask=data.held)):
+        y0 = system.initial_state(data.x0, data.v0)
+        pred = system.readout(solve_batched(system, y0, grid, solver))
     err = (pred - target) ** 2
     mse = err[grid.mask].mean()
     if penalised and method.penalty is not None:
@@ -258,7 +259,8 @@ def _windows(data: Trajectories, cfg: TrainConfig, generator: torch.Generator) -
         s = int(torch.randint(int(lengths[b]) - cfg.batch_time + 1, (1,), **draw))
         times.append(data.times[b][s : s + cfg.batch_time])
         values.append(data.values[b][s : s + cfg.batch_time])
-    return Trajectories(times, values, torch.stack([y[0] for y in values]), None)
+    held = None if data.held is None else data.held[pick.to(data.held.device)]
+    return Trajectories(times, values, torch.stack([y[0] for y in values]), None, held)
 
 
 def _truncate(data: Trajectories, fraction: float) -> Trajectories:
@@ -268,7 +270,7 @@ def _truncate(data: Trajectories, fraction: float) -> Trajectories:
         n = max(2, int(torch.searchsorted(t, t[0] + fraction * (t[-1] - t[0]), right=True)))
         times.append(t[:n])
         values.append(y[:n])
-    return Trajectories(times, values, data.x0, data.v0)
+    return Trajectories(times, values, data.x0, data.v0, data.held)
 
 
 REFIT_WARMUP = 50
@@ -496,7 +498,10 @@ def train(
                 target = batch.padded_values(grid.index.shape[1])
             if cfg.x0_noise > 0 and cfg.batch_time is None:
                 noise = torch.randn(batch.x0.shape, generator=generator, device=generator.device)
-                batch = Trajectories(batch.times, batch.values, batch.x0 + cfg.x0_noise * noise.to(batch.x0), batch.v0)
+                if batch.held is not None:  # a held variable stays at its observed level
+                    noise = noise.masked_fill(batch.held.to(noise.device), 0.0)
+                x0 = batch.x0 + cfg.x0_noise * noise.to(batch.x0)
+                batch = Trajectories(batch.times, batch.values, x0, batch.v0, batch.held)
             system.nfe = 0
             if refit and it - cfg.n_iter < REFIT_WARMUP:  # ramp the fresh optimiser's rate up
                 for group, base in zip(opt.param_groups, _base_lrs(cfg, refit_lr=True), strict=False):

@@ -1,5 +1,6 @@
 """Loaders that return AnnData."""
 
+from ._boolode import BooleanModel, boolean_model, simulate_boolean
 from ._hematopoiesis import hematopoiesis, hematopoiesis_base_grn
 from ._krumsiek11 import krumsiek11, krumsiek11_network
 from ._mocap import mocap
@@ -8,6 +9,8 @@ from ._synthetic import second_order_coefficients, second_order_system
 from ._tfs import tf_list
 
 __all__ = [
+    "BooleanModel",
+    "boolean_model",
     "hematopoiesis",
     "hematopoiesis_base_grn",
     "krumsiek11",
@@ -16,5 +19,6 @@ __all__ = [
     "paul15",
     "second_order_coefficients",
     "second_order_system",
+    "simulate_boolean",
     "tf_list",
 ]

@@ -25,15 +25,44 @@ def variable_index(model: SparseODE, key: int | str) -> int:
     return int(key)
 
 
+HeldLike = np.ndarray | Sequence[Sequence[int | str]]
+
+
+def held_mask(model: SparseODE, held: HeldLike | None, n_trajectories: int) -> np.ndarray | None:
+    """Return ``(B, n_vars)`` booleans from ``held``: such an array, or one list of variables per trajectory."""
+    if held is None:
+        return None
+    n_vars = model.config.n_vars
+    if isinstance(held, np.ndarray) and held.dtype == bool:
+        if held.shape != (n_trajectories, n_vars):
+            raise ValueError(f"held must have shape ({n_trajectories}, {n_vars}), got {held.shape}.")
+        return held
+    rows = list(held)
+    if len(rows) != n_trajectories:
+        raise ValueError(f"held has {len(rows)} entries for {n_trajectories} trajectories (one list of genes each).")
+    mask = np.zeros((n_trajectories, n_vars), bool)
+    for b, row in enumerate(rows):
+        for key in [row] if isinstance(row, str | int) else row:
+            i = variable_index(model, key)
+            if not 0 <= i < n_vars:
+                raise ValueError(f"held refers to variable {i}; the model has {n_vars} variables.")
+            mask[b, i] = True
+    return mask
+
+
 def make_intervention(
-    model: SparseODE, hold: Mapping[int | str, float] | None, replace: Mapping[int | str, Callable] | None
+    model: SparseODE,
+    hold: Mapping[int | str, float] | None,
+    replace: Mapping[int | str, Callable] | None,
+    mask: torch.Tensor | None = None,
 ) -> Intervention | None:
-    """Build the :class:`~scnode.core.Intervention` of ``hold`` / ``replace`` (``None`` for none)."""
-    if not hold and not replace:
+    """Build the :class:`~scnode.core.Intervention` of ``hold``, ``replace`` and a per-trajectory mask (or ``None``)."""
+    if not hold and not replace and mask is None:
         return None
     return Intervention(
         {variable_index(model, k): float(v) for k, v in (hold or {}).items()},
         {variable_index(model, k): fn for k, fn in (replace or {}).items()},
+        mask,
     )
 
 
@@ -48,6 +77,7 @@ def predict(
     replace: Mapping[int | str, Callable] | None = None,
     start: float | None = None,
     return_velocity: bool = False,
+    held: HeldLike | None = None,
 ) -> np.ndarray | list[np.ndarray]:
     """Integrate ``model`` from ``x0`` (see :meth:`scnode.SparseODE.predict`)."""
     single = np.ndim(x0) == 1
@@ -55,10 +85,13 @@ def predict(
     times_l = [times] if single else list(times)
     if len(times_l) != len(x0_a):
         raise ValueError(f"Got {len(times_l)} time grids for {len(x0_a)} initial states.")
+    mask = held_mask(model, held, len(x0_a))
+    if mask is not None and start is not None:
+        raise ValueError("held= holds variables from each trajectory's start; it cannot be combined with start=.")
     data = Trajectories.from_arrays(
-        times_l, [np.zeros((len(np.ravel(t)), x0_a.shape[1])) for t in times_l], x0=x0_a, v0=v0
+        times_l, [np.zeros((len(np.ravel(t)), x0_a.shape[1])) for t in times_l], x0=x0_a, v0=v0, held=mask
     ).to(model.device)
-    intervention = make_intervention(model, hold, replace)
+    intervention = make_intervention(model, hold, replace, data.held)
     system = model.system
     system.prepare(sample=False)
     if start is None or intervention is None:

@@ -223,6 +223,7 @@ class SparseODE:
         n_iter: int = 1000,
         refit_iter: int | None = None,
         horizon_warmup: int | None = None,
+        held: np.ndarray | Sequence[Sequence[int | str]] | None = None,
         **train_kwargs: Any,
     ) -> SparseODE:
         """Fit to one or several trajectories that share the vector field.
@@ -245,6 +246,11 @@ class SparseODE:
         horizon_warmup
             Iterations over which the fitted time span grows to the whole trajectories; default
             ``n_iter // 4`` for full-batch training.
+        held
+            Perturbed trajectories: ``(B, n_vars)`` booleans, or one list of variables (names or
+            indices) per trajectory, held at their initial value while that trajectory is integrated
+            (a knockout, an over-expression). All trajectories share one field, so the unperturbed
+            ones and each perturbation inform it together.
         **train_kwargs
             Further settings of :class:`scnode.core.TrainConfig`: ``lr``, ``lr_factor``,
             ``lr_patience``, ``min_lr``, ``gate_lr_factor``, ``refit_lr_factor`` (optimiser),
@@ -276,6 +282,7 @@ class SparseODE:
             n_iter=n_iter,
             refit_iter=refit_iter,
             horizon_warmup=horizon_warmup,
+            held=held,
             **train_kwargs,
         )
 
@@ -350,6 +357,7 @@ class SparseODE:
         replace: Mapping[int | str, Callable] | None = None,
         start: float | None = None,
         return_velocity: bool = False,
+        held: np.ndarray | Sequence[Sequence[int | str]] | None = None,
     ) -> np.ndarray | list[np.ndarray]:
         """Integrate from ``x0`` and return the trajectory at ``times`` (also beyond the training range).
 
@@ -373,13 +381,24 @@ class SparseODE:
             from each trajectory's first time.
         return_velocity
             Second order: return ``[x, v]`` instead of ``x``.
+        held
+            Per trajectory, the variables held at their value in ``x0`` (as in :meth:`fit`):
+            ``(B, n_vars)`` booleans or one list of variables per trajectory. Not with ``start``.
 
         Returns
         -------
         ``(T, n_vars)`` array (``(T, 2 n_vars)`` with velocities), or a list of them for a batch.
         """
         return _prediction.predict(
-            self, times, x0, v0=v0, hold=hold, replace=replace, start=start, return_velocity=return_velocity
+            self,
+            times,
+            x0,
+            v0=v0,
+            hold=hold,
+            replace=replace,
+            start=start,
+            return_velocity=return_velocity,
+            held=held,
         )
 
     # ----------------------------------------------------------------- structure

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import FitInterrupted, History, NonFiniteLossError, TrainConfig, Trajectories, train
 from ..core.data import ArrayLike
+from ._prediction import HeldLike, held_mask
 
 if TYPE_CHECKING:
     from ._sparse_ode import SparseODE
@@ -34,6 +35,7 @@ def fit(
     refit_iter: int | None = None,
     horizon_warmup: int | None = None,
     batch_time: int | None = None,
+    held: HeldLike | None = None,
     **train_kwargs: Any,
 ) -> SparseODE:
     """Fit ``model`` in place (see :meth:`scnode.SparseODE.fit`); its history is replaced."""
@@ -46,7 +48,10 @@ def fit(
         )
     if horizon_warmup is None:
         horizon_warmup = n_iter // 4 if batch_time is None else 0
-    data = Trajectories.from_arrays(times, values, x0=x0, v0=v0).to(model.device)
+    data = Trajectories.from_arrays(times, values, x0=x0, v0=v0)
+    if held is not None:
+        data = Trajectories.from_arrays(times, values, x0=x0, v0=v0, held=held_mask(model, held, len(data)))
+    data = data.to(model.device)
     if data.n_vars != model.config.n_vars:
         raise ValueError(f"The data have {data.n_vars} variables but the model was built for {model.config.n_vars}.")
     for key in ("checkpoint", "resume"):

@@ -48,6 +48,9 @@ class TrajectorySet:
         ``(n_obs,)`` scaled time of each used cell (NaN otherwise).
     params
         The preprocessing settings.
+    held
+        ``(n_lineages, n_genes)`` booleans, or ``None`` without perturbations: the genes perturbed in
+        each trajectory (``perturbation_key``), held at their observed level while it is fitted.
     """
 
     genes: list[str]
@@ -64,10 +67,17 @@ class TrajectorySet:
     params: dict = field(default_factory=dict)
     x0_sem: np.ndarray | None = None
     v0: np.ndarray | None = None
+    held: np.ndarray | None = None
 
     def unscale(self, lineage: int, values: np.ndarray) -> np.ndarray:
         """Scaled values of ``lineage`` back to the data's units."""
         return values * self.scale[lineage] + self.center[lineage]
+
+    def held_rows(self, lineage: int, n: int) -> np.ndarray | None:
+        """Return the perturbed genes of ``lineage`` as ``n`` rows of :attr:`held` (``None`` when it is unperturbed)."""
+        if self.held is None or not self.held[lineage].any():
+            return None
+        return np.repeat(self.held[lineage : lineage + 1], n, axis=0)
 
 
 def initial_velocity(times: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -168,6 +178,7 @@ def prepare_trajectories(
     trim_end: int = 0,
     n_bins: int | None = None,
     x0_cells: int = 1,
+    perturbation_key: str | None = None,
 ) -> TrajectorySet:
     """Turn cells ordered by (pseudo)time into trajectories that share one vector field.
 
@@ -216,6 +227,13 @@ def prepare_trajectories(
         (empty bins are skipped; ``None``: average only cells with identical times).
     x0_cells
         Number of first cells whose mean is the initial state.
+    perturbation_key
+        Column of ``obs`` naming the gene(s) perturbed in each cell (a knockout, knockdown or
+        over-expression; several joined by ``"+"``); missing values and the labels of
+        :data:`CONTROL_LABELS` mark unperturbed cells. Each lineage's cells of each perturbation
+        form their own trajectory (named ``"<lineage> <perturbation>"``), scaled with its lineage
+        (gene scaling and time over all its cells), and :attr:`TrajectorySet.held` marks its
+        perturbed genes, which the fit holds at their observed level.
 
     Returns
     -------
@@ -242,6 +260,9 @@ def prepare_trajectories(
         labels = pd.Categorical(np.zeros(adata.n_obs, int)).rename_categories(["all"])
     else:
         labels = pd.Categorical(adata.obs[lineage_key])
+    lineage_of, held_of = {str(c): str(c) for c in labels.categories}, {}
+    if perturbation_key is not None:
+        labels, lineage_of, held_of = _perturbed_trajectories(adata, labels, perturbation_key, chosen)
     shared = None
     if scale_by == "all" and reference is not None:
         shared = (np.asarray(reference["center"], float), np.asarray(reference["scale"], float))
@@ -252,6 +273,8 @@ def prepare_trajectories(
             )
     elif scale_by == "all":
         shared = _shared_scaling(x_all, t_all, labels, trim_start, trim_end, scaling)
+    own = scaling if shared is None and scale_by == "lineage" else "none"  # "all": the shared one
+    lineage_scaling = _lineage_scaling(x_all, t_all, labels, lineage_of, trim_start, trim_end, own)
     names, times, values, x0s, v0s, sems, centers, scales, offsets, tscales = ([] for _ in range(10))
     cell_lineage = np.full(adata.n_obs, -1)
     cell_time = np.full(adata.n_obs, np.nan)
@@ -261,11 +284,12 @@ def prepare_trajectories(
             raise ValueError(
                 f"Lineage {name!r} has {len(np.unique(t))} distinct time(s) after trimming; at least 3 are needed."
             )
-        offset, tscale = (t[0], t[-1] - t[0]) if scale_time else (0.0, 1.0)
+        center, scale, t_first, t_last = lineage_scaling[lineage_of[str(name)]]
+        offset, tscale = (t_first, t_last - t_first) if scale_time else (0.0, 1.0)
         if shared is not None:
+            center, scale = shared[0], shared[1]
             tscale = shared[2] if scale_time else 1.0
         ts = (t - offset) / tscale
-        center, scale = (shared[0], shared[1]) if shared is not None else _gene_scaling(x, scaling)
         if n_bins is None:
             keys = ts
         else:
@@ -307,6 +331,7 @@ def prepare_trajectories(
         "trim_end": trim_end,
         "n_bins": n_bins,
         "x0_cells": x0_cells,
+        "perturbation_key": perturbation_key,
     }
     return TrajectorySet(
         chosen,
@@ -323,6 +348,7 @@ def prepare_trajectories(
         params,
         np.stack(sems),
         np.stack(v0s),
+        None if perturbation_key is None else np.stack([held_of.get(n, np.zeros(len(chosen), bool)) for n in names]),
     )
 
 
@@ -332,6 +358,73 @@ def _lineage_cells(labels: pd.Categorical, t: np.ndarray, trim_start: int, trim_
         idx = np.flatnonzero(labels == name)
         if len(idx):
             yield name, idx[np.argsort(t[idx], kind="stable")][trim_start : len(idx) - trim_end]
+
+
+CONTROL_LABELS = ("control", "ctrl", "non-targeting", "nontargeting", "unperturbed", "wt", "wildtype", "none", "")
+"""Labels of ``perturbation_key`` (compared in lower case) that mark unperturbed cells, besides missing values."""
+
+
+def _perturbed_trajectories(
+    adata: AnnData, labels: pd.Categorical, key: str, genes: list[str]
+) -> tuple[pd.Categorical, dict[str, str], dict[str, np.ndarray]]:
+    """Split each lineage by ``obs[key]``: trajectory labels, each trajectory's lineage, its held genes."""
+    if key not in adata.obs:
+        raise KeyError(f"adata.obs has no perturbation column {key!r}; available: {list(adata.obs.columns)}.")
+    raw = adata.obs[key]
+    names = np.where(raw.isna().to_numpy(), "", raw.astype(str).str.strip().to_numpy()).astype(object)
+    control = np.isin(np.char.lower(names.astype(str)), CONTROL_LABELS)
+    position = {g: i for i, g in enumerate(genes)}
+    held_of_label: dict[str, np.ndarray] = {}
+    for label in sorted(set(names[~control])):
+        parts = [p.strip() for p in str(label).split("+")]
+        unknown = [p for p in parts if p not in position]
+        if unknown:
+            raise ValueError(
+                f"adata.obs[{key!r}] perturbs {unknown} (label {label!r}), which are not among the fitted genes; "
+                f"a perturbed gene must be fitted to be held (controls: missing values or one of {CONTROL_LABELS[:5]})."
+            )
+        mask = np.zeros(len(genes), bool)
+        mask[[position[p] for p in parts]] = True
+        held_of_label[str(label)] = mask
+    lineage = np.asarray(labels.astype(object))
+    single = len(labels.categories) == 1 and str(labels.categories[0]) == "all"
+    trajectory = np.full(adata.n_obs, None, dtype=object)
+    lineage_of: dict[str, str] = {}
+    held_of: dict[str, np.ndarray] = {}
+    for c in labels.categories:
+        in_lineage = lineage == c
+        lineage_of[str(c)] = str(c)
+        trajectory[in_lineage & control] = str(c)
+        for label, mask in held_of_label.items():
+            cells = in_lineage & (names == label)
+            if cells.any():
+                name = label if single else f"{c} {label}"
+                trajectory[cells] = name
+                lineage_of[name], held_of[name] = str(c), mask
+    order = [n for n in lineage_of if (trajectory == n).any()]
+    return pd.Categorical(trajectory, categories=order), lineage_of, held_of
+
+
+def _lineage_scaling(
+    x: np.ndarray | sparse.csr_matrix,
+    t: np.ndarray,
+    labels: pd.Categorical,
+    lineage_of: dict[str, str],
+    trim_start: int,
+    trim_end: int,
+    scaling: str,
+) -> dict[str, tuple[np.ndarray, np.ndarray, float, float]]:
+    """Per lineage: gene centre and scale and first and last time over all its trajectories' cells (after trimming)."""
+    cells: dict[str, list[np.ndarray]] = {}
+    for name, idx in _lineage_cells(labels, t, trim_start, trim_end):
+        cells.setdefault(lineage_of[str(name)], []).append(idx)
+    out = {}
+    for lineage, parts in cells.items():
+        idx = np.concatenate(parts)
+        center, scale = _gene_scaling(x[idx] if scaling != "none" else x[:0], scaling)
+        first, last = (float(t[idx].min()), float(t[idx].max())) if len(idx) else (0.0, 1.0)
+        out[lineage] = (center, scale, first, last)
+    return out
 
 
 def _gene_scaling(x: np.ndarray | sparse.csr_matrix, scaling: str) -> tuple[np.ndarray, np.ndarray]:

@@ -148,6 +148,7 @@ def setup(
     method: str = "pathreg",
     time_key: str = "dpt_pseudotime",
     lineage_key: str | None = None,
+    perturbation_key: str | None = None,
     layer: str | None = None,
     genes: Sequence[str] | str | None = None,
     regulators: Sequence[str] | str | None = None,
@@ -200,6 +201,7 @@ def setup(
         trim_end=trim_end,
         n_bins=n_bins,
         x0_cells=x0_cells,
+        perturbation_key=perturbation_key,
     )
     kwargs = {**_field_kwargs(field, method, order, hidden), **(model_kwargs or {})}
     settings: dict[str, Any] = {"field": field}
@@ -276,7 +278,7 @@ def mean_jacobian(model: SparseODE, ts: TrajectorySet, *, absolute: bool = False
     if model.config.order == 1:
         return model.jacobian(np.concatenate(ts.values), absolute=absolute)
     v0 = initial_velocities(model, ts)
-    states = np.concatenate(model.predict(ts.times, ts.x0, v0=v0, return_velocity=True))
+    states = np.concatenate(model.predict(ts.times, ts.x0, v0=v0, return_velocity=True, held=ts.held))
     d = model.config.n_vars
     return model.jacobian(states[:, :d], states[:, d:], absolute=absolute)
 
@@ -355,7 +357,7 @@ def write_results(
         # lineage have times that differ in float64 and coincide in float32
         cell_t = np.maximum(ts.cell_time[cells], start).astype(np.float32)
         grid = np.unique(np.r_[np.float32(start), cell_t])
-        pred = model.predict(grid, ts.x0[k], v0=None if v0 is None else v0[k])
+        pred = model.predict(grid, ts.x0[k], v0=None if v0 is None else v0[k], held=ts.held_rows(k, 1))
         fitted[np.ix_(cells, idx)] = ts.unscale(k, pred[np.searchsorted(grid, cell_t)])
     train_mse = dict(zip(ts.lineages, lineage_mse(model, ts, window), strict=True))
     summary = sparsity_summary(model, adj)
@@ -433,6 +435,7 @@ def fit_sparse_ode(
     method: str = "pathreg",
     time_key: str = "dpt_pseudotime",
     lineage_key: str | None = None,
+    perturbation_key: str | None = None,
     layer: str | None = None,
     genes: Sequence[str] | str | None = None,
     regulators: Sequence[str] | str | None = None,
@@ -490,6 +493,14 @@ def fit_sparse_ode(
         Column of ``obs`` with the (pseudo)time.
     lineage_key
         Column of ``obs`` naming each cell's lineage; ``None`` for one trajectory.
+    perturbation_key
+        Column of ``obs`` naming the gene(s) perturbed in each cell (knockout, knockdown or
+        over-expression; several joined by ``"+"``; missing or ``"control"`` for unperturbed cells).
+        Each lineage's cells of one perturbation form their own trajectory, in which the perturbed
+        genes are held at their observed level while the shared field moves the others: the fit
+        learns from what the perturbation changed, which observational cells cannot tell (two
+        regulators that always move together). The graph and signs come from the same one field.
+        See :func:`scnode.pp.prepare_trajectories`.
     layer
         Layer to fit instead of ``X``.
     genes
@@ -619,6 +630,7 @@ def fit_sparse_ode(
         method=method,
         time_key=time_key,
         lineage_key=lineage_key,
+        perturbation_key=perturbation_key,
         layer=layer,
         genes=genes,
         regulators=regulators,
@@ -673,7 +685,7 @@ def fit_sparse_ode(
         model = st.model(0.0 if lam == "auto" else float(lam))
         monitor = _empty_monitor(n_iter) if method != "base" else None
         v0 = initial_velocities(model, st.ts)
-        model.fit(st.ts.times, st.ts.values, x0=st.ts.x0, v0=v0, monitor=monitor, **st.fit_kwargs)
+        model.fit(st.ts.times, st.ts.values, x0=st.ts.x0, v0=v0, held=st.ts.held, monitor=monitor, **st.fit_kwargs)
     if method != "base":
         warn_if_degenerate(model, f"the {method!r} fit")
     params = record_params(st, model)

@@ -70,12 +70,20 @@ def simulate_intervention(
     ts = prepare_like(adata, model, prepare_kwargs)
     grids = time_grids(ts, extrapolate, n_points)
     v0 = initial_velocities(model, ts)
-    control = model.predict(grids, ts.x0, v0=v0)
+    control = model.predict(grids, ts.x0, v0=v0, held=ts.held)
     changed, acting = [], []
     for k, grid in enumerate(grids):
         t_on = ts.times[k][0] + start * (ts.times[k][-1] - ts.times[k][0])
         held = {g: (v - ts.center[k][ts.genes.index(g)]) / ts.scale[k][ts.genes.index(g)] for g, v in values.items()}
-        changed.append(model.predict(grid, ts.x0[k], v0=None if v0 is None else v0[k], hold=held, start=t_on))
+        perturbed = ts.held_rows(k, 1)
+        if perturbed is not None and start > 0:
+            raise ValueError(
+                f"Trajectory {ts.lineages[k]!r} is perturbed from its start (perturbation_key); an intervention on it "
+                "must start there too (start=0)."
+            )
+        at = None if perturbed is not None else t_on
+        kw = {"v0": None if v0 is None else v0[k], "hold": held, "start": at, "held": perturbed}
+        changed.append(model.predict(grid, ts.x0[k], **kw))
         acting.append(grid >= t_on)
     out = trajectories_anndata(ts, grids, changed, {"control": control})
     out.layers["delta"] = out.X - out.layers["control"]

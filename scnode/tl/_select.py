@@ -64,12 +64,12 @@ def holdout_masks(times: list[np.ndarray], every: int) -> list[np.ndarray]:
 def held_out_errors(model: SparseODE, ts: TrajectorySet, held: list[np.ndarray], window: int | None) -> np.ndarray:
     """Squared errors (mean over genes) at the held-out time points, predicted as the model was trained."""
     if window is None:
-        full = model.predict(ts.times, ts.x0, v0=initial_velocities(model, ts))
+        full = model.predict(ts.times, ts.x0, v0=initial_velocities(model, ts), held=ts.held)
         return np.concatenate([((p[h] - v[h]) ** 2).mean(1) for p, v, h in zip(full, ts.values, held, strict=True)])
     errors = []
-    for t, v, h in zip(ts.times, ts.values, held, strict=True):
+    for k, (t, v, h) in enumerate(zip(ts.times, ts.values, held, strict=True)):
         starts = [s for s in range(len(t) - 1) if not h[s]]
-        preds = model.predict([t[s : s + window] for s in starts], v[starts])
+        preds = model.predict([t[s : s + window] for s in starts], v[starts], held=ts.held_rows(k, len(starts)))
         for s, p in zip(starts, preds, strict=True):
             idx = np.arange(s, s + len(p))
             hit = h[idx].copy()
@@ -122,7 +122,7 @@ def _fit_task(
         values = [v[~h] for v, h in zip(ts.values, held, strict=True)]
         train = dataclasses.replace(ts, times=times, values=values)
     model = build(lam)
-    model.fit(train.times, train.values, x0=ts.x0, v0=initial_velocities(model, ts), **fit_kwargs)
+    model.fit(train.times, train.values, x0=ts.x0, v0=initial_velocities(model, ts), held=ts.held, **fit_kwargs)
     if scorer is not None:
         val = float(scorer(model))
     else:

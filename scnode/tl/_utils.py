@@ -28,6 +28,7 @@ PREPARE_KEYS = (
     "trim_end",
     "n_bins",
     "x0_cells",
+    "perturbation_key",
 )
 """Arguments of :func:`scnode.pp.prepare_trajectories` that a model remembers from its fit."""
 

@@ -1,0 +1,237 @@
+"""GRN suite: BEELINE's six synthetic networks, observational and with knockouts; scnode against its peers.
+
+Usage::
+
+    python benchmarks/grn_suite.py                  # six models, 2 seeds
+    python benchmarks/grn_suite.py --quick          # two models, one seed, short fits: the same code path
+
+Data: each of BEELINE's Boolean models (``scn.datasets.boolean_model``, files from the ``boolode``
+data folder) simulated with ``scn.datasets.simulate_boolean``: 1000 cells from 10 noisy simulations
+per condition, the simulation time as pseudotime. *Observational*: the unperturbed cells only.
+*Knockouts*: the same cells plus 1000 cells of each of three knockouts, of genes drawn at random
+(seeded) among those with an outgoing edge, as an experimenter perturbs candidate regulators.
+
+Rows. ``scnode``: the default call, ``scn.tl.fit_sparse_ode(adata, time_key="time",
+lineage_key="simulation")``, with ``perturbation_key="perturbation"`` on the knockout data; scored by
+its graph (``varp["scnode"]``) and by the ranking of every pair over its penalty search
+(``varp["scnode_path"]``). Peers on the same cells (all conditions pooled: they cannot tell a
+perturbed cell from another): GRNBoost2 (arboreto's per-target routine ``infer_partial_network``
+with its own settings), GENIE3 (ExtraTrees on x, as GENIE3; and on dx/dt), the absolute correlation
+of x_j with dx_i/dt, Lasso (cross-validated, on dx/dt) and PySINDy (STLSQ on a quadratic library; a
+pair's score is the sum of the absolute coefficients of the terms holding the regulator). dx/dt:
+finite differences along each simulation. The true network plays no part in any row.
+
+Scores follow BEELINE: self-loops excluded; AUPRC ratio = AUPRC over the edge density; AUROC; EPR =
+precision among the top-k (k = true edges) over the edge density; signs right = share of true edges
+among the top k whose learned sign is the true one (scnode only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import torch
+from _report import command, machine, total
+from grn import evaluate
+from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.linear_model import LassoCV
+
+import scnode as scn
+
+MODELS = ["linear", "linear-long", "cycle", "bifurcating", "bifurcating-converging", "trifurcating"]
+QUICK_MODELS = ["linear", "cycle"]
+CELLS, SIMULATIONS, KNOCKOUTS = 1000, 10, 3
+SCNODE = "scnode default call"
+
+
+def knockout_genes(model: scn.datasets.BooleanModel, seed: int) -> list[str]:
+    """``KNOCKOUTS`` genes drawn at random among those that regulate another gene."""
+    net = model.network().to_numpy() != 0
+    np.fill_diagonal(net, False)
+    candidates = [g for g, row in zip(model.genes, net, strict=True) if row.any()]
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(candidates, size=min(KNOCKOUTS, len(candidates)), replace=False).tolist())
+
+
+def derivatives(adata: scn.AnnData) -> tuple[np.ndarray, np.ndarray]:
+    """States and finite-difference time derivatives, simulation by simulation."""
+    xs, ds = [], []
+    for name in adata.obs["simulation"].cat.categories:
+        part = adata[adata.obs["simulation"] == name]
+        if part.n_obs < 3:
+            continue
+        order = np.argsort(part.obs["time"].to_numpy())
+        x, t = np.asarray(part.X, float)[order], part.obs["time"].to_numpy(float)[order]
+        xs.append(x)
+        ds.append(np.gradient(x, t, axis=0))
+    return np.concatenate(xs), np.concatenate(ds)
+
+
+def peer_scores(adata: scn.AnnData, seed: int) -> dict[str, tuple[np.ndarray, float]]:
+    """Regulator x target scores of every peer and its seconds."""
+    import pysindy as ps
+    from arboreto.core import SGBM_KWARGS, infer_partial_network
+
+    x, dx = derivatives(adata)
+    d = x.shape[1]
+    names = list(adata.var_names)
+    out: dict[str, tuple[np.ndarray, float]] = {}
+
+    def timed(name, fn):
+        tic = time.perf_counter()
+        out[name] = (np.nan_to_num(fn()), time.perf_counter() - tic)
+
+    def grnboost2():
+        scores = np.zeros((d, d))
+        expr = np.asarray(adata.X, float)
+        for i, gene in enumerate(names):
+            links = infer_partial_network("GBM", SGBM_KWARGS, expr, names, gene, expr[:, i], seed=seed)
+            for reg, imp in zip(links["TF"], links["importance"], strict=True):
+                scores[names.index(reg), i] = imp
+        return scores
+
+    def genie3(target_of):
+        scores = np.zeros((d, d))
+        for i in range(d):
+            feats = [j for j in range(d) if j != i] if target_of is x else list(range(d))
+            forest = ExtraTreesRegressor(200, max_features="sqrt", random_state=seed, n_jobs=1)
+            forest.fit(x[:, feats], target_of[:, i])
+            scores[feats, i] = forest.feature_importances_
+        return scores
+
+    def lasso():
+        scores = np.zeros((d, d))
+        for i in range(d):
+            scores[:, i] = np.abs(LassoCV(cv=5, random_state=seed, max_iter=5000).fit(x, dx[:, i]).coef_)
+        return scores
+
+    def sindy():
+        model = ps.SINDy(optimizer=ps.STLSQ(threshold=0.1), feature_library=ps.PolynomialLibrary(degree=2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(x, x_dot=dx, t=1.0)
+        coef = np.abs(model.coefficients())  # targets x library terms
+        terms = model.get_feature_names()
+        scores = np.zeros((d, d))
+        for f, term in enumerate(terms):
+            for j in range(d):
+                if f"x{j}" in term.replace("^", " ").split():
+                    scores[j] += coef[:, f]
+        return scores
+
+    timed("GRNBoost2", grnboost2)
+    timed("GENIE3 (x)", lambda: genie3(x))
+    timed("GENIE3 (dx/dt)", lambda: genie3(dx))
+    timed("correlation (x_j, dx_i/dt)", lambda: np.abs(np.corrcoef(np.c_[x, dx].T)[:d, d:]))
+    timed("Lasso (dx/dt)", lasso)
+    timed("PySINDy", sindy)
+    return out
+
+
+def scnode_rows(adata: scn.AnnData, seed: int, quick: bool, perturbed: bool) -> list[dict]:
+    """The default call's graph and path ranking."""
+    kwargs = {"n_iter": 20} if quick else {}
+    if perturbed:
+        kwargs["perturbation_key"] = "perturbation"
+    tic = time.perf_counter()
+    out = scn.tl.fit_sparse_ode(
+        adata, time_key="time", lineage_key="simulation", random_state=seed, progress_bar=False, copy=True, **kwargs
+    )
+    seconds = time.perf_counter() - tic
+    dense = {k: np.asarray(v.toarray() if hasattr(v, "toarray") else v, float) for k, v in out.varp.items()}
+    lam = out.uns["scnode"]["params"]["lam"]
+    return [
+        {"method": SCNODE, "lam": lam, "seconds": seconds, **evaluate(adata, dense["scnode"], dense["scnode_sign"])},
+        {
+            "method": f"{SCNODE}: path ranking",
+            "lam": lam,
+            "seconds": seconds,
+            **evaluate(adata, dense["scnode_path"], dense["scnode_path_sign"]),
+        },
+    ]
+
+
+def run_system(name: str, seed: int, quick: bool) -> list[dict]:
+    """Both data sets of one model and seed: every row."""
+    model = scn.datasets.boolean_model(name)
+    kos = knockout_genes(model, seed)
+    cells = 300 if quick else CELLS
+    full = scn.datasets.simulate_boolean(model, n_cells=cells, n_simulations=SIMULATIONS, knockouts=kos, seed=seed)
+    observed = full[full.obs["perturbation"].isna()].copy()
+    rows = []
+    for data, label in ((observed, "observational"), (full, f"knockouts of {', '.join(kos)}")):
+        perturbed = data is full
+        common = {"system": name, "seed": seed, "data": "knockouts" if perturbed else "observational", "knocked": label}
+        for method, (scores, seconds) in peer_scores(data, seed).items():
+            rows.append({**common, "method": method, "seconds": seconds, **evaluate(data, scores)})
+        rows.extend({**common, **r} for r in scnode_rows(data, seed, quick, perturbed))
+        print(f"  {name} seed {seed} {common['data']}: done", file=sys.stderr, flush=True)
+    return rows
+
+
+def _tables(rows: list[dict]) -> str:
+    frame = pd.DataFrame(rows)
+    lines = []
+    for data, part in frame.groupby("data", sort=False):
+        systems = list(dict.fromkeys(part["system"]))
+        head = ["method", *systems, "mean", "AUROC (mean)", "EPR (mean)", "signs right", "s / fit"]
+        lines += [f"### {data}", "", "AUPRC ratio per system (mean over seeds)", ""]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        per = part.groupby(["method", "system"], sort=False)["auprc_ratio"].mean().unstack()[systems]
+        for method in dict.fromkeys(part["method"]):
+            sub = part[part["method"] == method]
+            signed = "sign_accuracy" in sub and sub["sign_accuracy"].notna().all()
+            signs = f"{sub['sign_accuracy'].mean():.0%}" if signed else ""
+            cells = [f"{per.loc[method, s]:.2f}" for s in systems]
+            lines.append(
+                f"| {method} | {' | '.join(cells)} | **{per.loc[method].mean():.2f}** | {sub['auroc'].mean():.2f} | "
+                f"{sub['epr'].mean():.2f} | {signs} | {sub['seconds'].mean():.1f} |"
+            )
+        best_peer = per.drop(index=[m for m in per.index if m.startswith(SCNODE)]).mean(axis=1)
+        ours = per.loc[SCNODE].mean()
+        lines += [
+            "",
+            f"scnode's mean AUPRC ratio over the best peer's ({best_peer.idxmax()}, {best_peer.max():.2f}): "
+            f"{ours / best_peer.max():.2f}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Run the suite and print markdown tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="two models, 300 cells, short fits, one seed")
+    parser.add_argument("--models", nargs="*", default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    models = args.models or (QUICK_MODELS if args.quick else MODELS)
+    seeds = [1] if args.quick else list(range(1, args.seeds + 1))
+    start = time.perf_counter()
+    rows = [r for name in models for seed in seeds for r in run_system(name, seed, args.quick)]
+    cells = 300 if args.quick else CELLS
+    text = "\n".join(
+        [
+            f"# GRN suite: BEELINE's synthetic networks ({date.today()})",
+            "",
+            command("grn_suite.py", argv),
+            machine() + f"; seeds {seeds}; {cells} cells from {SIMULATIONS} simulations per condition.",
+            "",
+            _tables(rows),
+            total(start),
+        ]
+    )
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
