@@ -315,6 +315,7 @@ def fit(args: argparse.Namespace) -> dict:
             method=args.method,
             time_key=args.time_key,
             lineage_key=args.lineage_key,
+            perturbation_key=args.perturbation_key,
             layer=args.layer,
             genes=genes,
             regulators=regulators,
@@ -391,6 +392,11 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--lineage-key", default=None, help="obs column naming each cell's lineage (default: one trajectory)"
+    )
+    p.add_argument(
+        "--perturbation-key",
+        default=None,
+        help="obs column naming each cell's perturbed gene(s), '+'-joined; missing or 'control' if none",
     )
     p.add_argument("--layer", default=None, help="layer to fit instead of X")
     genes = p.add_mutually_exclusive_group()

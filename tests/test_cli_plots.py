@@ -145,8 +145,14 @@ def test_benchmark_quick_runs_all_tables():
             "mocap",
             "*hold a frame (no dynamics)*",
         ),
+        (
+            "grn_suite.py",
+            ["--models", "cycle"],
+            "boolode",
+            "| scnode default call: path ranking |",
+        ),
     ],
-    ids=["hematopoiesis", "grn", "mocap"],
+    ids=["hematopoiesis", "grn", "mocap", "grn_suite"],
 )
 def test_other_benchmarks_quick(script, args, data, expect):
     if data is not None and not (Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent")) / data).is_dir():

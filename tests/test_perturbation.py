@@ -111,3 +111,22 @@ def test_knockout_in_training_removes_an_edge_observational_data_cannot_decide()
     obs_net, ko_net = (np.asarray(a.varp["scnode"]) for a in (observed, adata))  # regulator x target
     assert obs_net[0, 2] > 0 and obs_net[1, 2] > 0  # without knockouts the fit keeps both inputs of C
     assert ko_net[0, 2] > 0 and ko_net[1, 2] == 0  # with them, only the true one
+
+
+def test_tools_on_a_perturbation_fit_hold_the_perturbed_genes(tmp_path):
+    from scnode.cli import main
+
+    adata = pulse_cells(n_cells=60)
+    model = scn.tl.fit_sparse_ode(adata, time_key="t", perturbation_key="perturbation", return_model=True, **FIT)
+    pred = scn.tl.predict(adata, model)
+    knocked = pred[pred.obs["lineage"] == "A"]
+    assert np.ptp(knocked.X[:, 0]) < 1e-6 and np.ptp(pred[pred.obs["lineage"] == "all"].X[:, 0]) > 0.5
+    out = scn.tl.simulate_intervention(adata, model, knockout="C")
+    assert np.allclose(out[out.obs["lineage"] == "B"].X[:, 1], out[out.obs["lineage"] == "B"].X[0, 1], atol=1e-6)
+    with pytest.raises(ValueError, match="perturbed from its start"):
+        scn.tl.simulate_intervention(adata, model, knockout="C", start=0.5)
+    src, dst = tmp_path / "in.h5ad", tmp_path / "out.h5ad"
+    adata.write_h5ad(src)
+    args = ["fit", str(src), "--out", str(dst), "--time-key", "t", "--perturbation-key", "perturbation"]
+    assert main([*args, "--n-iter", "6", "--lam", "0.01", "--device", "cpu", "--no-progress"]) == 0
+    assert list(ad.read_h5ad(dst).uns["scnode"]["lineages"]) == ["all", "A", "B"]

@@ -1,6 +1,13 @@
 """Loaders that return AnnData."""
 
-from ._boolode import BooleanModel, boolean_model, simulate_boolean
+from ._boolode import (
+    BooleanModel,
+    boolean_model,
+    krumsiek11_boolean,
+    random_boolean_model,
+    rules_model,
+    simulate_boolean,
+)
 from ._hematopoiesis import hematopoiesis, hematopoiesis_base_grn
 from ._krumsiek11 import krumsiek11, krumsiek11_network
 from ._mocap import mocap
@@ -14,9 +21,12 @@ __all__ = [
     "hematopoiesis",
     "hematopoiesis_base_grn",
     "krumsiek11",
+    "krumsiek11_boolean",
     "krumsiek11_network",
     "mocap",
     "paul15",
+    "random_boolean_model",
+    "rules_model",
     "second_order_coefficients",
     "second_order_system",
     "simulate_boolean",

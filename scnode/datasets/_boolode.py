@@ -70,11 +70,12 @@ T_MAX = {
     "bifurcating": 5.0,
     "bifurcating-converging": 6.0,
     "trifurcating": 8.0,
+    "krumsiek11": 4.0,
 }
-"""Simulated time per model: long enough for its cascade to settle (proteins turn over in about 1)."""
+"""Simulated time per model (others: 5): long enough for its cascade to settle (proteins turn over in about 1)."""
 KINETICS = {"m": 20.0, "l_x": 10.0, "r": 10.0, "l_y": 1.0, "n": 10.0}
 """Transcription, mRNA decay, translation, protein decay, Hill coefficient; ``k`` is half the largest protein level."""
-_TOKEN = re.compile(r"\s*(\(|\)|and\b|or\b|not\b|[A-Za-z_][A-Za-z0-9_]*)")
+_TOKEN = re.compile(r"\s*(\(|\)|and\b|or\b|not\b|[A-Za-z_][A-Za-z0-9_.]*)")
 
 
 @dataclass
@@ -118,29 +119,53 @@ class BooleanModel:
         return net
 
 
-def _parse_rule(rule: str, genes: list[str], target: str) -> list[str]:
-    """Check that ``rule`` uses only genes, ``and``, ``or``, ``not`` and brackets; return its genes."""
-    pos, names = 0, []
+def _parse_rule(rule: str, genes: list[str], target: str) -> tuple[list[str], str]:
+    """Check that ``rule`` uses only genes, ``and``, ``or``, ``not`` and brackets.
+
+    Returns its genes (in order of appearance) and the rule as a Python expression over ``r0``,
+    ``r1``, ... (gene names such as ``Pu.1`` are no Python names).
+    """
+    pos, names, expr = 0, [], []
     while pos < len(rule.rstrip()):
         match = _TOKEN.match(rule, pos)
         if match is None:
             raise ValueError(f"The rule of {target!r} ({rule!r}) has an unexpected character at {pos}.")
         token = match.group(1)
-        if token not in ("(", ")", "and", "or", "not"):
+        if token in ("(", ")", "and", "or", "not"):
+            expr.append(token)
+        else:
             if token not in genes:
                 raise ValueError(f"The rule of {target!r} ({rule!r}) reads {token!r}, which is no gene of the model.")
             if token not in names:
                 names.append(token)
+            expr.append(f"r{names.index(token)}")
         pos = match.end()
-    return names
+    if not expr:
+        raise ValueError(f"The rule of {target!r} is empty.")
+    return names, " ".join(expr)
 
 
-def _truth_table(rule: str, regulators: list[str]) -> np.ndarray:
-    code = compile(ast.parse(rule.strip(), mode="eval"), "<rule>", "eval")
-    table = np.zeros((2,) * len(regulators), bool)
-    for bits in itertools.product((0, 1), repeat=len(regulators)):
-        table[bits] = bool(eval(code, {"__builtins__": {}}, dict(zip(regulators, map(bool, bits), strict=True))))
+def _truth_table(expr: str, n_regulators: int) -> np.ndarray:
+    code = compile(ast.parse(expr, mode="eval"), "<rule>", "eval")
+    table = np.zeros((2,) * n_regulators, bool)
+    for bits in itertools.product((0, 1), repeat=n_regulators):
+        table[bits] = bool(eval(code, {"__builtins__": {}}, {f"r{i}": bool(b) for i, b in enumerate(bits)}))
     return table
+
+
+def rules_model(
+    name: str, rules: dict[str, str], on: list[str], strengths: dict[tuple[str, str], float] | None = None
+) -> BooleanModel:
+    """Build a :class:`BooleanModel` from ``{gene: rule}`` (Python-style ``and``/``or``/``not`` over gene names)."""
+    genes = list(rules)
+    unknown = [g for g in on if g not in genes]
+    if unknown:
+        raise ValueError(f"Genes {unknown} start on but have no rule.")
+    regulators, tables = {}, {}
+    for gene, rule in rules.items():
+        regulators[gene], expr = _parse_rule(rule, genes, gene)
+        tables[gene] = _truth_table(expr, len(regulators[gene]))
+    return BooleanModel(name, genes, regulators, tables, list(on), dict(strengths or {}))
 
 
 def boolean_model(name: str = "linear", *, data_dir: str | os.PathLike | None = None) -> BooleanModel:
@@ -168,12 +193,8 @@ def boolean_model(name: str = "linear", *, data_dir: str | os.PathLike | None = 
         fetch("boolode", f"dyn-{name}{s}.txt", digest, github_raw(REPO, COMMIT, f"data/dyn-{name}{s}.txt"), data_dir)
         for s, digest in zip(("", "_ics", "_strengths"), MODELS[name], strict=True)
     ]
-    rules = pd.read_csv(paths[0], sep="\t")
-    genes = [str(g).strip() for g in rules["Gene"]]
-    regulators, tables = {}, {}
-    for gene, rule in zip(genes, rules["Rule"].astype(str), strict=True):
-        regulators[gene] = _parse_rule(rule, genes, gene)
-        tables[gene] = _truth_table(rule, regulators[gene])
+    table = pd.read_csv(paths[0], sep="\t")
+    rules = {str(g).strip(): str(r) for g, r in zip(table["Gene"], table["Rule"], strict=True)}
     ics = pd.read_csv(paths[1], sep="\t")
     on = []
     for listed, values in zip(ics["Genes"], ics["Values"], strict=True):
@@ -185,7 +206,60 @@ def boolean_model(name: str = "linear", *, data_dir: str | os.PathLike | None = 
         (str(t), str(r)): float(s)
         for t, r, s in zip(strengths_table["Gene1"], strengths_table["Gene2"], strengths_table["Strength"], strict=True)
     }
-    return BooleanModel(name, genes, regulators, tables, on, strengths)
+    return rules_model(name, rules, on, strengths)
+
+
+KRUMSIEK11_ON = ("Gata2", "Cebpa", "Pu.1")
+"""The progenitor state scanpy's krumsiek11 simulation starts from (these three at about 0.8, the rest at 0)."""
+
+
+def krumsiek11_boolean() -> BooleanModel:
+    """Scanpy's krumsiek11 myeloid model (11 genes; Krumsiek et al. 2011) as a :class:`BooleanModel`.
+
+    The rules of scanpy's model file, started from the progenitor state (:data:`KRUMSIEK11_ON`), for
+    :func:`simulate_boolean` (BoolODE-type kinetics, knockouts) instead of scanpy's own simulation.
+    """
+    import scanpy as sc
+
+    path = os.path.join(os.path.dirname(sc.__file__), "sim_models", "krumsiek11.txt")
+    rules = {}
+    with open(path) as handle:
+        for line in handle:
+            if line.startswith("# coupling list"):
+                break
+            if "=" in line and not line.startswith("#"):
+                gene, rule = line.split("=", 1)
+                rules[gene.strip()] = rule.strip()
+    return rules_model("krumsiek11", rules, list(KRUMSIEK11_ON))
+
+
+def random_boolean_model(
+    n_genes: int = 60, *, n_sources: int = 3, max_regulators: int = 3, p_repress: float = 0.3, seed: int = 0
+) -> BooleanModel:
+    """Draw a random sparse regulatory network of ``n_genes``, for :func:`simulate_boolean`.
+
+    Genes are ordered; the first ``n_sources`` keep themselves on (rule: themselves) and start on.
+    Each further gene reads 1 to ``max_regulators`` genes drawn among those before it, each a
+    repressor with probability ``p_repress`` (at least one an activator), and is on when any
+    activator is on and no repressor (``(a1 or a2) and not (r1 or r2)``): a cascade in which
+    repressors switch genes off again.
+    """
+    if n_genes <= n_sources or n_sources < 1 or max_regulators < 1:
+        raise ValueError(
+            f"Need n_genes > n_sources >= 1 and max_regulators >= 1, got {n_genes}, {n_sources}, {max_regulators}."
+        )
+    rng = np.random.default_rng(seed)
+    genes = [f"g{i}" for i in range(n_genes)]
+    rules = {g: g for g in genes[:n_sources]}
+    for i in range(n_sources, n_genes):
+        regs = rng.choice(i, size=min(i, int(rng.integers(1, max_regulators + 1))), replace=False)
+        repress = rng.random(len(regs)) < p_repress
+        if repress.all():  # at least one activator: a gene only of repressors is on from the start
+            repress[0] = False
+        act = " or ".join(genes[j] for j in regs[~repress])
+        rep = " or ".join(genes[j] for j in regs[repress])
+        rules[genes[i]] = f"({act})" + (f" and not ({rep})" if rep else "")
+    return rules_model(f"random{n_genes}", rules, genes[:n_sources])
 
 
 def _rule_probability(model: BooleanModel, protein: np.ndarray, k: float, n: float) -> np.ndarray:
@@ -249,7 +323,10 @@ def simulate_boolean(
     Returns
     -------
     AnnData of mRNA levels: ``obs["time"]`` (simulation time, the true pseudotime),
-    ``obs["simulation"]``, ``obs["perturbation"]`` (the knocked-out gene, NaN for unperturbed cells),
+    ``obs["simulation"]`` (``"sim<k>"``: the k-th simulation of each condition, which starts from the
+    same state; as ``lineage_key``, with ``perturbation_key="perturbation"``, each condition's cells
+    of it become a trajectory of one lineage, scaled together), ``obs["perturbation"]`` (the
+    knocked-out gene, NaN for unperturbed cells),
     ``varp["true_network"]`` (signed, regulators x targets, :meth:`BooleanModel.network`) and
     ``uns["boolode"]`` (model and settings).
     """
@@ -298,9 +375,7 @@ def simulate_boolean(
     obs = pd.DataFrame(
         {
             "time": np.concatenate([b[1] for b in blocks]),
-            "simulation": pd.Categorical(
-                [f"{b[3] or 'wt'}_{s}" for b in blocks for s in b[2]],
-            ),
+            "simulation": pd.Categorical([f"sim{s}" for b in blocks for s in b[2]]),
             "perturbation": pd.Categorical([b[3] for b in blocks for _ in b[2]], categories=list(knockouts)),
         }
     )
