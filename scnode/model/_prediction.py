@@ -42,7 +42,7 @@ def held_mask(model: SparseODE, held: HeldLike | None, n_trajectories: int) -> n
         raise ValueError(f"held has {len(rows)} entries for {n_trajectories} trajectories (one list of genes each).")
     mask = np.zeros((n_trajectories, n_vars), bool)
     for b, row in enumerate(rows):
-        for key in [row] if isinstance(row, str | int) else row:
+        for key in [row] if isinstance(row, str | int | np.integer) else row:
             i = variable_index(model, key)
             if not 0 <= i < n_vars:
                 raise ValueError(f"held refers to variable {i}; the model has {n_vars} variables.")
