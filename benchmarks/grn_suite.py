@@ -62,6 +62,13 @@ RANDOM_NETWORK_SEED = 0
 QUICK_MODELS = ["linear", "cycle"]
 CELLS, SIMULATIONS, KNOCKOUTS = 1000, 10, 3
 SCNODE = "scnode default call"
+PROTOCOLS = {
+    "simulation": {"time_key": "time", "lineage_key": "simulation"},
+    "dpt": {"time_key": "dpt_pseudotime", "lineage_key": None},
+}
+"""``simulation``: 10 simulations per condition, each a lineage, timed by the simulation clock.
+``dpt``: one cell per simulation, as BEELINE samples, one trajectory timed by diffusion pseudotime."""
+PROTOCOL = PROTOCOLS["simulation"]
 MISSING: set[str] = set()
 """Peers left out because their package is not installed (``pip install -e ".[benchmarks]"``)."""
 
@@ -76,7 +83,7 @@ def knockout_genes(model: scn.datasets.BooleanModel, seed: int) -> list[str]:
 
 
 def derivatives(adata: scn.AnnData) -> tuple[np.ndarray, np.ndarray]:
-    """States and finite-difference time derivatives, simulation by simulation (of each condition)."""
+    """States and finite-difference derivatives along ``PROTOCOL``'s time, per simulation and condition."""
     xs, ds = [], []
     condition = adata.obs["perturbation"].astype(str).to_numpy()
     simulation = adata.obs["simulation"].astype(str).to_numpy()
@@ -84,10 +91,12 @@ def derivatives(adata: scn.AnnData) -> tuple[np.ndarray, np.ndarray]:
         part = adata[(simulation == name[0]) & (condition == name[1])]
         if part.n_obs < 3:
             continue
-        order = np.argsort(part.obs["time"].to_numpy())
-        x, t = np.asarray(part.X, float)[order], part.obs["time"].to_numpy(float)[order]
-        xs.append(x)
-        ds.append(np.gradient(x, t, axis=0))
+        t = part.obs[PROTOCOL["time_key"]].to_numpy(float)
+        order = np.argsort(t)
+        x, t = np.asarray(part.X, float)[order], t[order]
+        keep = np.r_[True, np.diff(t) > 0]  # equal times (pseudotime ties): the first cell
+        xs.append(x[keep])
+        ds.append(np.gradient(x[keep], t[keep], axis=0))
     return np.concatenate(xs), np.concatenate(ds)
 
 
@@ -165,9 +174,7 @@ def scnode_rows(adata: scn.AnnData, seed: int, quick: bool, perturbed: bool) -> 
     if perturbed:
         kwargs["perturbation_key"] = "perturbation"
     tic = time.perf_counter()
-    out = scn.tl.fit_sparse_ode(
-        adata, time_key="time", lineage_key="simulation", random_state=seed, progress_bar=False, copy=True, **kwargs
-    )
+    out = scn.tl.fit_sparse_ode(adata, random_state=seed, progress_bar=False, copy=True, **PROTOCOL, **kwargs)
     seconds = time.perf_counter() - tic
     dense = {k: np.asarray(v.toarray() if hasattr(v, "toarray") else v, float) for k, v in out.varp.items()}
     lam = out.uns["scnode"]["params"]["lam"]
@@ -191,12 +198,29 @@ def load_model(name: str) -> scn.datasets.BooleanModel:
     return scn.datasets.boolean_model(name)
 
 
+def with_dpt(adata: scn.AnnData) -> scn.AnnData:
+    """Diffusion pseudotime of all cells (every condition), rooted at the earliest unperturbed cell; one group."""
+    import scanpy as sc
+
+    adata = adata.copy()
+    sc.pp.neighbors(adata, n_neighbors=15, use_rep="X")
+    sc.tl.diffmap(adata)
+    wt = np.flatnonzero(adata.obs["perturbation"].isna().to_numpy())
+    adata.uns["iroot"] = int(wt[np.argmin(adata.obs["time"].to_numpy()[wt])])
+    sc.tl.dpt(adata)
+    adata.obs["simulation"] = pd.Categorical(["all"] * adata.n_obs)
+    return adata
+
+
 def run_system(name: str, seed: int, quick: bool) -> list[dict]:
     """Both data sets of one model and seed: every row."""
     model = load_model(name)
     kos = knockout_genes(model, seed)
     cells = 300 if quick else CELLS
-    full = scn.datasets.simulate_boolean(model, n_cells=cells, n_simulations=SIMULATIONS, knockouts=kos, seed=seed)
+    sims = cells if PROTOCOL["lineage_key"] is None else SIMULATIONS
+    full = scn.datasets.simulate_boolean(model, n_cells=cells, n_simulations=sims, knockouts=kos, seed=seed)
+    if PROTOCOL["lineage_key"] is None:
+        full = with_dpt(full)
     observed = full[full.obs["perturbation"].isna()].copy()
     rows = []
     for data, label in ((observed, "observational"), (full, f"knockouts of {', '.join(kos)}")):
@@ -244,19 +268,27 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="two models, 300 cells, short fits, one seed")
     parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument("--pseudotime", choices=list(PROTOCOLS), default="simulation", help="see PROTOCOLS")
     args = parser.parse_args(argv)
+    global PROTOCOL
+    PROTOCOL = PROTOCOLS[args.pseudotime]
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     models = args.models or (QUICK_MODELS if args.quick else MODELS)
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
     start = time.perf_counter()
     rows = [r for name in models for seed in seeds for r in run_system(name, seed, args.quick)]
     cells = 300 if args.quick else CELLS
+    sampling = (
+        f"from {SIMULATIONS} simulations, each a lineage timed by its clock"
+        if PROTOCOL["lineage_key"]
+        else "one per simulation, one trajectory timed by diffusion pseudotime"
+    )
     text = "\n".join(
         [
             f"# GRN suite: BEELINE's synthetic networks ({date.today()})",
             "",
             command("grn_suite.py", argv),
-            machine() + f"; seeds {seeds}; {cells} cells from {SIMULATIONS} simulations per condition.",
+            machine() + f"; seeds {seeds}; {cells} cells per condition, {sampling}.",
             "",
             _tables(rows),
             *([f"Left out: {', '.join(sorted(MISSING))}.", ""] if MISSING else []),
