@@ -68,7 +68,6 @@ PROTOCOLS = {
 }
 """``simulation``: 10 simulations per condition, each a lineage, timed by the simulation clock.
 ``dpt``: one cell per simulation, as BEELINE samples, one trajectory timed by diffusion pseudotime."""
-PROTOCOL = PROTOCOLS["simulation"]
 MISSING: set[str] = set()
 """Peers left out because their package is not installed (``pip install -e ".[benchmarks]"``)."""
 
@@ -82,8 +81,8 @@ def knockout_genes(model: scn.datasets.BooleanModel, seed: int) -> list[str]:
     return sorted(rng.choice(candidates, size=min(KNOCKOUTS, len(candidates)), replace=False).tolist())
 
 
-def derivatives(adata: scn.AnnData) -> tuple[np.ndarray, np.ndarray]:
-    """States and finite-difference derivatives along ``PROTOCOL``'s time, per simulation and condition."""
+def derivatives(adata: scn.AnnData, time_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """States and finite-difference derivatives along ``time_key``, per simulation and condition."""
     xs, ds = [], []
     condition = adata.obs["perturbation"].astype(str).to_numpy()
     simulation = adata.obs["simulation"].astype(str).to_numpy()
@@ -91,7 +90,7 @@ def derivatives(adata: scn.AnnData) -> tuple[np.ndarray, np.ndarray]:
         part = adata[(simulation == name[0]) & (condition == name[1])]
         if part.n_obs < 3:
             continue
-        t = part.obs[PROTOCOL["time_key"]].to_numpy(float)
+        t = part.obs[time_key].to_numpy(float)
         order = np.argsort(t)
         x, t = np.asarray(part.X, float)[order], t[order]
         keep = np.r_[True, np.diff(t) > 0]  # equal times (pseudotime ties): the first cell
@@ -100,9 +99,9 @@ def derivatives(adata: scn.AnnData) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ds)
 
 
-def peer_scores(adata: scn.AnnData, seed: int) -> dict[str, tuple[np.ndarray, float]]:
+def peer_scores(adata: scn.AnnData, seed: int, time_key: str) -> dict[str, tuple[np.ndarray, float]]:
     """Regulator x target scores of every peer and its seconds (GRNBoost2 and PySINDy when installed)."""
-    x, dx = derivatives(adata)
+    x, dx = derivatives(adata, time_key)
     d = x.shape[1]
     names = list(adata.var_names)
     out: dict[str, tuple[np.ndarray, float]] = {}
@@ -168,13 +167,13 @@ def peer_scores(adata: scn.AnnData, seed: int) -> dict[str, tuple[np.ndarray, fl
     return out
 
 
-def scnode_rows(adata: scn.AnnData, seed: int, quick: bool, perturbed: bool) -> list[dict]:
+def scnode_rows(adata: scn.AnnData, seed: int, quick: bool, perturbed: bool, protocol: dict) -> list[dict]:
     """The default call's graph and path ranking."""
     kwargs = {"n_iter": 20} if quick else {}
     if perturbed:
         kwargs["perturbation_key"] = "perturbation"
     tic = time.perf_counter()
-    out = scn.tl.fit_sparse_ode(adata, random_state=seed, progress_bar=False, copy=True, **PROTOCOL, **kwargs)
+    out = scn.tl.fit_sparse_ode(adata, random_state=seed, progress_bar=False, copy=True, **protocol, **kwargs)
     seconds = time.perf_counter() - tic
     dense = {k: np.asarray(v.toarray() if hasattr(v, "toarray") else v, float) for k, v in out.varp.items()}
     lam = out.uns["scnode"]["params"]["lam"]
@@ -212,23 +211,23 @@ def with_dpt(adata: scn.AnnData) -> scn.AnnData:
     return adata
 
 
-def run_system(name: str, seed: int, quick: bool) -> list[dict]:
+def run_system(name: str, seed: int, quick: bool, protocol: dict) -> list[dict]:
     """Both data sets of one model and seed: every row."""
     model = load_model(name)
     kos = knockout_genes(model, seed)
     cells = 300 if quick else CELLS
-    sims = cells if PROTOCOL["lineage_key"] is None else SIMULATIONS
+    sims = cells if protocol["lineage_key"] is None else SIMULATIONS
     full = scn.datasets.simulate_boolean(model, n_cells=cells, n_simulations=sims, knockouts=kos, seed=seed)
-    if PROTOCOL["lineage_key"] is None:
+    if protocol["lineage_key"] is None:
         full = with_dpt(full)
     observed = full[full.obs["perturbation"].isna()].copy()
     rows = []
     for data, label in ((observed, "observational"), (full, f"knockouts of {', '.join(kos)}")):
         perturbed = data is full
         common = {"system": name, "seed": seed, "data": "knockouts" if perturbed else "observational", "knocked": label}
-        for method, (scores, seconds) in peer_scores(data, seed).items():
+        for method, (scores, seconds) in peer_scores(data, seed, protocol["time_key"]).items():
             rows.append({**common, "method": method, "seconds": seconds, **evaluate(data, scores)})
-        rows.extend({**common, **r} for r in scnode_rows(data, seed, quick, perturbed))
+        rows.extend({**common, **r} for r in scnode_rows(data, seed, quick, perturbed, protocol))
         print(f"  {name} seed {seed} {common['data']}: done", file=sys.stderr, flush=True)
     return rows
 
@@ -270,17 +269,16 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--pseudotime", choices=list(PROTOCOLS), default="simulation", help="see PROTOCOLS")
     args = parser.parse_args(argv)
-    global PROTOCOL
-    PROTOCOL = PROTOCOLS[args.pseudotime]
+    protocol = PROTOCOLS[args.pseudotime]
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     models = args.models or (QUICK_MODELS if args.quick else MODELS)
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
     start = time.perf_counter()
-    rows = [r for name in models for seed in seeds for r in run_system(name, seed, args.quick)]
+    rows = [r for name in models for seed in seeds for r in run_system(name, seed, args.quick, protocol)]
     cells = 300 if args.quick else CELLS
     sampling = (
         f"from {SIMULATIONS} simulations, each a lineage timed by its clock"
-        if PROTOCOL["lineage_key"]
+        if protocol["lineage_key"]
         else "one per simulation, one trajectory timed by diffusion pseudotime"
     )
     text = "\n".join(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -92,15 +92,17 @@ class Trajectories:
 
         x0_t = torch.stack([y[0] for y in ys]) if x0 is None else initial(x0, "x0")
         v0_t = None if v0 is None else initial(v0, "v0")
-        held_t = None
-        if held is not None:
-            held_a = np.asarray(held)
-            if held_a.dtype != bool or held_a.shape != (len(ys), n_vars):
-                raise ValueError(
-                    f"held must be booleans of shape ({len(ys)}, {n_vars}), got {held_a.dtype} {held_a.shape}."
-                )
-            held_t = torch.as_tensor(held_a) if held_a.any() else None
-        return cls(ts, ys, x0_t, v0_t, held_t)
+        data = cls(ts, ys, x0_t, v0_t)
+        return data if held is None else data.with_held(held)
+
+    def with_held(self, held: ArrayLike) -> Trajectories:
+        """Return a copy whose trajectories hold ``held``: ``(B, n_vars)`` booleans (none held: ``None``)."""
+        held_a = np.asarray(held)
+        if held_a.dtype != bool or held_a.shape != (len(self), self.n_vars):
+            raise ValueError(
+                f"held must be booleans of shape ({len(self)}, {self.n_vars}), got {held_a.dtype} {held_a.shape}."
+            )
+        return replace(self, held=torch.as_tensor(held_a, device=self.x0.device) if held_a.any() else None)
 
     @property
     def n_vars(self) -> int:

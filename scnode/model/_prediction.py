@@ -29,14 +29,13 @@ HeldLike = np.ndarray | Sequence[Sequence[int | str]]
 
 
 def held_mask(model: SparseODE, held: HeldLike | None, n_trajectories: int) -> np.ndarray | None:
-    """Return ``(B, n_vars)`` booleans from ``held``: such an array, or one list of variables per trajectory."""
-    if held is None:
-        return None
-    n_vars = model.config.n_vars
-    if isinstance(held, np.ndarray) and held.dtype == bool:
-        if held.shape != (n_trajectories, n_vars):
-            raise ValueError(f"held must have shape ({n_trajectories}, {n_vars}), got {held.shape}.")
+    """Return ``(B, n_vars)`` booleans from ``held``: such an array, or one list of variables per trajectory.
+
+    An array is passed on as it is; :meth:`~scnode.core.Trajectories.with_held` checks its shape.
+    """
+    if held is None or (isinstance(held, np.ndarray) and held.dtype == bool):
         return held
+    n_vars = model.config.n_vars
     rows = list(held)
     if len(rows) != n_trajectories:
         raise ValueError(f"held has {len(rows)} entries for {n_trajectories} trajectories (one list of genes each).")

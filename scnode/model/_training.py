@@ -49,11 +49,11 @@ def fit(
     if horizon_warmup is None:
         horizon_warmup = n_iter // 4 if batch_time is None else 0
     data = Trajectories.from_arrays(times, values, x0=x0, v0=v0)
-    if held is not None:
-        data = Trajectories.from_arrays(times, values, x0=x0, v0=v0, held=held_mask(model, held, len(data)))
-    data = data.to(model.device)
     if data.n_vars != model.config.n_vars:
         raise ValueError(f"The data have {data.n_vars} variables but the model was built for {model.config.n_vars}.")
+    if held is not None:
+        data = data.with_held(held_mask(model, held, len(data)))
+    data = data.to(model.device)
     for key in ("checkpoint", "resume"):
         if train_kwargs.get(key) is not None:
             train_kwargs[key] = str(train_kwargs[key])

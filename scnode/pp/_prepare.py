@@ -262,7 +262,9 @@ def prepare_trajectories(
         labels = pd.Categorical(adata.obs[lineage_key])
     lineage_of, held_of = {str(c): str(c) for c in labels.categories}, {}
     if perturbation_key is not None:
-        labels, lineage_of, held_of = _perturbed_trajectories(adata, labels, perturbation_key, chosen)
+        labels, lineage_of, held_of = _perturbed_trajectories(
+            adata, labels, perturbation_key, chosen, named=lineage_key is not None
+        )
     shared = None
     if scale_by == "all" and reference is not None:
         shared = (np.asarray(reference["center"], float), np.asarray(reference["scale"], float))
@@ -365,9 +367,13 @@ CONTROL_LABELS = ("control", "ctrl", "non-targeting", "nontargeting", "unperturb
 
 
 def _perturbed_trajectories(
-    adata: AnnData, labels: pd.Categorical, key: str, genes: list[str]
+    adata: AnnData, labels: pd.Categorical, key: str, genes: list[str], *, named: bool
 ) -> tuple[pd.Categorical, dict[str, str], dict[str, np.ndarray]]:
-    """Split each lineage by ``obs[key]``: trajectory labels, each trajectory's lineage, its held genes."""
+    """Split each lineage by ``obs[key]``: trajectory labels, each trajectory's lineage, its held genes.
+
+    A perturbed trajectory is named ``"<lineage> <label>"``, or ``"<label>"`` when the lineages are
+    not ``named`` (one trajectory of all cells).
+    """
     if key not in adata.obs:
         raise KeyError(f"adata.obs has no perturbation column {key!r}; available: {list(adata.obs.columns)}.")
     raw = adata.obs[key]
@@ -387,7 +393,6 @@ def _perturbed_trajectories(
         mask[[position[p] for p in parts]] = True
         held_of_label[str(label)] = mask
     lineage = np.asarray(labels.astype(object))
-    single = len(labels.categories) == 1 and str(labels.categories[0]) == "all"
     trajectory = np.full(adata.n_obs, None, dtype=object)
     lineage_of: dict[str, str] = {}
     held_of: dict[str, np.ndarray] = {}
@@ -398,7 +403,7 @@ def _perturbed_trajectories(
         for label, mask in held_of_label.items():
             cells = in_lineage & (names == label)
             if cells.any():
-                name = label if single else f"{c} {label}"
+                name = f"{c} {label}" if named else label
                 trajectory[cells] = name
                 lineage_of[name], held_of[name] = str(c), mask
     order = [n for n in lineage_of if (trajectory == n).any()]

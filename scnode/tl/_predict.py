@@ -93,25 +93,19 @@ def lineage_mse(model: SparseODE, ts: TrajectorySet, window: int | None = None) 
     if window is None:
         pred = model.predict(ts.times, ts.x0, v0=initial_velocities(model, ts), held=ts.held)
         return [mse(p, v) for p, v in zip(pred, ts.values, strict=True)]
-    return [_window_mse(model, t, v, window, ts, k) for k, (t, v) in enumerate(zip(ts.times, ts.values, strict=True))]
+    return [_window_mse(model, ts, k, window) for k in range(len(ts.lineages))]
 
 
-def _window_mse(
-    model: SparseODE,
-    times: np.ndarray,
-    values: np.ndarray,
-    window: int,
-    ts: TrajectorySet | None = None,
-    lineage: int = 0,
-) -> float:
-    """MSE of predicting each run of ``window`` time points from its first observation.
+def _window_mse(model: SparseODE, ts: TrajectorySet, lineage: int, window: int) -> float:
+    """MSE of predicting each run of ``window`` time points of ``lineage`` from its first observation.
 
-    With ``ts``, the genes it holds in ``lineage`` are held (perturbed trajectories).
+    The lineage's perturbed genes (:attr:`~scnode.pp.TrajectorySet.held`) are held.
     """
+    times, values = ts.times[lineage], ts.values[lineage]
     if window < 2:
         raise ValueError(f"window must be at least 2 time points, got {window}.")
     starts = range(max(1, len(times) - window + 1))
-    held = None if ts is None else ts.held_rows(lineage, len(starts))
+    held = ts.held_rows(lineage, len(starts))
     preds = model.predict([times[s : s + window] for s in starts], values[list(starts)], held=held)
     return float(
         np.mean(np.concatenate([(p[1:] - values[s + 1 : s + len(p)]) ** 2 for s, p in zip(starts, preds, strict=True)]))
