@@ -626,6 +626,13 @@ REGULATOR_SETS = ("TF list among the genes", "10 % of the genes", "every gene")
 SWEEP_WHOLE_GENES = (529, 2000)
 """Sizes with a whole-fit row; every gene a candidate regulator only at the first (at 2000 genes a whole
 400-iteration fit of it takes about 17 minutes)."""
+GENE_FIELDS = {
+    "per gene (default)": {},
+    "per gene, pair gates": {"settings": {"model_kwargs": {"gates": "pairs"}}},
+    "shared 32x32 MLP": {"settings": {"field": "shared"}},
+}
+"""The gene sweep's fields (``--fields``): the default per-gene field (one gate per first-layer weight),
+the same with one gate per (target, regulator) pair (``gates="pairs"``), and the paper's shared MLP."""
 SWEEP_LAM = 0.03
 """The sweep's fixed penalty weight (a fit that keeps most edges, as the search's first fits do)."""
 FULL_FIT_GENES = (529, 2000)
@@ -693,6 +700,8 @@ def section_genes(args: argparse.Namespace) -> None:
             "iteration fit (the field's solver steps grow as it leaves its initial weights). Peak memory:\n"
             "the process's maximum resident set. Regulators: the human TF list among the genes (a copy of a\n"
             "TF counts as one; 130 of the 529 genes are TFs), a random 10 % of the genes, or every gene.\n"
+            "'pair gates': the default field with one gate per (target, regulator) pair shared by its 8\n"
+            "units (`model_kwargs={'gates': 'pairs'}`) instead of one per first-layer weight.\n"
         )
         print(
             "| field | regulators | genes | candidate edges | s / iteration (start) | evaluations | "
@@ -700,15 +709,15 @@ def section_genes(args: argparse.Namespace) -> None:
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for device in devices(args.devices):
-            fields_ = {"per gene (default)": {}, "shared 32x32 MLP": {"settings": {"field": "shared"}}}
-            for field_name, extra in fields_.items():
+            for field_name in args.fields:
+                extra = GENE_FIELDS[field_name]
                 for which in REGULATOR_SETS:
                     base = None
                     for g in genes:
                         if which == "every gene" and g > SWEEP_ALL_GENES_MAX:
                             continue
                         regs = sweep_regulators(names[:g], which)
-                        spec = _sweep_spec(path, g, regs, args, device=device, iters=args.iters, **extra)
+                        spec = _sweep_spec(path, g, regs, args, device=device, iters=args.iters, **dict(extra))
                         r = run_isolated(spec)
                         w = None
                         if g in SWEEP_WHOLE_GENES[: 1 if regs is None else None] or args.quick:
@@ -828,6 +837,9 @@ def main() -> None:
     parser.add_argument("--devices", nargs="*", default=["cpu", "cuda"], choices=["cpu", "cuda"])
     parser.add_argument("--iters", type=int, default=None, help="timed iterations per measurement (default 20)")
     parser.add_argument("--pairs", type=int, default=None, help="interleaved pairs of the ratio section (default 10)")
+    parser.add_argument(
+        "--fields", nargs="*", default=list(GENE_FIELDS), choices=list(GENE_FIELDS), help="genes section"
+    )
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="a few iterations, two gene sizes (checks the script)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)

@@ -427,6 +427,27 @@ def test_input_gates_option(data, tmp_path):
         scn.SparseODE(3, method="grouplasso", gates="inputs")
 
 
+def test_pair_gates_option(data, tmp_path):
+    """gates="pairs": one gate per (output, input) pair; fits, refits to a pair mask, saves and loads."""
+    times, values = data
+    values = [v[:, :3] for v in values]
+    model = scn.SparseODE(3, method="pathreg", per_output=True, gates="pairs", lam=0.5, random_state=1, **SMALL)
+    first = model.system.field.layers[0]
+    assert first.log_alpha.shape == (3, 1, 3) and first.weight.shape == (3, 8, 3)
+    model.fit(times, values, n_iter=6, refit_iter=2, progress_bar=False)
+    assert np.isfinite(model.history.loss).all() and first.mask.shape == (3, 1, 3)
+    adj = model.adjacency()
+    np.testing.assert_array_equal(adj != 0, first.mask[:, 0, :].numpy() != 0)  # an edge is its pair's gate
+    model.save(tmp_path / "m")
+    back = scn.SparseODE.load(tmp_path / "m")
+    assert back.config.gates == "pairs" and back.system.field.layers[0].log_alpha.shape == (3, 1, 3)
+    np.testing.assert_allclose(back.adjacency(), adj)
+    with pytest.raises(ValueError, match="gates='pairs' applies to the gated methods"):
+        scn.SparseODE(3, method="grouplasso", gates="pairs")
+    with pytest.raises(ValueError, match="gates='pairs' needs one network per output"):
+        scn.SparseODE(3, method="pathreg", gates="pairs")
+
+
 @pytest.mark.parametrize(("method", "order"), [("pathreg", 1), ("grouplasso", 2), ("l0", 2)])
 def test_deferred_first_layer_gradient_learns_the_same(data, monkeypatch, method, order):
     """The grouped first layer's gradient formed once per backward equals autograd's per-product sum."""

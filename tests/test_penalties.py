@@ -15,6 +15,7 @@ from scnode.core.penalties import (
     lassonet_penalty,
     pathreg_penalty,
 )
+from scnode.core.train import freeze_pattern
 
 BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1
 
@@ -176,6 +177,51 @@ def test_input_gates_only():
     assert [layer.gated for layer in grouped.sparse_layers()] == [True, False, True]  # the linear term: inputs
     with pytest.raises(ValueError, match="gates must be one of"):
         ODESystem(n_vars=2, gated=True, gate_layers="first")
+
+
+def test_pair_gates_one_gate_per_output_input_pair():
+    """gates="pairs": one first-layer gate per (output, input), shared by the output's hidden units.
+
+    The effective weight is the weight times its pair's gate; PathReg's path mean is then the mean
+    gate probability over pairs (every hidden unit's path carries the same gate), a non-regulator's
+    self input one more pair; a frozen pattern is one mask entry per pair."""
+    n, width = 3, 4
+    system = ODESystem(
+        n_vars=n,
+        order=1,
+        hidden=(width,),
+        gated=True,
+        gate_layers="pairs",
+        grouped=True,
+        inputs=[0, 1],
+        self_inputs=True,
+    )
+    first, own = system.field.layers[0], system.field.self_layer
+    assert first.log_alpha.shape == (n, 1, 2) and first.mask.shape == (n, 1, 2) and first.shared_gates
+    assert own.log_alpha.shape == (n, 1, 1) and not system.field.layers[1].gated
+    rng = np.random.default_rng(0)
+    la = rng.uniform(-3, 3, size=(n, 1, 2))
+    la_own = rng.uniform(-3, 3, size=(n, 1, 1))
+    with torch.no_grad():
+        first.log_alpha.copy_(torch.as_tensor(la, dtype=torch.float32))
+        own.log_alpha.copy_(torch.as_tensor(la_own, dtype=torch.float32))
+    system.prepare(sample=False)
+    z = det_gate(la)
+    expected_w = first.weight.detach().numpy() * z  # broadcast over the hidden units
+    np.testing.assert_allclose(system.field.weights[0].detach().numpy(), expected_w, rtol=1e-6)
+    own_p = p_nonzero(la_own)[:, 0, 0] * np.array([0.0, 0.0, 1.0])  # regulators read themselves as inputs
+    expected = (p_nonzero(la).sum() + own_p.sum()) / (n * 3)
+    assert pathreg_penalty(system, lam=1.0).item() == pytest.approx(expected, rel=1e-5)
+    with torch.no_grad():
+        first.weight[1, :, 0] = 0.0  # every weight of the pair (1, 0) zero: the refit cuts that pair
+        first.weight[2, 1:, 1] = 0.0  # all but one weight of (2, 1) zero: the pair stays
+        first.log_alpha[1, 0, 0] = first.log_alpha[2, 0, 1] = 5.0
+    freeze_pattern(system)
+    expected_mask = (z[:, 0, :] > 0).astype(np.float32)
+    expected_mask[1, 0], expected_mask[2, 1] = 0.0, 1.0
+    np.testing.assert_array_equal(first.mask[:, 0, :].numpy(), expected_mask)
+    with pytest.raises(ValueError, match="gates='pairs' needs one network per output"):
+        ODESystem(n_vars=2, gated=True, gate_layers="pairs")
 
 
 def test_pathreg_output_gates_of_per_output_networks_weigh_n_inputs_times_more():

@@ -39,8 +39,9 @@ def _activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-GATE_LAYERS = ("all", "inputs")
-"""Which layers of a gated field carry gates: every layer, or the first (input) layer only."""
+GATE_LAYERS = ("all", "inputs", "pairs")
+"""Which layers of a gated field carry gates: every layer, the first (input) layer only with one gate
+per weight, or the first layer only with one gate per (output, input) pair (per-output networks)."""
 
 INITIAL_DECAY_RHO = -2.2521684610440906
 """``softplus(INITIAL_DECAY_RHO) = 0.1``: the initial decay rate of ``decay=True``."""
@@ -61,7 +62,9 @@ class MLP(nn.Module):
         One hard-concrete gate per weight (L0, PathReg).
     gate_layers
         With ``gated``: ``"all"`` layers carry gates (the paper), or only the first one, whose weights
-        are the ``"inputs"`` (see :class:`scnode.SparseODE`'s ``gates``).
+        are the ``"inputs"``, or only the first one with one gate per (output, input) ``"pairs"``
+        shared by the output's hidden units (``grouped`` networks with a hidden layer; see
+        :class:`scnode.SparseODE`'s ``gates``).
     grouped
         One sub-network per output, all evaluated as one batched tensor operation (GroupLasso).
     init_keep
@@ -91,6 +94,9 @@ class MLP(nn.Module):
             raise ValueError(f"gates must be one of {GATE_LAYERS}, got {gate_layers!r}.")
         if self_inputs and not (grouped and hidden):
             raise ValueError("self_inputs needs grouped networks with at least one hidden layer.")
+        pairs = gated and gate_layers == "pairs"
+        if pairs and not (grouped and hidden):
+            raise ValueError("gates='pairs' needs one network per output (per_output=True) with a hidden layer.")
         self.n_in, self.n_out, self.grouped = n_in, n_out, grouped
         widths = [n_in, *hidden, 1 if grouped else n_out]
         groups = n_out if grouped else None
@@ -102,11 +108,14 @@ class MLP(nn.Module):
                 gated=gated and (i == 0 or gate_layers == "all"),
                 init_keep=init_keep,
                 first=i == 0,
+                shared_gates=pairs and i == 0,
             )
             for i, (a, b) in enumerate(itertools.pairwise(widths))
         )
         if self_inputs:  # one weight per (output, first-layer unit), read by the output's own level
-            self.self_layer = SparseLinear(1, hidden[0], groups=n_out, gated=gated, bias=False, init_keep=init_keep)
+            self.self_layer = SparseLinear(
+                1, hidden[0], groups=n_out, gated=gated, bias=False, init_keep=init_keep, shared_gates=pairs
+            )
             bound = 1.0 / math.sqrt(n_in + 1)
             nn.init.uniform_(self.self_layer.weight, -bound, bound)
         else:
@@ -227,9 +236,11 @@ class MLP(nn.Module):
         """
         n = matrices[-1].shape[0] * (matrices[0].shape[-1] + (self_matrix is not None))
         if self.grouped:
-            u = matrices[0].sum(-1, keepdim=True)  # (groups, width, 1)
+            u = matrices[0].sum(-1, keepdim=True)  # (groups, width, 1), or (groups, 1, 1) for gates shared by the width
             if self_matrix is not None:
                 u = u + self_matrix
+            if len(matrices) > 1:
+                u = u.expand(-1, matrices[1].shape[-1], -1)
             for m in matrices[1:]:
                 u = m @ u
             return u.sum() / n

@@ -233,6 +233,11 @@ class SparseLinear(nn.Module):
         ``(..., G, n_in)`` otherwise; output ``(..., G, n_out)``).
     gated
         One hard-concrete gate per weight.
+    shared_gates
+        With ``gated``: one gate per row of inputs instead of per weight, shared by the layer's
+        ``n_out`` units (grouped layers only): the gates have shape ``(groups, 1, n_in)`` and a
+        closed gate cuts input ``k`` from group ``g``'s whole sub-network. Sampling, the gates'
+        gradient and their optimiser state then cost ``1 / n_out`` of per-weight gates.
     bias
         Learn a bias.
     init_keep
@@ -252,18 +257,22 @@ class SparseLinear(nn.Module):
         bias: bool = True,
         init_keep: float = 0.999,
         first: bool = False,
+        shared_gates: bool = False,
     ) -> None:
         super().__init__()
+        if shared_gates and groups is None:
+            raise ValueError("shared_gates needs a grouped layer (one sub-network per output).")
         self.n_in, self.n_out, self.groups, self.first = n_in, n_out, groups, first
         shape = (n_out, n_in) if groups is None else (groups, n_out, n_in)
         bound = 1.0 / math.sqrt(n_in)
         self.weight = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(shape[:-1]).uniform_(-bound, bound)) if bias else None
+        gate_shape = (groups, 1, n_in) if gated and shared_gates else shape
         if gated:
-            self.log_alpha = nn.Parameter(torch.full(shape, gates.log_alpha_for_keep_prob(init_keep)))
+            self.log_alpha = nn.Parameter(torch.full(gate_shape, gates.log_alpha_for_keep_prob(init_keep)))
         else:
             self.register_parameter("log_alpha", None)
-        self.register_buffer("mask", torch.ones(shape))
+        self.register_buffer("mask", torch.ones(gate_shape))  # one entry per gate: shared gates, shared mask
         self._mask_seen: tuple[int, int, int] | None = None
         self._mask_ones = True
 
@@ -272,8 +281,13 @@ class SparseLinear(nn.Module):
         """Whether the layer has gates."""
         return self.log_alpha is not None
 
+    @property
+    def shared_gates(self) -> bool:
+        """Whether one gate serves a whole row of inputs (``(groups, 1, n_in)``), not one weight."""
+        return self.log_alpha is not None and self.log_alpha.shape != self.weight.shape
+
     def gate_values(self, *, sample: bool, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        """Gates for one forward solve: a training sample or the deterministic value."""
+        """Gates for one forward solve: a training sample or the deterministic value (the gates' shape)."""
         if self.log_alpha is None:
             return None
         if sample:
@@ -290,6 +304,21 @@ class SparseLinear(nn.Module):
         if z is not None:
             return self.masked(self.weight) * z
         return self.weight.clone() if self.mask_is_ones() else self.weight * self.mask
+
+    @torch.no_grad()
+    def freeze(self, z: torch.Tensor | None, tol: float) -> None:
+        """Fold the gates ``z`` into the weight and fix its zero pattern (``|w| < tol``) as the mask.
+
+        With shared gates the mask has the gates' shape: an entry stays open where any of its weights does.
+        """
+        w = self.effective_weight(z)
+        self.weight.copy_(w)
+        keep = w.abs() >= tol
+        if keep.shape != self.mask.shape:
+            keep = keep.any(dim=1, keepdim=True)
+        self.mask.copy_(keep.to(self.mask))
+        if self.log_alpha is not None:
+            self.log_alpha.fill_(20.0)  # deterministic gate exactly 1
 
     def masked(self, values: torch.Tensor) -> torch.Tensor:
         """``values * mask`` for ``values`` shaped like the weight, ``values`` itself while the mask is all ones."""

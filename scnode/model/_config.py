@@ -82,7 +82,7 @@ class ModelConfig:
             raise ValueError(f"n_vars must be positive, got {self.n_vars}.")
         if self.per_output and get_method(self.method).skip is not None:
             raise ValueError(f"per_output=True is not available for {self.method!r} (its prox acts on a shared layer).")
-        if self.gates == "inputs" and not get_method(self.method).gated:  # other values: the field's check
+        if self.gates in ("inputs", "pairs") and not get_method(self.method).gated:  # other values: the field's check
             raise ValueError(f"gates={self.gates!r} applies to the gated methods (l0, pathreg), not {self.method!r}.")
         if self.linear and get_method(self.method).prox is not None:
             raise ValueError(

@@ -49,6 +49,9 @@ class SparseODE:
         every layer gated, closing one output-layer gate removes all of a hidden unit's paths at
         once, so the penalty is cheapest to pay by switching whole sub-networks off (on the
         hematopoiesis data: 494 of 529 genes left without any input, the other 35 keeping all 529).
+        ``"pairs"`` (``per_output=True`` with a hidden layer): the first layer only, one gate per
+        (output, input) pair shared by the output's hidden units, so that a gate is an edge; the
+        gates cost ``1 / hidden`` of per-weight gates in sampling, gradients and optimiser state.
     linear
         Add a linear term to the field, ``f(x) = MLP(x) + L x`` (base, L0, C-NODE, PathReg): one more
         path per (output, input) pair, gated and penalised like the MLP's paths. A sparse MLP with few
