@@ -163,10 +163,16 @@ def run_method(
     schedule: dict,
     restarts: int = 1,
     model_kwargs: dict | None = None,
+    gates: str | None = None,
 ) -> dict:
-    """Fit a method (a validated lambda path for the sparse ones) ``restarts`` times and score the mean graph."""
+    """Fit a method (a validated lambda path for the sparse ones) ``restarts`` times and score the mean graph.
+
+    ``gates``: the default call's rows with ``model_kwargs={"gates": gates}`` (``None``: its own).
+    """
     start = time.perf_counter()
-    fits = [_fit_model(method, adata, validation, seed + 1000 * r, schedule, model_kwargs) for r in range(restarts)]
+    fits = [
+        _fit_model(method, adata, validation, seed + 1000 * r, schedule, model_kwargs, gates) for r in range(restarts)
+    ]
     models = [m for m, _, _ in fits]
     ends = [e for _, e, _ in fits if e is not None]
     written = [w for _, _, w in fits if w is not None]
@@ -177,6 +183,7 @@ def run_method(
     lams = [m.config.lam for m in models]
     off = ~np.eye(len(graph), dtype=bool)
     name = method + (", decay" if (model_kwargs or {}).get("decay") else "")
+    name += f", gates={gates}" if gates and (method == DEFAULT or method in PRIORS) else ""
     name = name if restarts == 1 else f"{name}, mean of {restarts} restarts"
     row = {
         "method": name,
@@ -231,6 +238,7 @@ def _fit_model(
     random_state: int,
     schedule: dict,
     model_kwargs: dict | None = None,
+    gates: str | None = None,
 ) -> tuple[scn.SparseODE, bool | None]:
     """One fit (for the sparse methods, the validated path's selected model).
 
@@ -242,6 +250,8 @@ def _fit_model(
         kwargs = {} if schedule is SCHEDULE else {"n_iter": schedule["n_iter"]}
         if method in PRIORS:
             kwargs["prior"] = prior_edges(adata, PRIORS[method], random_state)
+        if gates:
+            kwargs["model_kwargs"] = {"gates": gates}
         out, model = scn.tl.fit_sparse_ode(
             adata,
             time_key="time",
@@ -329,6 +339,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--methods", nargs="*", default=[DEFAULT, *PRIORS, *METHODS])
     parser.add_argument("--restarts", type=int, default=1, help="fits per method and seed, graphs averaged")
     parser.add_argument("--decay", action="store_true", help="each gene's unpenalised decay term in every field")
+    parser.add_argument("--gates", choices=["inputs", "pairs"], help="the default call's gates (default: its own)")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     schedule = QUICK_SCHEDULE if args.quick else SCHEDULE
@@ -344,7 +355,7 @@ def main(argv: list[str] | None = None) -> str:
         for name, scores in baselines.items():
             rows.append({"method": f"*{name}*", "seed": seed, "seconds": seconds, **evaluate(adata, scores)})
         for method in args.methods:
-            rows.extend(run_method(method, adata, validation, seed, schedule, args.restarts, model_kwargs))
+            rows.extend(run_method(method, adata, validation, seed, schedule, args.restarts, model_kwargs, args.gates))
             print(f"  seed {seed} {method}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
     text = "\n".join(
         [

@@ -268,8 +268,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="two models, 300 cells, short fits, one seed")
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--pseudotime", choices=list(PROTOCOLS), default="simulation", help="see PROTOCOLS")
+    parser.add_argument("--gates", choices=["inputs", "pairs"], help="scnode's gates (default: the default call's)")
     args = parser.parse_args(argv)
-    protocol = PROTOCOLS[args.pseudotime]
+    protocol = dict(PROTOCOLS[args.pseudotime])
+    if args.gates:
+        protocol["model_kwargs"] = {"gates": args.gates}
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     models = args.models or (QUICK_MODELS if args.quick else MODELS)
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))

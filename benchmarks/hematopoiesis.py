@@ -176,12 +176,23 @@ def graph_scores(adata: scn.AnnData, grn: pd.DataFrame) -> dict[str, float]:
     return {"spurious": float((graph[non_tf] == 0).mean()), "auprc_ratio": float(res["auprc_ratio"])}
 
 
-def run(method: str, protocol: str, adata: scn.AnnData, grn: pd.DataFrame, schedule: dict, seed: int) -> dict:
-    """Fit one method on a protocol's training donors and score it on its test donors."""
+def run(
+    method: str,
+    protocol: str,
+    adata: scn.AnnData,
+    grn: pd.DataFrame,
+    schedule: dict,
+    seed: int,
+    gates: str | None = None,
+) -> dict:
+    """Fit one method on a protocol's training donors and score it on its test donors.
+
+    ``gates``: the default call's rows with ``model_kwargs={"gates": gates}`` (``None``: its own).
+    """
     train_donors, test_donors = PROTOCOLS[protocol]
     train = adata[adata.obs["donor"].isin(train_donors)].copy()
     if method in DEFAULT_ROWS:
-        return _default_row(method, train, adata, test_donors, grn, schedule, seed)
+        return _default_row(method, train, adata, test_donors, grn, schedule, seed, gates)
     settings = dict(METHODS[method])
     lams = settings.pop("lams", None)
     name, method = method, settings.pop("method", method)
@@ -250,11 +261,15 @@ def _default_row(
     grn: pd.DataFrame,
     schedule: dict,
     seed: int,
+    gates: str | None = None,
 ) -> dict:
     """The default call on the training donors (the quick run shortens its fits)."""
     kwargs = {} if schedule is SCHEDULE else {"n_iter": schedule["n_iter"]}
     if name.endswith("TF regulators"):
         kwargs["regulators"] = scn.datasets.tf_list("human")
+    if gates:
+        kwargs["model_kwargs"] = {"gates": gates}
+        name = f"{name}, gates={gates}"
     start = time.perf_counter()
     model = scn.tl.fit_sparse_ode(
         train,
@@ -310,6 +325,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--protocols", nargs="*", default=list(PROTOCOLS), choices=list(PROTOCOLS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--gates", choices=["inputs", "pairs"], help="the default call's gates (default: its own)")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     schedule = QUICK_SCHEDULE if args.quick else SCHEDULE
@@ -327,7 +343,7 @@ def main(argv: list[str] | None = None) -> str:
         base = baselines(adata[adata.obs["donor"].isin(train_donors)], tests)
         rows = []
         for method in args.methods:
-            rows.append(run(method, protocol, adata, grn, schedule, args.seed))
+            rows.append(run(method, protocol, adata, grn, schedule, args.seed, args.gates))
             print(f"  [{protocol}] {method}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
         out += [
             "",
