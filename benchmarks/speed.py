@@ -717,7 +717,7 @@ def section_genes(args: argparse.Namespace) -> None:
                         if which == "every gene" and g > SWEEP_ALL_GENES_MAX:
                             continue
                         regs = sweep_regulators(names[:g], which)
-                        spec = _sweep_spec(path, g, regs, args, device=device, iters=args.iters, **dict(extra))
+                        spec = _sweep_spec(path, g, regs, args, device=device, iters=args.iters, **extra)
                         r = run_isolated(spec)
                         w = None
                         if g in SWEEP_WHOLE_GENES[: 1 if regs is None else None] or args.quick:

@@ -314,7 +314,7 @@ class SparseLinear(nn.Module):
         w = self.effective_weight(z)
         self.weight.copy_(w)
         keep = w.abs() >= tol
-        if keep.shape != self.mask.shape:
+        if self.shared_gates:
             keep = keep.any(dim=1, keepdim=True)
         self.mask.copy_(keep.to(self.mask))
         if self.log_alpha is not None:

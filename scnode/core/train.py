@@ -315,8 +315,8 @@ def freeze_pattern(system: ODESystem, tol: float = 1e-5) -> None:
         system.prepare(sample=False)
         for layer, z in zip(system.sparse_layers(), system.gate_samples(), strict=True):
             layer.freeze(z, tol)
-        if system.skip is not None:
-            system.skip.mask.copy_((system.skip.weight.abs() >= tol).to(system.skip.mask))
+        if system.skip is not None:  # ungated, its mask still all ones: the weight is kept, its zeros fixed
+            system.skip.freeze(None, tol)
     _set_refit_grads(system)
 
 
