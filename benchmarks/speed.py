@@ -58,6 +58,7 @@ Usage::
     python benchmarks/speed.py                     # all sections, CPU (and CUDA if present)
     python benchmarks/speed.py --quick             # seconds: tiny iteration counts, 2 gene sizes
     python benchmarks/speed.py --sections iteration scaling --devices cpu
+    python benchmarks/speed.py --sections genes --fields "per gene (default)" --regulators "every gene"
 """
 
 from __future__ import annotations
@@ -711,7 +712,7 @@ def section_genes(args: argparse.Namespace) -> None:
         for device in devices(args.devices):
             for field_name in args.fields:
                 extra = GENE_FIELDS[field_name]
-                for which in REGULATOR_SETS:
+                for which in args.regulators:
                     base = None
                     for g in genes:
                         if which == "every gene" and g > SWEEP_ALL_GENES_MAX:
@@ -847,6 +848,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=None, help="interleaved pairs of the ratio section (default 10)")
     parser.add_argument(
         "--fields", nargs="*", default=list(GENE_FIELDS), choices=list(GENE_FIELDS), help="genes section"
+    )
+    parser.add_argument(
+        "--regulators", nargs="*", default=list(REGULATOR_SETS), choices=list(REGULATOR_SETS), help="genes section"
     )
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="a few iterations, two gene sizes (checks the script)")

@@ -87,3 +87,24 @@ def test_sample_value_and_gradient_match_the_formula():
     assert 0 < (z == 0).sum() and 0 < (z == 1).sum() and 0 < (grad == 0).sum() < len(grad)
     inside = la.detach()[:50].clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda a: gates._Sample.apply(a, u[:50]), (inside,))
+
+
+def test_sampled_gated_weight_matches_weight_times_sample():
+    """The one-node sample of ``weight * z`` gives the separate sample's values and gradients."""
+    gen = torch.Generator().manual_seed(5)
+    w = torch.randn(6, 8, 9, generator=gen, dtype=torch.float64).requires_grad_()
+    la = (torch.randn(6, 8, 9, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    g = torch.randn(6, 8, 9, generator=gen, dtype=torch.float64)
+    ref = w * gates.sample(la, torch.Generator().manual_seed(9))
+    ref_grads = torch.autograd.grad(ref, (w, la), g)
+    buffer = torch.empty_like(la, requires_grad=False)
+    out = gates.sample_gated_weight(w, la, buffer, torch.Generator().manual_seed(9))
+    grads = torch.autograd.grad(out, (w, la), g)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    for got, expected in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+    assert 0 < (grads[1] == 0).sum() < grads[1].numel()  # clamped gates pass no gradient to log_alpha
+    again = gates.sample_gated_weight(w, la, buffer, torch.Generator().manual_seed(9))
+    buffer.zero_()  # the next sample overwrote it before this one's backward: an error, not a wrong gradient
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        again.sum().backward()

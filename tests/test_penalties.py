@@ -462,3 +462,24 @@ def test_linear_term_adds_to_field_and_adjacency():
     assert np.allclose(system.adjacency().detach().numpy(), np.abs(L))
     with pytest.raises(ValueError, match="LassoNet's skip already is one"):
         ODESystem(n_vars=2, hidden=(3,), skip="inner", linear=True)
+
+
+def test_training_sample_reuses_the_layer_buffer_and_is_not_copied():
+    """A sampled prepare draws per-weight gates into the layer's buffer: reused across steps, not deep-copied."""
+    import copy
+
+    system = ODESystem(n_vars=4, order=1, hidden=(3,), gated=True, grouped=True)
+    first = system.field.layers[0]
+    gen = torch.Generator().manual_seed(0)
+    system.prepare(sample=True, generator=gen)
+    buffer = first._gate_buffer
+    assert buffer is not None and buffer.shape == first.log_alpha.shape
+    assert system.gate_samples()[0] is None  # folded into the effective weight
+    w1 = system.field.weights[0].detach().clone()
+    system.prepare(sample=True, generator=gen)
+    assert first._gate_buffer is buffer and not torch.equal(system.field.weights[0], w1)
+    with torch.no_grad():
+        system.prepare(sample=False)
+    assert system.gate_samples()[0] is not None
+    assert first._gate_buffer is buffer  # kept until training releases it
+    assert copy.deepcopy(system).field.layers[0]._gate_buffer is None

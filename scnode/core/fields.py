@@ -136,11 +136,10 @@ class MLP(nn.Module):
 
     def prepare(self, *, sample: bool, generator: torch.Generator | None = None) -> None:
         """Fix the gates and effective weights used by the next forward passes (one solve)."""
-        self._z = [layer.gate_values(sample=sample, generator=generator) for layer in self.layers]
-        self._w = [layer.effective_weight(z) for layer, z in zip(self.layers, self._z, strict=True)]
+        prepared = [layer.prepared(sample=sample, generator=generator) for layer in self.layers]
+        self._z, self._w = [z for z, _ in prepared], [w for _, w in prepared]
         if self.self_layer is not None:
-            self._z_self = self.self_layer.gate_values(sample=sample, generator=generator)
-            self._w_self = self.self_layer.effective_weight(self._z_self)
+            self._z_self, self._w_self = self.self_layer.prepared(sample=sample, generator=generator)
         self._deferred = self._first_flat = None
         if self.grouped and DEFER_FIRST_LAYER_GRADIENT:  # also without gradients: its products use oneDNN
             self._deferred = WeightGradients()
@@ -156,7 +155,11 @@ class MLP(nn.Module):
 
     @property
     def gate_samples(self) -> list[torch.Tensor | None]:
-        """Gates fixed by the last :meth:`prepare`."""
+        """Gates fixed by the last :meth:`prepare`.
+
+        ``None`` for ungated layers, and for per-weight gates of a training sample, which are drawn
+        straight into the effective weights (see :meth:`SparseLinear.prepared`).
+        """
         if self._z is None:
             raise RuntimeError("Call prepare() before using the field.")
         return self._z
@@ -470,8 +473,7 @@ class ODESystem(nn.Module):
         """Fix gates and effective weights for the next solve."""
         self.field.prepare(sample=sample, generator=generator)
         if self.linear is not None:
-            self._linear_z = self.linear.gate_values(sample=sample, generator=generator)
-            self._linear_w = self.linear.effective_weight(self._linear_z)
+            self._linear_z, self._linear_w = self.linear.prepared(sample=sample, generator=generator)
         if self.velocity is not None:
             self.velocity.prepare(sample=False)
 
@@ -497,7 +499,7 @@ class ODESystem(nn.Module):
         return [*self.field.layers, *own, *([self.linear] if self.linear is not None else [])]
 
     def gate_samples(self) -> list[torch.Tensor | None]:
-        """Gates of :meth:`sparse_layers` fixed by the last :meth:`prepare` (``None`` for ungated layers)."""
+        """Gates of :meth:`sparse_layers` fixed by the last :meth:`prepare` (``None``: see :attr:`MLP.gate_samples`)."""
         own = [self.field.self_gate_samples] if self.field.self_layer is not None else []
         lin = [self._linear_z] if self.linear is not None else []
         return [*self.field.gate_samples, *own, *lin]

@@ -63,6 +63,71 @@ class _Sample(torch.autograd.Function):
         return (1.0 - s).mul_(s).mul_((ZETA - GAMMA) / BETA).mul_(grad).mul_(inside), None
 
 
+def sample_gated_weight(
+    weight: torch.Tensor,
+    log_alpha: torch.Tensor,
+    buffer: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Return ``weight * z`` for one training sample ``z`` of per-weight gates, without forming ``z``.
+
+    The same samples and values as ``weight * sample(log_alpha, generator)`` (``u`` drawn into
+    ``buffer``, then ``s`` computed there in place), in one autograd node that saves ``weight`` and
+    ``s`` and writes only its output and, in its backward, the two gradients. With many gates (a
+    per-gene first layer of 2000 genes with every gene an input has 32 M) each freshly allocated
+    gate-shaped tensor costs more than the arithmetic on it: the kernel maps and zeroes its pages on
+    first touch, about 50 ms against 14 ms for an in-place product of 128 MB (ad-hoc, benchmark
+    machine), and the separate sample, product and their backward allocated seven.
+
+    Parameters
+    ----------
+    weight
+        The layer's weight (masked, if a mask applies).
+    log_alpha
+        Gate locations, the shape of ``weight``.
+    buffer
+        A tensor of that shape, overwritten with the gates' ``s``; it must stay untouched until the
+        backward pass (autograd checks its version and raises if it was written to since).
+    generator
+        Random generator used for ``u``.
+    """
+    with torch.no_grad():
+        buffer.uniform_(generator=generator)
+        buffer.logit_(_EPS).add_(log_alpha).div_(BETA).sigmoid_()
+    return _GatedWeight.apply(weight, log_alpha, buffer)
+
+
+_S_LOW = -GAMMA / (ZETA - GAMMA)
+"""``s`` below which a gate is clamped at 0."""
+_S_HIGH = (1.0 - GAMMA) / (ZETA - GAMMA)
+"""``s`` above which a gate is clamped at 1."""
+
+
+class _GatedWeight(torch.autograd.Function):
+    """``weight * clamp(s (zeta - gamma) + gamma, 0, 1)`` for the ``s`` of :func:`sample_gated_weight`.
+
+    Gradients: ``g z`` for the weight; ``g weight (zeta - gamma) s (1 - s) / beta`` for
+    ``log_alpha`` where the clamp is inactive (``_S_LOW < s < _S_HIGH``), else 0.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, log_alpha: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(weight, s)
+        return s.mul(ZETA - GAMMA).add_(GAMMA).clamp_(0.0, 1.0).mul_(weight)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        weight, s = ctx.saved_tensors
+        grad_weight = grad_log_alpha = None
+        if ctx.needs_input_grad[1]:
+            t = grad.mul(weight).mul_(s)
+            t.addcmul_(t, s, value=-1.0).mul_((ZETA - GAMMA) / BETA)  # times s (1 - s)
+            grad_log_alpha = torch.ops.aten.hardtanh_backward.grad_input(t, s, _S_LOW, _S_HIGH, grad_input=t)
+        if ctx.needs_input_grad[0]:
+            grad_weight = s.mul(ZETA - GAMMA).add_(GAMMA).clamp_(0.0, 1.0).mul_(grad)
+        return grad_weight, grad_log_alpha, None
+
+
 def deterministic(log_alpha: torch.Tensor) -> torch.Tensor:
     """Return the evaluation value of each gate: ``clamp(sigmoid(log_alpha) (zeta - gamma) + gamma, 0, 1)``.
 
@@ -73,7 +138,7 @@ def deterministic(log_alpha: torch.Tensor) -> torch.Tensor:
 
 def prob_nonzero(log_alpha: torch.Tensor) -> torch.Tensor:
     """Probability that a gate is not zero: ``sigmoid(log_alpha - beta log(-gamma / zeta))``."""
-    return torch.sigmoid(log_alpha - BETA * math.log(-GAMMA / ZETA))
+    return (log_alpha - BETA * math.log(-GAMMA / ZETA)).sigmoid_()  # in place: one gate-shaped tensor, not two
 
 
 def log_alpha_for_keep_prob(keep_prob: float) -> float:

@@ -273,6 +273,7 @@ class SparseLinear(nn.Module):
         else:
             self.register_parameter("log_alpha", None)
         self.register_buffer("mask", torch.ones(gate_shape))  # one entry per gate: shared gates, shared mask
+        self._gate_buffer: torch.Tensor | None = None
         self._mask_seen: tuple[int, int, int] | None = None
         self._mask_ones = True
 
@@ -293,6 +294,34 @@ class SparseLinear(nn.Module):
         if sample:
             return gates.sample(self.log_alpha, generator)
         return gates.deterministic(self.log_alpha)
+
+    def prepared(
+        self, *, sample: bool, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Gates and effective weight for one forward solve, ``(z, weight * mask * z)``.
+
+        A training sample of per-weight gates on an unmasked layer is drawn straight into the
+        effective weight (:func:`gates.sample_gated_weight`, into a buffer the layer keeps between
+        calls): the same values, without a gate-shaped tensor per step of the sample and its
+        gradient. Its ``z`` is then not formed and ``None`` is returned in its place.
+        """
+        if sample and self.gated and not self.shared_gates and self.mask_is_ones():
+            buf = self._gate_buffer
+            la = self.log_alpha
+            if buf is None or buf.shape != la.shape or buf.dtype != la.dtype or buf.device != la.device:
+                buf = self._gate_buffer = torch.empty_like(la, requires_grad=False)
+            return None, gates.sample_gated_weight(self.weight, la, buf, generator)
+        z = self.gate_values(sample=sample, generator=generator)
+        return z, self.effective_weight(z)
+
+    def release_buffers(self) -> None:
+        """Drop the sampling buffer kept between training steps (see :meth:`prepared`)."""
+        self._gate_buffer = None
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state["_gate_buffer"] = None  # scratch space: not copied, pickled or sent to a worker
+        return state
 
     def effective_weight(self, z: torch.Tensor | None) -> torch.Tensor:
         """``weight * mask * z`` (``z`` omitted for ungated layers), a new tensor.

@@ -576,6 +576,8 @@ def train(
         ) from None
     finally:
         bar.close()
+        for layer in system.sparse_layers():
+            layer.release_buffers()
     if cfg.checkpoint is not None:
         save(total)  # the training state, from which a longer fit can resume
     if cfg.refit_iter and best_it >= cfg.n_iter:
