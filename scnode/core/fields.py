@@ -136,6 +136,7 @@ class MLP(nn.Module):
 
     def prepare(self, *, sample: bool, generator: torch.Generator | None = None) -> None:
         """Fix the gates and effective weights used by the next forward passes (one solve)."""
+        self._z = self._w = self._w_self = self._deferred = self._first_flat = None  # free before the new ones
         prepared = [layer.prepared(sample=sample, generator=generator) for layer in self.layers]
         self._z, self._w = [z for z, _ in prepared], [w for _, w in prepared]
         if self.self_layer is not None:

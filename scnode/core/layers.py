@@ -107,6 +107,10 @@ class WeightGradients:
         out = torch.ops.mkldnn._linear_pointwise(flat.contiguous(), w, None, "none", [], "")
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
+    def backward_started(self) -> None:
+        """Drop the packed weight: the backward products read the weight itself (a forward after it repacks)."""
+        self._packed = None
+
     @torch.compiler.disable
     def gradient(self) -> torch.Tensor | None:
         """Return the weight gradient of the stored pairs, ``sum_e g_e^T x_e`` (``None`` if none), and clear them.
@@ -150,6 +154,7 @@ class _DeferredProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
         x, weight = ctx.saved_tensors
+        ctx.grads.backward_started()
         ctx.grads.pairs.append((x, g))
         return (ctx.grads.product(g, weight, transpose=True) if ctx.needs_input_grad[0] else None), None, None
 
@@ -186,6 +191,7 @@ class _GroupedELUNetwork(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         flat, weight, e, w2 = ctx.saved_tensors
+        ctx.grads.backward_started()
         x_shape, b1_shape, b2_shape = ctx.shapes
         groups, width = w2.shape[0], w2.shape[-1]
         gy = gy.reshape(-1, groups, 1)
