@@ -214,8 +214,21 @@ def s1d2_spec(settings: dict, iters: int, device: str, threads: int, *, whole: b
     return {**spec, "threads": threads}
 
 
+IN_PROCESS = False
+"""Run :func:`run_isolated`'s measurements in this process (``--quick``: checks the script without a
+Python start per measurement; peak memory is then this process's)."""
+
+
 def run_isolated(spec: dict) -> dict:
-    """Run :func:`measure` in a fresh Python process and return its result."""
+    """Run :func:`measure` in a fresh Python process (in this one with :data:`IN_PROCESS`) and return its result."""
+    if IN_PROCESS:
+        from scnode.core import fields
+
+        forward, min_weights = fields.MLP.forward, layers.ONEDNN_MIN_WEIGHTS
+        try:
+            return measure(spec)
+        finally:  # undo a measurement's patches (compile, blas)
+            fields.MLP.forward, layers.ONEDNN_MIN_WEIGHTS = forward, min_weights
     out = subprocess.run(
         [sys.executable, __file__, "--measure", json.dumps(spec)], capture_output=True, text=True, check=False
     )
@@ -853,7 +866,9 @@ def main() -> None:
         "--regulators", nargs="*", default=list(REGULATOR_SETS), choices=list(REGULATOR_SETS), help="genes section"
     )
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
-    parser.add_argument("--quick", action="store_true", help="a few iterations, two gene sizes (checks the script)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a few iterations, two gene sizes, one process (checks the script)"
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--cells", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -863,6 +878,8 @@ def main() -> None:
     if args.cells:
         print(json.dumps(measure_cells(*json.loads(args.cells))))
         return
+    global IN_PROCESS
+    IN_PROCESS = args.quick
     if args.iters is None:
         args.iters = 2 if args.quick else 20
     if args.pairs is None:
