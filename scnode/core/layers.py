@@ -312,7 +312,7 @@ class SparseLinear(nn.Module):
         gradient. Its ``z`` is then not formed and ``None`` is returned in its place.
         """
         if sample and self.gated and not self.shared_gates and self.mask_is_ones():
-            buf = self._gate_buffer
+            buf = getattr(self, "_gate_buffer", None)  # absent from a layer pickled before it existed
             la = self.log_alpha
             if buf is None or buf.shape != la.shape or buf.dtype != la.dtype or buf.device != la.device:
                 buf = self._gate_buffer = torch.empty_like(la, requires_grad=False)
