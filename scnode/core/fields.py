@@ -141,7 +141,6 @@ class MLP(nn.Module):
         self._z, self._w = [z for z, _ in prepared], [w for _, w in prepared]
         if self.self_layer is not None:
             self._z_self, self._w_self = self.self_layer.prepared(sample=sample, generator=generator)
-        self._deferred = self._first_flat = None
         if self.grouped and DEFER_FIRST_LAYER_GRADIENT:  # also without gradients: its products use oneDNN
             self._deferred = WeightGradients()
             first = self._deferred.collect(self._w[0].reshape(-1, self.n_in))

@@ -20,6 +20,16 @@ ZETA = 1.1
 
 _EPS = 1e-6
 
+_S_LOW = -GAMMA / (ZETA - GAMMA)
+"""``s`` below which a gate is clamped at 0."""
+_S_HIGH = (1.0 - GAMMA) / (ZETA - GAMMA)
+"""``s`` above which a gate is clamped at 1."""
+
+
+def _stretched(s: torch.Tensor) -> torch.Tensor:
+    """Return the gates ``clamp(s (zeta - gamma) + gamma, 0, 1)`` of concrete samples ``s``, as a new tensor."""
+    return s.mul(ZETA - GAMMA).add_(GAMMA).clamp_(0.0, 1.0)
+
 
 def sample(log_alpha: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw one training sample of each gate.
@@ -54,12 +64,12 @@ class _Sample(torch.autograd.Function):
     def forward(ctx, log_alpha: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         s = torch.logit(u, eps=_EPS).add_(log_alpha).div_(BETA).sigmoid_()
         ctx.save_for_backward(s)
-        return s.mul(ZETA - GAMMA).add_(GAMMA).clamp_(0.0, 1.0)
+        return _stretched(s)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (s,) = ctx.saved_tensors
-        inside = (s >= -GAMMA / (ZETA - GAMMA)) & (s <= (1.0 - GAMMA) / (ZETA - GAMMA))
+        inside = (s >= _S_LOW) & (s <= _S_HIGH)
         return (1.0 - s).mul_(s).mul_((ZETA - GAMMA) / BETA).mul_(grad).mul_(inside), None
 
 
@@ -97,12 +107,6 @@ def sample_gated_weight(
     return _GatedWeight.apply(weight, log_alpha, buffer)
 
 
-_S_LOW = -GAMMA / (ZETA - GAMMA)
-"""``s`` below which a gate is clamped at 0."""
-_S_HIGH = (1.0 - GAMMA) / (ZETA - GAMMA)
-"""``s`` above which a gate is clamped at 1."""
-
-
 class _GatedWeight(torch.autograd.Function):
     """``weight * clamp(s (zeta - gamma) + gamma, 0, 1)`` for the ``s`` of :func:`sample_gated_weight`.
 
@@ -113,7 +117,7 @@ class _GatedWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: torch.Tensor, log_alpha: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(weight, s)
-        return s.mul(ZETA - GAMMA).add_(GAMMA).clamp_(0.0, 1.0).mul_(weight)
+        return _stretched(s).mul_(weight)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
@@ -124,7 +128,7 @@ class _GatedWeight(torch.autograd.Function):
             t.addcmul_(t, s, value=-1.0).mul_((ZETA - GAMMA) / BETA)  # times s (1 - s)
             grad_log_alpha = torch.ops.aten.hardtanh_backward.grad_input(t, s, _S_LOW, _S_HIGH, grad_input=t)
         if ctx.needs_input_grad[0]:
-            grad_weight = s.mul(ZETA - GAMMA).add_(GAMMA).clamp_(0.0, 1.0).mul_(grad)
+            grad_weight = _stretched(s).mul_(grad)
         return grad_weight, grad_log_alpha, None
 
 
