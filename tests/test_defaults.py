@@ -73,6 +73,10 @@ def test_default_graph_is_neither_empty_nor_full_and_finds_the_cascade(default_f
     assert table["edge_share"].iloc[-1] == 0 and table["edge_share"].iloc[0] >= 0.95  # searched from full to empty
     assert table["lam"].min() < chosen["lam"] < table["lam"].max()  # not an end of the searched range
     assert path["searched"] == [table["lam"].min(), table["lam"].max()] and "largest lam keeping" in path["rule"]
+    # one first lambda, extended by decades only while an end is not yet full or empty: one fit of each end
+    assert list(table.loc[table["stage"] == "grid", "lam"]) == [0.1]
+    bracket = table[table["stage"] != "refined"]
+    assert (bracket["edge_share"] >= 0.95).sum() == 1 and (bracket["edge_share"] == 0).sum() == 1
 
 
 def test_path_score_ranks_every_pair_by_all_fits_of_the_search(default_fit):

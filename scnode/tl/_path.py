@@ -49,8 +49,9 @@ def lambda_path(
     sound graph keeps the gain too.
 
     **Range.** The rule needs both ends: a fit whose graph is empty (the reference of the gain) and
-    one that keeps (nearly, 95 %) every candidate edge. Without ``lams``, the search starts at 0.01,
-    0.1 and 1, extends by decades until it has both, fits the half-decades on either side of the
+    one that keeps (nearly, 95 %) every candidate edge. Without ``lams``, the search starts at 0.1 and
+    extends by decades, each side only while its end is not yet full (or empty), until it has both;
+    it then fits the half-decades on either side of the
     selected value and, while the selected graph is full or all-or-nothing per target, the midpoint
     towards the next sparser fit (too many targets with every regulator) or denser one (too many with
     none), twice at most. With ``lams``, the grid is fitted and extended beyond

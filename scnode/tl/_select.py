@@ -17,7 +17,9 @@ graph is full or all-or-nothing per target if a sound one keeps the gain too. Th
 range until its sparsest fit has no edge left and its densest keeps (nearly) every edge, so that the
 selection is never an end of the range by construction of the grid; then it refines around the
 selected value (half-decade steps) and, while the selected graph is full or all-or-nothing per target,
-towards its sparser or denser neighbour.
+towards its sparser or denser neighbour. An automatic search starts from one lambda and never fits
+beyond a full or an empty graph: a smaller lambda than a full fit's keeps every edge too, a larger
+one than an empty fit's none (on paul15 the search's densest full fit was its most expensive one).
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ if TYPE_CHECKING:
 FULL_SHARE = 0.95
 """A graph keeping at least this share of its candidate edges counts as full (the dense end of a search)."""
 START_LAM = 0.1
-"""First lambdas of an automatic search: ``START_LAM`` and a decade on either side."""
-MAX_DECADES = 4
-"""How many decades an automatic search may extend beyond its first lambdas on either side."""
+"""First lambda of an automatic search."""
+MAX_DECADES = 5
+"""How many decades an automatic search may extend beyond its first lambda on either side."""
 
 
 def holdout_masks(times: list[np.ndarray], every: int) -> list[np.ndarray]:
@@ -279,18 +281,21 @@ class LambdaSearch:
     def extend(self, up: float, down: float, max_steps: int) -> None:
         """Extend the range (by ``up`` / ``down`` factors) until its sparsest fit is empty and its densest full.
 
-        At most ``max_steps`` fits a side.
+        At most ``max_steps`` fits a side; a round fits the next lambda of each side that needs one.
         """
-        for _ in range(max_steps):
-            _, sparse_end = self._ends()
-            if sparse_end["edge_share"] == 0:
-                break
-            self.fit([sparse_end["lam"] * up], "extended")
-        for _ in range(max_steps):
-            dense_end, _ = self._ends()
-            if dense_end["edge_share"] >= FULL_SHARE or dense_end["lam"] <= 0:
-                break
-            self.fit([dense_end["lam"] / down], "extended")
+        steps = [0, 0]
+        while True:
+            dense_end, sparse_end = self._ends()
+            todo = []
+            if sparse_end["edge_share"] > 0 and steps[0] < max_steps:
+                todo.append(sparse_end["lam"] * up)
+                steps[0] += 1
+            if dense_end["edge_share"] < FULL_SHARE and dense_end["lam"] > 0 and steps[1] < max_steps:
+                todo.append(dense_end["lam"] / down)
+                steps[1] += 1
+            if not todo:
+                return
+            self.fit(todo, "extended")
 
     def refine(self, ratio: float) -> None:
         """Fit the half-steps next to the selected lambda (within the range) and select again."""
@@ -325,7 +330,7 @@ class LambdaSearch:
 
     def run_auto(self, start: float = START_LAM) -> Search:
         """Search from ``start`` (decades, then half-decades) until the graph runs from full to empty."""
-        self.fit([start / 10, start, start * 10], "grid")
+        self.fit([start], "grid")
         self.extend(10.0, 10.0, MAX_DECADES)
         self.refine(10.0)
         self.sharpen()
