@@ -6,6 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from helpers import FAST, FIT, cells
 
 import scnode as scn
@@ -232,3 +233,27 @@ def test_consensus_leaves_out_empty_fits_and_says_so():
     assert list(adata.uns["scnode_consensus"]["empty_models"]) == [1]
     with pytest.warns(UserWarning, match="Every one of the 1 fits has an empty graph"):
         scn.tl.consensus_network(adata, [fits[1]])
+
+
+def test_refitting_only_the_selected_fit_gives_the_same_model_as_its_whole_fit():
+    from scnode.tl._fit import setup
+    from scnode.tl._select import LambdaSearch
+
+    adata = cells()
+    st = setup(adata, lineage_key="lineage", **{**FAST, "n_iter": 30, "refit_iter": 12})
+    kw = {"window": st.window, "fit_kwargs": st.fit_kwargs}
+    lams = [0.001, 0.01, 0.1]
+    whole = LambdaSearch(st.model, st.ts, **kw).run_grid(lams, max_steps=0)
+    cheap = LambdaSearch(st.model, st.ts, refit="selected", **kw).run_grid(lams, max_steps=0)
+    i = cheap.selected
+    lam = cheap.rows[i]["lam"]
+    j = whole.lams().index(lam)
+    assert len(cheap.models[i].history.loss) == 30 + 12  # the selected fit: penalised phase and refit
+    assert all(len(m.history.loss) == 30 for k, m in enumerate(cheap.models) if k != i)  # the others: no refit
+    a, b = cheap.models[i].system.state_dict(), whole.models[j].system.state_dict()
+    for name in a:  # the same model as the whole fit of that lam, refit included
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+    assert cheap.rows[i]["val_mse_refit"] == pytest.approx(whole.rows[j]["val_mse"])
+    assert np.isnan(cheap.table()["val_mse_refit"]).sum() == len(lams) - 1
+    with pytest.raises(ValueError, match="refit must be 'all' or 'selected'"):
+        LambdaSearch(st.model, st.ts, refit="some", **kw)

@@ -479,7 +479,8 @@ def fit_sparse_ode(
     started from the observed state (multiple shooting; lineages that branch from one start cannot
     be followed from it by one deterministic ODE), and the penalty weight chosen on held-out time
     points (``lam="auto"``): a search over independent fits from a full to an empty graph (see
-    :func:`scnode.tl.lambda_path` for the rule). See :func:`scnode.pp.prepare_trajectories` for the
+    :func:`scnode.tl.lambda_path` for the rule), each validated at the end of its penalised phase
+    (its zero pattern fixed), and only the selected one refitted. See :func:`scnode.pp.prepare_trajectories` for the
     preprocessing and :class:`scnode.SparseODE` for the model.
 
     Parameters
@@ -666,7 +667,10 @@ def fit_sparse_ode(
 
             def searched(build: Callable[[float], SparseODE]) -> Search:
                 rule = {"holdout_every": holdout_every, "keep": keep, "within": st.within, "client": connected}
-                return LambdaSearch(build, st.ts, window=st.window, fit_kwargs=st.fit_kwargs, **rule).run_auto()
+                refit = "selected" if order == 1 else "all"
+                return LambdaSearch(
+                    build, st.ts, window=st.window, fit_kwargs=st.fit_kwargs, refit=refit, **rule
+                ).run_auto()
 
             search = searched(st.model)
             first = None
