@@ -480,8 +480,9 @@ def fit_sparse_ode(
     be followed from it by one deterministic ODE), and the penalty weight chosen on held-out time
     points (``lam="auto"``): a search over independent fits from a full to an empty graph (see
     :func:`scnode.tl.lambda_path` for the rule), each validated at the end of its penalised phase
-    (its zero pattern fixed), and only the selected one refitted. See :func:`scnode.pp.prepare_trajectories` for the
-    preprocessing and :class:`scnode.SparseODE` for the model.
+    (its zero pattern fixed), and only the selected one refitted. See
+    :func:`scnode.pp.prepare_trajectories` for the preprocessing and :class:`scnode.SparseODE` for
+    the model.
 
     Parameters
     ----------

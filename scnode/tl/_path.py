@@ -51,12 +51,13 @@ def lambda_path(
     **Range.** The rule needs both ends: a fit whose graph is empty (the reference of the gain) and
     one that keeps (nearly, 95 %) every candidate edge. Without ``lams``, the search starts at 0.1 and
     extends by decades, each side only while its end is not yet full (or empty), until it has both;
-    it then fits the half-decades on either side of the
-    selected value and, while the selected graph is full or all-or-nothing per target, the midpoint
-    towards the next sparser fit (too many targets with every regulator) or denser one (too many with
-    none), twice at most. With ``lams``, the grid is fitted and extended beyond
-    either end by the grid's own step until it has both ends, up to ``max_extend`` fits a side. The
-    table's ``stage`` column says which fits the grid held and which the search added;
+    it then fits the half-decades on either side of the selected value and, while the selected graph
+    is full or all-or-nothing per target, the midpoint towards the next sparser fit (too many targets
+    with every regulator) or denser one (too many with none), twice at most. With ``lams``, the grid
+    is fitted and extended beyond either end by the grid's own step until it has both ends, up to
+    ``max_extend`` fits a side. Every fit here is refitted and validated after its refit
+    (:func:`scnode.tl.fit_sparse_ode` validates before the refit and refits only the selected fit).
+    The table's ``stage`` column says which fits the grid held and which the search added;
     ``uns[key_added]["path"]`` records the rule and the searched range.
 
     Fits run here one after another, or, with ``client``, each round of them as parallel Dask tasks
