@@ -177,7 +177,7 @@ def test_cli_interrupted_exits_130_and_writes_nothing(tmp_path, capsys, interrup
     args = ["fit", str(src), "--out", str(out), "--n-iter", "10", "--hidden", "8", "--device", "cpu", "--no-progress"]
     assert main(args) == 130
     err = capsys.readouterr().err
-    assert err.startswith("scnode fit: interrupted. Fit interrupted after 4 of 15 iterations")
+    assert err.startswith("scnode fit: interrupted. Fit interrupted after 4 of 10 iterations")  # a search fit: no refit
     assert "wrote nothing" in err and not out.exists()
 
 
