@@ -338,8 +338,7 @@ class SparseODE:
         One refitted model per ``lam``, in increasing order of ``lam``; its history is the path's up
         to its ``lam`` followed by its refit.
         """
-        if refit_iter is None:
-            refit_iter = n_iter // 2
+        refit_iter = _training.refit_iterations(n_iter, refit_iter)
         states = _training.penalised_path(
             self, times, values, lams, x0=x0, v0=v0, n_iter=n_iter, path_iter=path_iter, **fit_kwargs
         )

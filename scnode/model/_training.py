@@ -24,6 +24,15 @@ def concat_histories(a: History, b: History) -> History:
     return History(**{k: da[k] + db[k] for k in da if k != "interrupted"}, interrupted=a.interrupted or b.interrupted)
 
 
+N_ITER = 1000
+"""Penalised iterations of a fit when none are given."""
+
+
+def refit_iterations(n_iter: int, refit_iter: int | None) -> int:
+    """Return the refit's iterations: ``refit_iter``, or by default half the penalised ones."""
+    return n_iter // 2 if refit_iter is None else refit_iter
+
+
 def fit(
     model: SparseODE,
     times: ArrayLike | Sequence[ArrayLike],
@@ -31,7 +40,7 @@ def fit(
     *,
     x0: ArrayLike | None = None,
     v0: ArrayLike | None = None,
-    n_iter: int = 1000,
+    n_iter: int = N_ITER,
     refit_iter: int | None = None,
     horizon_warmup: int | None = None,
     batch_time: int | None = None,
@@ -39,8 +48,7 @@ def fit(
     **train_kwargs: Any,
 ) -> SparseODE:
     """Fit ``model`` in place (see :meth:`scnode.SparseODE.fit`); its history is replaced."""
-    if refit_iter is None:
-        refit_iter = n_iter // 2
+    refit_iter = refit_iterations(n_iter, refit_iter)
     if n_iter == 0 and refit_iter == 0:
         raise ValueError(
             "n_iter and refit_iter are both 0: nothing would be fitted, and the model would keep its random "

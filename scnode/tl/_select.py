@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..model import SparseODE
-from ..model._training import refit_copy
+from ..model._training import N_ITER, refit_copy, refit_iterations
 from ..pp import TrajectorySet
 from ._dask import map_tasks
 from ._predict import lineage_mse
@@ -122,7 +122,7 @@ def _fit_task(
     train = training_part(ts, held)
     model = build(lam)
     model.fit(train.times, train.values, x0=ts.x0, v0=initial_velocities(model, ts), held=ts.held, **fit_kwargs)
-    val, train_mse = _errors(model, ts, held, window, scorer)
+    val, train_mse = _errors(model, ts, train, held, window, scorer)
     adj = model.adjacency()
     candidates = candidate_mask(model)
     summary = sparsity_summary(model, adj)
@@ -151,17 +151,18 @@ def training_part(ts: TrajectorySet, held: list[np.ndarray] | None) -> Trajector
 def _errors(
     model: SparseODE,
     ts: TrajectorySet,
+    train: TrajectorySet,
     held: list[np.ndarray] | None,
     window: int | None,
     scorer: Callable[[SparseODE], float] | None,
 ) -> tuple[float, float]:
-    """Return a fit's validation error and its training error (mean over lineages)."""
+    """Return a fit's validation error and its error on ``train`` (mean over lineages)."""
     if scorer is not None:
         val = float(scorer(model))
     else:
         errors = held_out_errors(model, ts, held, window)
         val = float(errors.mean()) if len(errors) else float("nan")
-    return val, float(np.mean(lineage_mse(model, training_part(ts, held), window)))
+    return val, float(np.mean(lineage_mse(model, train, window)))
 
 
 class LambdaSearch:
@@ -231,7 +232,7 @@ class LambdaSearch:
         self.held, self.keep, self.within, self.client, self.scorer = held, keep, within, client, scorer
         self.refit_iter = 0
         if refit == "selected":
-            self.refit_iter = fit_kwargs.get("refit_iter", fit_kwargs.get("n_iter", 1000) // 2)
+            self.refit_iter = refit_iterations(fit_kwargs.get("n_iter", N_ITER), fit_kwargs.get("refit_iter"))
             self.fit_kwargs = {**fit_kwargs, "refit_iter": 0}
         self.search = Search()
 
@@ -294,13 +295,14 @@ class LambdaSearch:
         i = self.search.selected
         state = self.search.models[i]
         train = training_part(self.ts, self.held)
-        kwargs = {k: v for k, v in self.fit_kwargs.items() if k not in ("n_iter", "refit_iter", "horizon_warmup")}
+        kwargs = {k: v for k, v in self.fit_kwargs.items() if k not in ("n_iter", "refit_iter")}
         v0 = initial_velocities(state, self.ts)
         kwargs.update(x0=self.ts.x0, v0=v0, held=self.ts.held, refit_iter=self.refit_iter)
         model = refit_copy(state, train.times, train.values, **kwargs)
         self.search.models[i] = model
         row = self.search.rows[i]
-        row["val_mse_refit"], row["train_mse_refit"] = _errors(model, self.ts, self.held, self.window, self.scorer)
+        errors = _errors(model, self.ts, train, self.held, self.window, self.scorer)
+        row["val_mse_refit"], row["train_mse_refit"] = errors
         row["seconds"] += time.perf_counter() - start
 
     def warn_if_at_end(self) -> None:
