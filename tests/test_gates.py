@@ -108,3 +108,75 @@ def test_sampled_gated_weight_matches_weight_times_sample():
     buffer.zero_()  # the next sample overwrote it before this one's backward: an error, not a wrong gradient
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         again.sum().backward()
+
+
+@pytest.mark.parametrize("redraw", [False, True])
+def test_gated_collect_gives_the_separate_nodes_values_and_gradients(monkeypatch, redraw):
+    """The grouped first layer's gated weight through one node (kept or redrawn sample) equals
+    ``weight * z`` with the deferred gradient, values and gradients, and leaves the generator where a
+    kept sample does; a redrawn sample is drawn in several blocks here."""
+    from scnode.core import layers
+
+    monkeypatch.setattr(gates, "REDRAW_BLOCK", 2 * 8 * 9)  # blocks of two rows: five blocks and a part
+    gen = torch.Generator().manual_seed(5)
+    w = torch.randn(11, 8, 9, generator=gen, dtype=torch.float64).requires_grad_()
+    la = (torch.randn(11, 8, 9, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    x = torch.randn(4, 9, generator=gen, dtype=torch.float64)
+
+    def step(flat_weight, deferred):
+        y = deferred.matmul(x, flat_weight)
+        return torch.autograd.grad((y.tanh() * torch.arange(y.shape[-1])).sum(), (w, la))
+
+    ref_gen = torch.Generator().manual_seed(9)
+    ref = w * gates.sample(la, ref_gen)
+    d = layers.WeightGradients()
+    ref_grads = step(d.collect(ref.reshape(-1, 9)), d)
+    got_gen = torch.Generator().manual_seed(9)
+    d = layers.WeightGradients()
+    if redraw:
+        flat = d.collect_gated(w, la, None, got_gen)
+    else:
+        buffer = torch.empty_like(la, requires_grad=False)
+        gates.draw_concrete(buffer, la, got_gen)
+        flat = d.collect_gated(w, la, buffer)
+    torch.testing.assert_close(flat.view_as(w), ref, rtol=0, atol=0)
+    assert torch.equal(got_gen.get_state(), ref_gen.get_state())  # the next draws are the same
+    grads = step(flat, d)
+    for got, expected in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+    assert 0 < (grads[1] == 0).sum() < grads[1].numel()
+
+
+def test_a_large_first_layer_keeps_no_sample_between_steps(monkeypatch):
+    """Above REDRAW_MIN_GATES a training sample is drawn again in the backward pass: no gate buffer is
+    kept, and a short fit is the same as with a kept sample."""
+    import numpy as np
+
+    import scnode as scn
+    from scnode.core import layers
+
+    t = np.linspace(0, 1, 12)
+    values = [np.stack([np.sin(3 * t + k), np.cos(2 * t), t**2, np.exp(-t)], axis=1) for k in range(3)]
+    fits = []
+    for threshold in (1, 2**62):
+        monkeypatch.setattr(layers, "REDRAW_MIN_GATES", threshold)
+        model = scn.SparseODE(4, method="pathreg", per_output=True, hidden=(8,), lam=0.05, random_state=0)
+        fits.append(model.fit([t] * 3, values, n_iter=5, refit_iter=0, batch_time=4, batch_size=6, progress_bar=False))
+        first = model.system.field.layers[0]
+        first.prepared(sample=True, generator=torch.Generator(), deferred=layers.WeightGradients())
+        assert (first._gate_buffer is None) == (threshold == 1)
+    assert fits[0].history.loss == fits[1].history.loss
+    for a, b in zip(fits[0].system.parameters(), fits[1].system.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_prob_nonzero_gradient_is_autograds_sigmoid_gradient():
+    """The penalty's probabilities, recomputed in their backward, give autograd's gradient exactly."""
+    la = (torch.randn(7, 8, 5, generator=torch.Generator().manual_seed(2)) * 3).requires_grad_()
+    p = gates.prob_nonzero(la)
+    (grad,) = torch.autograd.grad((p.sum(-1) ** 2).sum(), la)
+    ref = torch.sigmoid(la - gates.BETA * math.log(-gates.GAMMA / gates.ZETA))
+    (ref_grad,) = torch.autograd.grad((ref.sum(-1) ** 2).sum(), la)
+    assert torch.equal(p, ref) and torch.equal(grad, ref_grad)
+    with torch.no_grad():
+        assert torch.equal(gates.prob_nonzero(la), ref)

@@ -132,6 +132,26 @@ def test_save_load_round_trip(data, tmp_path):
         scn.SparseODE.load(tmp_path / "nothing", device="cpu")
 
 
+def test_a_model_saved_with_float_masks_loads(data, tmp_path):
+    """Masks are boolean buffers; a model saved when they were float (0/1) loads with the same pattern."""
+    times, values = data
+    m = scn.SparseODE(3, method="pathreg", per_output=True, lam=0.5, random_state=0, **SMALL)
+    m.fit(times, values, n_iter=6, refit_iter=2, progress_bar=False)
+    m.system.field.layers[0].mask[0, :, 1] = False  # a pattern, as a refit freezes one: gene 1 cut from gene 0
+    masks = {k: v.clone() for k, v in m.system.state_dict().items() if k.endswith("mask")}
+    assert masks and all(v.dtype == torch.bool for v in masks.values())
+    assert m.adjacency()[0, 1] == 0
+    m.save(tmp_path / "model")
+    state = torch.load(tmp_path / "model" / "model.pt")
+    torch.save({k: v.float() if k in masks else v for k, v in state.items()}, tmp_path / "model" / "model.pt")
+    loaded = scn.SparseODE.load(tmp_path / "model", device="cpu")
+    for k, v in loaded.system.state_dict().items():
+        if k in masks:
+            assert v.dtype == torch.bool and torch.equal(v, masks[k])
+    np.testing.assert_array_equal(loaded.adjacency(), m.adjacency())
+    np.testing.assert_array_equal(loaded.predict(times[0], values[0][0]), m.predict(times[0], values[0][0]))
+
+
 # -------------------------------------------------------------------------------------------- prediction
 def test_predict_shapes(data):
     _, values = data

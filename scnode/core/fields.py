@@ -136,15 +136,18 @@ class MLP(nn.Module):
 
     def prepare(self, *, sample: bool, generator: torch.Generator | None = None) -> None:
         """Fix the gates and effective weights used by the next forward passes (one solve)."""
-        self._z = self._w = self._w_self = self._deferred = self._first_flat = None  # free before the new ones
-        prepared = [layer.prepared(sample=sample, generator=generator) for layer in self.layers]
-        self._z, self._w = [z for z, _ in prepared], [w for _, w in prepared]
-        if self.self_layer is not None:
-            self._z_self, self._w_self = self.self_layer.prepared(sample=sample, generator=generator)
+        self.release()  # free the old ones before the new ones exist
         if self.grouped and DEFER_FIRST_LAYER_GRADIENT:  # also without gradients: its products use oneDNN
             self._deferred = WeightGradients()
-            first = self._deferred.collect(self._w[0].reshape(-1, self.n_in))
-            self._first_flat, self._w[0] = first, first.view_as(self._w[0])
+        prepared = [
+            layer.prepared(sample=sample, generator=generator, deferred=self._deferred if i == 0 else None)
+            for i, layer in enumerate(self.layers)
+        ]
+        self._z, self._w = [z for z, _ in prepared], [w for _, w in prepared]
+        if self._deferred is not None:  # the first layer's weight came flattened, (groups * width, n_in)
+            self._first_flat, self._w[0] = self._w[0], self._w[0].view(self.layers[0].weight.shape)
+        if self.self_layer is not None:
+            self._z_self, self._w_self = self.self_layer.prepared(sample=sample, generator=generator)
         self._fused = (
             FUSE_GROUPED_NETWORK
             and self._deferred is not None
@@ -152,6 +155,14 @@ class MLP(nn.Module):
             and type(self.act) is nn.ELU
             and all(layer.bias is not None for layer in self.layers)
         )
+
+    def release(self) -> None:
+        """Drop the gates and effective weights of the last :meth:`prepare` (until the next one).
+
+        A training step calls it once its loss is formed: autograd then frees each effective weight as
+        soon as the last product that reads it has run its backward, not one step later.
+        """
+        self._z = self._w = self._z_self = self._w_self = self._deferred = self._first_flat = None
 
     @property
     def gate_samples(self) -> list[torch.Tensor | None]:
@@ -476,6 +487,13 @@ class ODESystem(nn.Module):
             self._linear_z, self._linear_w = self.linear.prepared(sample=sample, generator=generator)
         if self.velocity is not None:
             self.velocity.prepare(sample=False)
+
+    def release(self) -> None:
+        """Drop what the last :meth:`prepare` fixed (see :meth:`MLP.release`); the next use prepares again."""
+        self.field.release()
+        self._linear_z = self._linear_w = None
+        if self.velocity is not None:
+            self.velocity.release()
 
     def decay_rates(self) -> torch.Tensor | None:
         """Return the decay rates ``gamma`` (``n_vars``,), or ``None`` without the decay term."""

@@ -8,6 +8,7 @@ zero when ``log_alpha`` is small enough, which is where exact zeros in a trained
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 
@@ -29,6 +30,11 @@ _S_HIGH = (1.0 - GAMMA) / (ZETA - GAMMA)
 def _stretched(s: torch.Tensor) -> torch.Tensor:
     """Return the gates ``clamp(s (zeta - gamma) + gamma, 0, 1)`` of concrete samples ``s``, as a new tensor."""
     return s.mul(ZETA - GAMMA).add_(GAMMA).clamp_(0.0, 1.0)
+
+
+def _stretch_(s: torch.Tensor) -> torch.Tensor:
+    """:func:`_stretched` in place."""
+    return s.mul_(ZETA - GAMMA).add_(GAMMA).clamp_(0.0, 1.0)
 
 
 def sample(log_alpha: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -101,10 +107,106 @@ def sample_gated_weight(
     generator
         Random generator used for ``u``.
     """
-    with torch.no_grad():
-        buffer.uniform_(generator=generator)
-        buffer.logit_(_EPS).add_(log_alpha).div_(BETA).sigmoid_()
+    draw_concrete(buffer, log_alpha, generator)
     return _GatedWeight.apply(weight, log_alpha, buffer)
+
+
+@torch.no_grad()
+def draw_concrete(buffer: torch.Tensor, log_alpha: torch.Tensor, generator: torch.Generator | None = None) -> None:
+    """Overwrite ``buffer`` with one training sample's ``s = sigmoid((log u - log(1 - u) + log_alpha) / beta)``.
+
+    The gates of that sample are ``clamp(s (zeta - gamma) + gamma, 0, 1)`` (:func:`gated_weight`).
+    """
+    buffer.uniform_(generator=generator)
+    buffer.logit_(_EPS).add_(log_alpha).div_(BETA).sigmoid_()
+
+
+REDRAW_BLOCK = 1 << 18
+"""Gates per block of rows when a sample is drawn again instead of kept (:func:`gated_weight_drawn`)."""
+
+
+def _row_blocks(shape: torch.Size) -> Iterator[slice]:
+    per_row = math.prod(shape[1:])
+    step = max(1, REDRAW_BLOCK // max(per_row, 1))
+    for start in range(0, shape[0], step):
+        yield slice(start, start + step)
+
+
+def _generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
+    if generator is not None:
+        return generator
+    return torch.default_generator if device.type == "cpu" else torch.cuda.default_generators[device.index or 0]
+
+
+def gated_weight_drawn(
+    weight: torch.Tensor, log_alpha: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``weight * z`` for one training sample of per-weight gates, without keeping the sample.
+
+    The concrete samples ``s`` (:func:`draw_concrete`) are drawn block by block of rows straight
+    into the output, which then holds ``weight * z``. Returns it and the generator's state before the
+    draw, from which :func:`redrawn_gated_weight_backward_` draws the same ``s`` again, in the same
+    blocks: the same values as a kept sample, without a gate-shaped buffer, for one more draw in the
+    backward pass. No autograd.
+    """
+    gen = _generator(generator, log_alpha.device)
+    state = gen.get_state()
+    out = torch.empty_like(weight)
+    for rows in _row_blocks(log_alpha.shape):
+        block = out[rows]
+        draw_concrete(block, log_alpha[rows], gen)
+        _stretch_(block).mul_(weight[rows])
+    return out, state
+
+
+def redrawn_gated_weight_backward_(
+    grad: torch.Tensor,
+    weight: torch.Tensor,
+    log_alpha: torch.Tensor,
+    state: torch.Tensor,
+    *,
+    need_weight: bool = True,
+    need_log_alpha: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """:func:`gated_weight_backward_` for a sample of :func:`gated_weight_drawn`, drawn again from ``state``.
+
+    The ``log_alpha`` gradient is written over ``grad``, as there.
+    """
+    gen = torch.Generator(device=log_alpha.device)
+    gen.set_state(state)
+    grad_weight = torch.empty_like(weight) if need_weight else None
+    for rows in _row_blocks(log_alpha.shape):
+        s = torch.empty_like(log_alpha[rows])
+        draw_concrete(s, log_alpha[rows], gen)
+        g_w, _ = gated_weight_backward_(
+            grad[rows], weight[rows], s, need_weight=need_weight, need_log_alpha=need_log_alpha
+        )
+        if g_w is not None:
+            grad_weight[rows] = g_w
+    return grad_weight, grad if need_log_alpha else None
+
+
+def gated_weight(weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``weight * z`` for the gates ``z`` of concrete samples ``s`` (:func:`draw_concrete`); no autograd."""
+    return _stretched(s).mul_(weight)
+
+
+def gated_weight_backward_(
+    grad: torch.Tensor, weight: torch.Tensor, s: torch.Tensor, *, need_weight: bool = True, need_log_alpha: bool = True
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of :func:`gated_weight` for the weight and ``log_alpha``, given ``grad`` of its output.
+
+    The ``log_alpha`` gradient is written over ``grad`` (returned in its place): pass a gradient that
+    nothing else holds. The weight's gradient is the only new gate-shaped tensor.
+    """
+    grad_weight = grad_log_alpha = None
+    if need_weight:
+        grad_weight = _stretched(s).mul_(grad)
+    if need_log_alpha:
+        grad.mul_(weight).mul_(s)
+        grad.addcmul_(grad, s, value=-1.0).mul_((ZETA - GAMMA) / BETA)  # times s (1 - s)
+        grad_log_alpha = torch.ops.aten.hardtanh_backward.grad_input(grad, s, _S_LOW, _S_HIGH, grad_input=grad)
+    return grad_weight, grad_log_alpha
 
 
 class _GatedWeight(torch.autograd.Function):
@@ -117,7 +219,7 @@ class _GatedWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: torch.Tensor, log_alpha: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(weight, s)
-        return _stretched(s).mul_(weight)
+        return gated_weight(weight, s)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
@@ -140,9 +242,39 @@ def deterministic(log_alpha: torch.Tensor) -> torch.Tensor:
     return (torch.sigmoid(log_alpha) * (ZETA - GAMMA) + GAMMA).clamp(0.0, 1.0)
 
 
+_LOG_RATIO = BETA * math.log(-GAMMA / ZETA)
+
+
 def prob_nonzero(log_alpha: torch.Tensor) -> torch.Tensor:
-    """Probability that a gate is not zero: ``sigmoid(log_alpha - beta log(-gamma / zeta))``."""
-    return (log_alpha - BETA * math.log(-GAMMA / ZETA)).sigmoid_()  # in place: one gate-shaped tensor, not two
+    """Probability that a gate is not zero: ``sigmoid(log_alpha - beta log(-gamma / zeta))``.
+
+    Differentiable in ``log_alpha`` through one node that saves nothing of the gates' shape (the
+    probabilities are computed again in its backward, in the memory of the gradient it returns).
+    """
+    if torch.is_grad_enabled() and log_alpha.requires_grad:
+        return _ProbNonzero.apply(log_alpha)
+    return (log_alpha - _LOG_RATIO).sigmoid_()  # in place: one gate-shaped tensor, not two
+
+
+class _ProbNonzero(torch.autograd.Function):
+    """:func:`prob_nonzero` whose backward recomputes ``p`` instead of keeping it.
+
+    A penalty sums the probabilities right away, so they are freed after the forward pass; saved,
+    they and the gradient formed from them were two gate-shaped tensors at a training step's memory
+    peak (122 MB each at 2000 genes with every gene an input). ``dp / dlog_alpha = p (1 - p)``, by
+    the kernel autograd uses for a sigmoid (the same values).
+    """
+
+    @staticmethod
+    def forward(ctx, log_alpha: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(log_alpha)
+        return (log_alpha - _LOG_RATIO).sigmoid_()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (log_alpha,) = ctx.saved_tensors
+        p = (log_alpha - _LOG_RATIO).sigmoid_()
+        return torch.ops.aten.sigmoid_backward.grad_input(grad, p, grad_input=p)  # autograd's arithmetic, in place
 
 
 def log_alpha_for_keep_prob(keep_prob: float) -> float:

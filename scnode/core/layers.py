@@ -3,7 +3,7 @@
 A :class:`SparseLinear` holds ``weight`` of shape ``(out, in)``, or ``(groups, out, in)`` when it
 is one layer of ``groups`` independent sub-networks evaluated in one batched tensor operation
 (GroupLasso's per-output networks). Its *effective* weight is ``weight * mask * z``: ``mask`` is a
-fixed 0/1 buffer (all ones unless a refit froze a sparsity pattern) and ``z`` are the gates
+fixed boolean buffer (all ones unless a refit froze a sparsity pattern) and ``z`` are the gates
 (ones for ungated layers).
 """
 
@@ -23,6 +23,12 @@ ONEDNN_MIN_WEIGHTS = 1 << 18
 rows, and with one row (a single trajectory, as in motion capture) torch's BLAS is the faster (ad-hoc
 measurements at 130-180 k weights on the benchmark machine, made when the weight was packed twice per
 solve, once transposed)."""
+
+
+REDRAW_MIN_GATES = 1 << 24
+"""A grouped first layer with at least this many per-weight gates draws each training sample of them
+again in the backward pass instead of keeping it (:func:`gates.gated_weight_drawn`): one gate-shaped
+tensor less at every moment of a step, for one more draw per step."""
 
 
 @functools.cache
@@ -88,6 +94,23 @@ class WeightGradients:
         self.onednn = _onednn_available(weight)
         return _Collect.apply(weight, self)
 
+    def collect_gated(
+        self,
+        weight: torch.Tensor,
+        log_alpha: torch.Tensor,
+        s: torch.Tensor | None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Return ``weight * z`` as ``(rows, n_in)`` for one training sample of per-weight gates.
+
+        Through one node that also applies the gates' backward (:class:`_GatedCollect`). ``s``: the
+        sample's concrete values (drawn by :func:`gates.draw_concrete`), which must stay untouched until
+        the backward pass; or ``None`` to draw the sample from ``generator`` here and draw it again in
+        the backward pass instead of keeping it (:func:`gates.gated_weight_drawn`).
+        """
+        self.onednn = _onednn_available(weight)
+        return _GatedCollect.apply(weight, log_alpha, s, self, generator)
+
     def matmul(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``x @ weight.T`` whose weight gradient is stored here, for a ``weight`` from :meth:`collect`."""
         return _DeferredProduct.apply(x, weight, self)
@@ -142,6 +165,52 @@ class _Collect(torch.autograd.Function):
         if total is None:
             return grad, None
         return (total if grad is None else grad + total), None
+
+
+class _GatedCollect(torch.autograd.Function):
+    """:class:`_Collect` of a gated weight ``weight * z``, the gates' backward applied in the same node.
+
+    The stored products' weight gradient is a fresh tensor of this node's own, so the gates' backward
+    overwrites it with the ``log_alpha`` gradient (:func:`gates.gated_weight_backward_`) instead of
+    taking a copy; the weight's gradient is the one new gate-shaped tensor. With separate nodes the
+    effective weight's gradient, its ``log_alpha`` gradient and the weight's lived at once: at 2000
+    genes with every gene an input, 122 MB each at the memory peak of a training step.
+    """
+
+    @staticmethod
+    def forward(
+        ctx,
+        weight: torch.Tensor,
+        log_alpha: torch.Tensor,
+        s: torch.Tensor | None,
+        grads: WeightGradients,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        ctx.grads = grads
+        ctx.set_materialize_grads(False)
+        if s is None:  # drawn here, drawn again in the backward pass
+            w, ctx.state = gates.gated_weight_drawn(weight, log_alpha, generator)
+            ctx.save_for_backward(weight, log_alpha)
+        else:
+            w, ctx.state = gates.gated_weight(weight, s), None
+            ctx.save_for_backward(weight, s)
+        return w.view(-1, weight.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        weight, s_or_log_alpha = ctx.saved_tensors
+        total = ctx.grads.gradient()  # a new tensor, this node's to overwrite
+        if grad is not None:
+            total = grad.clone() if total is None else total.add_(grad)
+        if total is None:
+            return None, None, None, None, None
+        need = {"need_weight": ctx.needs_input_grad[0], "need_log_alpha": ctx.needs_input_grad[1]}
+        total = total.view_as(weight)
+        if ctx.state is None:
+            g_w, g_la = gates.gated_weight_backward_(total, weight, s_or_log_alpha, **need)
+        else:
+            g_w, g_la = gates.redrawn_gated_weight_backward_(total, weight, s_or_log_alpha, ctx.state, **need)
+        return g_w, g_la, None, None, None
 
 
 class _DeferredProduct(torch.autograd.Function):
@@ -278,7 +347,9 @@ class SparseLinear(nn.Module):
             self.log_alpha = nn.Parameter(torch.full(gate_shape, gates.log_alpha_for_keep_prob(init_keep)))
         else:
             self.register_parameter("log_alpha", None)
-        self.register_buffer("mask", torch.ones(gate_shape))  # one entry per gate: shared gates, shared mask
+        # one entry per gate (shared gates, shared mask); bool: a quarter of a float mask's memory, and
+        # the best state's copy of it (at 2000 genes with every gene an input: 31 MB against 122 MB each)
+        self.register_buffer("mask", torch.ones(gate_shape, dtype=torch.bool))
         self._gate_buffer: torch.Tensor | None = None
         self._mask_seen: tuple[int, int, int] | None = None
         self._mask_ones = True
@@ -302,7 +373,11 @@ class SparseLinear(nn.Module):
         return gates.deterministic(self.log_alpha)
 
     def prepared(
-        self, *, sample: bool, generator: torch.Generator | None = None
+        self,
+        *,
+        sample: bool,
+        generator: torch.Generator | None = None,
+        deferred: WeightGradients | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Gates and effective weight for one forward solve, ``(z, weight * mask * z)``.
 
@@ -310,15 +385,26 @@ class SparseLinear(nn.Module):
         effective weight (:func:`gates.sample_gated_weight`, into a buffer the layer keeps between
         calls): the same values, without a gate-shaped tensor per step of the sample and its
         gradient. Its ``z`` is then not formed and ``None`` is returned in its place.
+
+        ``deferred``: for a grouped first layer, the effective weight is returned flattened to
+        ``(groups * n_out, n_in)`` through ``deferred.collect`` (through ``deferred.collect_gated``
+        for such a sample: the gates' backward is then done in the deferred gradient's memory).
         """
         if sample and self.gated and not self.shared_gates and self.mask_is_ones():
-            buf = getattr(self, "_gate_buffer", None)  # absent from a layer pickled before it existed
             la = self.log_alpha
+            if deferred is not None and la.numel() >= REDRAW_MIN_GATES:
+                self._gate_buffer = None
+                return None, deferred.collect_gated(self.weight, la, None, generator)
+            buf = getattr(self, "_gate_buffer", None)  # absent from a layer pickled before it existed
             if buf is None or buf.shape != la.shape or buf.dtype != la.dtype or buf.device != la.device:
                 buf = self._gate_buffer = torch.empty_like(la, requires_grad=False)
+            if deferred is not None:
+                gates.draw_concrete(buf, la, generator)
+                return None, deferred.collect_gated(self.weight, la, buf)
             return None, gates.sample_gated_weight(self.weight, la, buf, generator)
         z = self.gate_values(sample=sample, generator=generator)
-        return z, self.effective_weight(z)
+        w = self.effective_weight(z)
+        return z, w if deferred is None else deferred.collect(w.reshape(-1, self.n_in))
 
     def release_buffers(self) -> None:
         """Drop the sampling buffer kept between training steps (see :meth:`prepared`)."""

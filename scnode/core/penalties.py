@@ -34,6 +34,7 @@ import torch
 
 from . import gates
 from .fields import ODESystem
+from .layers import SparseLinear
 
 PenaltyFn = Callable[..., torch.Tensor]
 ProxFn = Callable[..., None]
@@ -103,6 +104,13 @@ def cnode_penalty(system: ODESystem, *, lam: float, **_: float) -> torch.Tensor:
     return lam * _normalised_path_mean(system, _abs_weights(system), _linear_abs(system), _self_abs(system))
 
 
+def _probabilities(layer: SparseLinear) -> torch.Tensor:
+    """Each gate's probability of being non-zero (zero where the mask is), or the mask of an ungated layer."""
+    if layer.gated:
+        return layer.masked(gates.prob_nonzero(layer.log_alpha))
+    return layer.mask.to(layer.weight.dtype)
+
+
 def pathreg_penalty(system: ODESystem, *, lam: float, lam1: float = 0.0, **_: float) -> torch.Tensor:
     """PathReg (eq. 11-12): gate-probability path product plus the gated weight path product.
 
@@ -110,12 +118,12 @@ def pathreg_penalty(system: ODESystem, *, lam: float, lam1: float = 0.0, **_: fl
     weight (zero where a refit's mask froze it).
     """
     field = system.field
-    probs = [layer.masked(gates.prob_nonzero(layer.log_alpha)) if layer.gated else layer.mask for layer in field.layers]
+    probs = [_probabilities(layer) for layer in field.layers]
     probs[0] = _weighted_first(system, probs[0])
     lin = system.linear
     lin_prob = None if lin is None else _weighted_pairs(system, lin.masked(gates.prob_nonzero(lin.log_alpha)))
     own = field.self_layer
-    own_prob = None if own is None else own.masked(gates.prob_nonzero(own.log_alpha)) if own.gated else own.mask
+    own_prob = None if own is None else _probabilities(own)
     value = lam * _normalised_path_mean(system, probs, lin_prob, own_prob)
     if lam1:
         value = value + lam1 * _normalised_path_mean(

@@ -231,17 +231,19 @@ def _objective_terms(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     system.prepare(sample=sample, generator=generator)
+    # the penalty before the solve: its gate-shaped temporaries then never meet the solve's
+    # activations and packed weights, and its backward runs after the solve's
+    if penalised and method.penalty is not None:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and method.uses_gradient_penalty):
+            pen = method.penalty(system, **penalty_kwargs)  # a proximal method's is only recorded
+    else:
+        pen = None
     with system.intervene(None if data.held is None else Intervention(mask=data.held)):
         y0 = system.initial_state(data.x0, data.v0)
         pred = system.readout(solve_batched(system, y0, grid, solver))
     err = (pred - target) ** 2
     mse = err[grid.mask].mean()
-    if penalised and method.penalty is not None:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and method.uses_gradient_penalty):
-            pen = method.penalty(system, **penalty_kwargs)  # a proximal method's is only recorded
-    else:
-        pen = mse.new_zeros(())
-    return mse, pen
+    return mse, mse.new_zeros(()) if pen is None else pen
 
 
 def _windows(data: Trajectories, cfg: TrainConfig, generator: torch.Generator) -> Trajectories:
@@ -542,6 +544,7 @@ def train(
             if value < best_value:
                 best_value, best_it, best_refitted = value, it, refit
                 _copy_state(best_state, system)
+            system.release()  # the graph alone keeps the effective weights: freed during the backward pass
             loss.backward()
             opt.step()
             lr = opt.param_groups[0]["lr"]
