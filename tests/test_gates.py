@@ -112,9 +112,10 @@ def test_sampled_gated_weight_matches_weight_times_sample():
 
 @pytest.mark.parametrize("redraw", [False, True])
 def test_gated_collect_gives_the_separate_nodes_values_and_gradients(monkeypatch, redraw):
-    """The grouped first layer's gated weight through one node (kept or redrawn sample) equals
-    ``weight * z`` with the deferred gradient, values and gradients, and leaves the generator where a
-    kept sample does; a redrawn sample is drawn in several blocks here."""
+    """The grouped first layer's gated weight and probability sums through one node (kept or redrawn
+    sample) equal ``weight * z`` with the deferred gradient and ``prob_nonzero(log_alpha).sum(-1)``,
+    values and gradients, and leave the generator where a kept sample does; a redrawn sample is drawn
+    in several blocks here."""
     from scnode.core import layers
 
     monkeypatch.setattr(gates, "REDRAW_BLOCK", 2 * 8 * 9)  # blocks of two rows: five blocks and a part
@@ -122,29 +123,39 @@ def test_gated_collect_gives_the_separate_nodes_values_and_gradients(monkeypatch
     w = torch.randn(11, 8, 9, generator=gen, dtype=torch.float64).requires_grad_()
     la = (torch.randn(11, 8, 9, generator=gen, dtype=torch.float64) * 3).requires_grad_()
     x = torch.randn(4, 9, generator=gen, dtype=torch.float64)
+    c = torch.randn(11, 8, 1, generator=gen, dtype=torch.float64)
 
-    def step(flat_weight, deferred):
+    def step(flat_weight, sums, deferred):
         y = deferred.matmul(x, flat_weight)
-        return torch.autograd.grad((y.tanh() * torch.arange(y.shape[-1])).sum(), (w, la))
+        loss = (y.tanh() * torch.arange(y.shape[-1])).sum() + (sums * c).sum()
+        return torch.autograd.grad(loss, (w, la))
 
     ref_gen = torch.Generator().manual_seed(9)
     ref = w * gates.sample(la, ref_gen)
+    ref_sums = gates.prob_nonzero(la).sum(-1, keepdim=True)
     d = layers.WeightGradients()
-    ref_grads = step(d.collect(ref.reshape(-1, 9)), d)
+    ref_grads = step(d.collect(ref.reshape(-1, 9)), ref_sums, d)
     got_gen = torch.Generator().manual_seed(9)
     d = layers.WeightGradients()
     if redraw:
-        flat = d.collect_gated(w, la, None, got_gen)
+        flat, sums = d.collect_gated(w, la, None, got_gen)
     else:
         buffer = torch.empty_like(la, requires_grad=False)
         gates.draw_concrete(buffer, la, got_gen)
-        flat = d.collect_gated(w, la, buffer)
+        flat, sums = d.collect_gated(w, la, buffer)
     torch.testing.assert_close(flat.view_as(w), ref, rtol=0, atol=0)
+    torch.testing.assert_close(sums, ref_sums, rtol=0, atol=0)
     assert torch.equal(got_gen.get_state(), ref_gen.get_state())  # the next draws are the same
-    grads = step(flat, d)
+    grads = step(flat, sums, d)
     for got, expected in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
-    assert 0 < (grads[1] == 0).sum() < grads[1].numel()
+    assert 0 < (grads[0] == 0).sum() < grads[0].numel()  # closed gates pass no gradient to their weight
+    # the penalty alone (no product read the weight) still reaches log_alpha, and only it
+    d = layers.WeightGradients()
+    _, sums = d.collect_gated(w, la, None, torch.Generator().manual_seed(9))
+    (alone,) = torch.autograd.grad((sums * c).sum(), la)
+    (expected,) = torch.autograd.grad((gates.prob_nonzero(la).sum(-1, keepdim=True) * c).sum(), la)
+    torch.testing.assert_close(alone, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_a_large_first_layer_keeps_no_sample_between_steps(monkeypatch):
@@ -163,7 +174,7 @@ def test_a_large_first_layer_keeps_no_sample_between_steps(monkeypatch):
         model = scn.SparseODE(4, method="pathreg", per_output=True, hidden=(8,), lam=0.05, random_state=0)
         fits.append(model.fit([t] * 3, values, n_iter=5, refit_iter=0, batch_time=4, batch_size=6, progress_bar=False))
         first = model.system.field.layers[0]
-        first.prepared(sample=True, generator=torch.Generator(), deferred=layers.WeightGradients())
+        first.prepared_first(layers.WeightGradients(), sample=True, generator=torch.Generator())
         assert (first._gate_buffer is None) == (threshold == 1)
     assert fits[0].history.loss == fits[1].history.loss
     for a, b in zip(fits[0].system.parameters(), fits[1].system.parameters(), strict=True):

@@ -127,6 +127,7 @@ class MLP(nn.Module):
         self._w: list[torch.Tensor] | None = None
         self._deferred: WeightGradients | None = None
         self._first_flat: torch.Tensor | None = None
+        self._first_prob_sums: torch.Tensor | None = None
         self._fused = False
 
     @property
@@ -137,15 +138,17 @@ class MLP(nn.Module):
     def prepare(self, *, sample: bool, generator: torch.Generator | None = None) -> None:
         """Fix the gates and effective weights used by the next forward passes (one solve)."""
         self.release()  # free the old ones before the new ones exist
+        first, *rest = self.layers
         if self.grouped and DEFER_FIRST_LAYER_GRADIENT:  # also without gradients: its products use oneDNN
             self._deferred = WeightGradients()
-        prepared = [
-            layer.prepared(sample=sample, generator=generator, deferred=self._deferred if i == 0 else None)
-            for i, layer in enumerate(self.layers)
-        ]
+            z, self._first_flat, self._first_prob_sums = first.prepared_first(
+                self._deferred, sample=sample, generator=generator
+            )
+            prepared = [(z, self._first_flat.view(first.weight.shape))]
+        else:
+            prepared = [first.prepared(sample=sample, generator=generator)]
+        prepared += [layer.prepared(sample=sample, generator=generator) for layer in rest]
         self._z, self._w = [z for z, _ in prepared], [w for _, w in prepared]
-        if self._deferred is not None:  # the first layer's weight came flattened, (groups * width, n_in)
-            self._first_flat, self._w[0] = self._w[0], self._w[0].view(self.layers[0].weight.shape)
         if self.self_layer is not None:
             self._z_self, self._w_self = self.self_layer.prepared(sample=sample, generator=generator)
         self._fused = (
@@ -160,9 +163,23 @@ class MLP(nn.Module):
         """Drop the gates and effective weights of the last :meth:`prepare` (until the next one).
 
         A training step calls it once its loss is formed: autograd then frees each effective weight as
-        soon as the last product that reads it has run its backward, not one step later.
+        soon as the last product that reads it has run its backward, not one step later. The packed
+        copy of the first layer's weight (:class:`WeightGradients`) is dropped at once: only forward
+        products read it.
         """
+        if self._deferred is not None:
+            self._deferred.backward_started()
         self._z = self._w = self._z_self = self._w_self = self._deferred = self._first_flat = None
+        self._first_prob_sums = None
+
+    @property
+    def first_prob_sums(self) -> torch.Tensor | None:
+        """First-layer gate probabilities summed over the inputs, ``(n_out, width, 1)``, or ``None``.
+
+        Set by a :meth:`prepare` of a training sample of per-weight gates in grouped networks: what
+        PathReg's penalty reads of that layer, without a gate-shaped tensor.
+        """
+        return self._first_prob_sums
 
     @property
     def gate_samples(self) -> list[torch.Tensor | None]:
@@ -234,11 +251,15 @@ class MLP(nn.Module):
             out = m @ out
         return out.squeeze(1) if self.grouped else out
 
-    def path_mean(self, matrices: Sequence[torch.Tensor], self_matrix: torch.Tensor | None = None) -> torch.Tensor:
+    def path_mean(
+        self, matrices: Sequence[torch.Tensor], self_matrix: torch.Tensor | None = None, *, first_summed: bool = False
+    ) -> torch.Tensor:
         """Mean entry of :meth:`path_product` without forming the ``(n_out, n_in)`` product.
 
         ``self_matrix`` (grouped networks with self inputs, ``(n_out, width, 1)``): the self inputs'
         first-layer matrix, one more input per output (the mean is then over ``n_out * (n_in + 1)``).
+        ``first_summed`` (grouped networks): the first matrix is given summed over its inputs,
+        ``(n_out, width, 1)`` (:attr:`first_prob_sums`).
 
         The matrices are non-negative in every use, and the sum of a product's entries is
         ``1^T M^{L+1} ... M^1 1``: multiplied vector by matrix, the cost is linear in the number of
@@ -248,9 +269,10 @@ class MLP(nn.Module):
         with the first layer and their backward took about 9 ms per iteration at 529 genes x 8,
         against about 1 ms (ad-hoc, benchmark machine).
         """
-        n = matrices[-1].shape[0] * (matrices[0].shape[-1] + (self_matrix is not None))
+        n = matrices[-1].shape[0] * (self.n_in + (self_matrix is not None))
         if self.grouped:
-            u = matrices[0].sum(-1, keepdim=True)  # (groups, width, 1), or (groups, 1, 1) for gates shared by the width
+            # (groups, width, 1), or (groups, 1, 1) for gates shared by the width; given summed (first_summed)
+            u = matrices[0] if first_summed else matrices[0].sum(-1, keepdim=True)
             if self_matrix is not None:
                 u = u + self_matrix
             if len(matrices) > 1:

@@ -186,6 +186,30 @@ def redrawn_gated_weight_backward_(
     return grad_weight, grad if need_log_alpha else None
 
 
+@torch.no_grad()
+def prob_nonzero_sums(log_alpha: torch.Tensor) -> torch.Tensor:
+    """``prob_nonzero(log_alpha).sum(-1, keepdim=True)``, block by block of rows; no autograd.
+
+    What PathReg's penalty needs of a grouped first layer's gates, without a gate-shaped tensor.
+    """
+    out = log_alpha.new_empty((*log_alpha.shape[:-1], 1))
+    for rows in _row_blocks(log_alpha.shape):
+        out[rows] = prob_nonzero(log_alpha[rows]).sum(-1, keepdim=True)
+    return out
+
+
+@torch.no_grad()
+def add_prob_nonzero_sums_backward_(into: torch.Tensor, log_alpha: torch.Tensor, grad_sums: torch.Tensor) -> None:
+    """Add the ``log_alpha`` gradient of :func:`prob_nonzero_sums` for ``grad_sums`` to ``into``, in place.
+
+    Block by block of rows, by autograd's arithmetic for a sigmoid (the values of :func:`prob_nonzero`'s
+    gradient summed the same way).
+    """
+    for rows in _row_blocks(log_alpha.shape):
+        p = prob_nonzero(log_alpha[rows])
+        into[rows] += torch.ops.aten.sigmoid_backward.grad_input(grad_sums[rows].expand_as(p), p, grad_input=p)
+
+
 def gated_weight(weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """``weight * z`` for the gates ``z`` of concrete samples ``s`` (:func:`draw_concrete`); no autograd."""
     return _stretched(s).mul_(weight)

@@ -100,13 +100,16 @@ class WeightGradients:
         log_alpha: torch.Tensor,
         s: torch.Tensor | None,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Return ``weight * z`` as ``(rows, n_in)`` for one training sample of per-weight gates.
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``weight * z`` as ``(rows, n_in)`` for one training sample of per-weight gates, and sums.
 
-        Through one node that also applies the gates' backward (:class:`_GatedCollect`). ``s``: the
-        sample's concrete values (drawn by :func:`gates.draw_concrete`), which must stay untouched until
-        the backward pass; or ``None`` to draw the sample from ``generator`` here and draw it again in
-        the backward pass instead of keeping it (:func:`gates.gated_weight_drawn`).
+        The sums are the gates' probabilities of being non-zero summed over the inputs,
+        ``(groups, n_out, 1)``: what PathReg's penalty reads of the layer
+        (:func:`gates.prob_nonzero_sums`). Both come through one node that also applies the gates'
+        backward (:class:`_GatedCollect`). ``s``: the sample's concrete values (drawn by
+        :func:`gates.draw_concrete`), which must stay untouched until the backward pass; or ``None`` to
+        draw the sample from ``generator`` here and draw it again in the backward pass instead of
+        keeping it (:func:`gates.gated_weight_drawn`).
         """
         self.onednn = _onednn_available(weight)
         return _GatedCollect.apply(weight, log_alpha, s, self, generator)
@@ -172,9 +175,11 @@ class _GatedCollect(torch.autograd.Function):
 
     The stored products' weight gradient is a fresh tensor of this node's own, so the gates' backward
     overwrites it with the ``log_alpha`` gradient (:func:`gates.gated_weight_backward_`) instead of
-    taking a copy; the weight's gradient is the one new gate-shaped tensor. With separate nodes the
-    effective weight's gradient, its ``log_alpha`` gradient and the weight's lived at once: at 2000
-    genes with every gene an input, 122 MB each at the memory peak of a training step.
+    taking a copy; the weight's gradient is the one new gate-shaped tensor. The node's second output,
+    the gates' probability sums, brings the penalty's gradient here too, added block by block into the
+    same tensor. With separate nodes the effective weight's gradient, the penalty's and the gates'
+    ``log_alpha`` gradients and the weight's lived at once: at 2000 genes with every gene an input,
+    122 MB each at the memory peak of a training step.
     """
 
     @staticmethod
@@ -185,31 +190,36 @@ class _GatedCollect(torch.autograd.Function):
         s: torch.Tensor | None,
         grads: WeightGradients,
         generator: torch.Generator | None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         ctx.grads = grads
         ctx.set_materialize_grads(False)
         if s is None:  # drawn here, drawn again in the backward pass
             w, ctx.state = gates.gated_weight_drawn(weight, log_alpha, generator)
-            ctx.save_for_backward(weight, log_alpha)
+            ctx.save_for_backward(weight, log_alpha, None)
         else:
             w, ctx.state = gates.gated_weight(weight, s), None
-            ctx.save_for_backward(weight, s)
-        return w.view(-1, weight.shape[-1])
+            ctx.save_for_backward(weight, log_alpha, s)
+        return w.view(-1, weight.shape[-1]), gates.prob_nonzero_sums(log_alpha)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        weight, s_or_log_alpha = ctx.saved_tensors
+    def backward(ctx, grad: torch.Tensor | None, grad_sums: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        weight, log_alpha, s = ctx.saved_tensors
+        need_weight, need_log_alpha = ctx.needs_input_grad[:2]
         total = ctx.grads.gradient()  # a new tensor, this node's to overwrite
         if grad is not None:
             total = grad.clone() if total is None else total.add_(grad)
-        if total is None:
-            return None, None, None, None, None
-        need = {"need_weight": ctx.needs_input_grad[0], "need_log_alpha": ctx.needs_input_grad[1]}
-        total = total.view_as(weight)
-        if ctx.state is None:
-            g_w, g_la = gates.gated_weight_backward_(total, weight, s_or_log_alpha, **need)
-        else:
-            g_w, g_la = gates.redrawn_gated_weight_backward_(total, weight, s_or_log_alpha, ctx.state, **need)
+        g_w = g_la = None
+        if total is not None:
+            total = total.view_as(weight)
+            need = {"need_weight": need_weight, "need_log_alpha": need_log_alpha}
+            if ctx.state is None:
+                g_w, g_la = gates.gated_weight_backward_(total, weight, s, **need)
+            else:
+                g_w, g_la = gates.redrawn_gated_weight_backward_(total, weight, log_alpha, ctx.state, **need)
+        if grad_sums is not None and need_log_alpha:
+            if g_la is None:
+                g_la = torch.zeros_like(log_alpha)
+            gates.add_prob_nonzero_sums_backward_(g_la, log_alpha, grad_sums)
         return g_w, g_la, None, None, None
 
 
@@ -373,11 +383,7 @@ class SparseLinear(nn.Module):
         return gates.deterministic(self.log_alpha)
 
     def prepared(
-        self,
-        *,
-        sample: bool,
-        generator: torch.Generator | None = None,
-        deferred: WeightGradients | None = None,
+        self, *, sample: bool, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Gates and effective weight for one forward solve, ``(z, weight * mask * z)``.
 
@@ -385,26 +391,45 @@ class SparseLinear(nn.Module):
         effective weight (:func:`gates.sample_gated_weight`, into a buffer the layer keeps between
         calls): the same values, without a gate-shaped tensor per step of the sample and its
         gradient. Its ``z`` is then not formed and ``None`` is returned in its place.
-
-        ``deferred``: for a grouped first layer, the effective weight is returned flattened to
-        ``(groups * n_out, n_in)`` through ``deferred.collect`` (through ``deferred.collect_gated``
-        for such a sample: the gates' backward is then done in the deferred gradient's memory).
         """
-        if sample and self.gated and not self.shared_gates and self.mask_is_ones():
-            la = self.log_alpha
-            if deferred is not None and la.numel() >= REDRAW_MIN_GATES:
-                self._gate_buffer = None
-                return None, deferred.collect_gated(self.weight, la, None, generator)
-            buf = getattr(self, "_gate_buffer", None)  # absent from a layer pickled before it existed
-            if buf is None or buf.shape != la.shape or buf.dtype != la.dtype or buf.device != la.device:
-                buf = self._gate_buffer = torch.empty_like(la, requires_grad=False)
-            if deferred is not None:
-                gates.draw_concrete(buf, la, generator)
-                return None, deferred.collect_gated(self.weight, la, buf)
-            return None, gates.sample_gated_weight(self.weight, la, buf, generator)
+        if self._samples_per_weight(sample):
+            return None, gates.sample_gated_weight(self.weight, self.log_alpha, self._buffer(), generator)
         z = self.gate_values(sample=sample, generator=generator)
-        w = self.effective_weight(z)
-        return z, w if deferred is None else deferred.collect(w.reshape(-1, self.n_in))
+        return z, self.effective_weight(z)
+
+    def prepared_first(
+        self, deferred: WeightGradients, *, sample: bool, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """:meth:`prepared` for a grouped first layer whose products defer their gradient to ``deferred``.
+
+        Returns the gates, the effective weight flattened to ``(groups * n_out, n_in)`` through
+        ``deferred`` and, for a training sample of per-weight gates, the gates' probabilities summed
+        over the inputs (``None`` otherwise; see :meth:`WeightGradients.collect_gated`). Such a
+        sample of at least :data:`REDRAW_MIN_GATES` gates is drawn again in the backward pass
+        instead of kept.
+        """
+        if self._samples_per_weight(sample):
+            la = self.log_alpha
+            if la.numel() >= REDRAW_MIN_GATES:
+                self._gate_buffer = None
+                return None, *deferred.collect_gated(self.weight, la, None, generator)
+            buf = self._buffer()
+            gates.draw_concrete(buf, la, generator)
+            return None, *deferred.collect_gated(self.weight, la, buf)
+        z = self.gate_values(sample=sample, generator=generator)
+        return z, deferred.collect(self.effective_weight(z).reshape(-1, self.n_in)), None
+
+    def _samples_per_weight(self, sample: bool) -> bool:
+        """Whether a training sample of this layer's gates is drawn straight into its effective weight."""
+        return sample and self.gated and not self.shared_gates and self.mask_is_ones()
+
+    def _buffer(self) -> torch.Tensor:
+        """Return the sampling buffer kept between training steps, (re)allocated to the gates' shape."""
+        buf = getattr(self, "_gate_buffer", None)  # absent from a layer pickled before it existed
+        la = self.log_alpha
+        if buf is None or buf.shape != la.shape or buf.dtype != la.dtype or buf.device != la.device:
+            buf = self._gate_buffer = torch.empty_like(la, requires_grad=False)
+        return buf
 
     def release_buffers(self) -> None:
         """Drop the sampling buffer kept between training steps (see :meth:`prepared`)."""

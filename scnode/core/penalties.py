@@ -45,14 +45,17 @@ def _normalised_path_mean(
     matrices: list[torch.Tensor],
     linear: torch.Tensor | None = None,
     self_matrix: torch.Tensor | None = None,
+    *,
+    first_summed: bool = False,
 ) -> torch.Tensor:
     """Mean over (output, input, path) of the path products; ``linear`` is the linear term's path.
 
     ``self_matrix``: the self inputs' first-layer matrix (fields with ``self_inputs``), one more input
-    per output.
+    per output. ``first_summed``: the first matrix is given summed over its inputs (see
+    :meth:`MLP.path_mean`).
     """
     field = system.field
-    total, n = field.path_mean(matrices, self_matrix), field.n_paths
+    total, n = field.path_mean(matrices, self_matrix, first_summed=first_summed), field.n_paths
     if linear is not None:
         total, n = total + linear.mean(), n + 1
     return total / n
@@ -118,13 +121,16 @@ def pathreg_penalty(system: ODESystem, *, lam: float, lam1: float = 0.0, **_: fl
     weight (zero where a refit's mask froze it).
     """
     field = system.field
-    probs = [_probabilities(layer) for layer in field.layers]
-    probs[0] = _weighted_first(system, probs[0])
+    # a training sample of per-weight gates comes with the first layer's probabilities summed over the
+    # inputs (no gate-shaped tensor); a prior's pair factors weigh each input, so they need the whole
+    sums = field.first_prob_sums if system.pair_weight is None else None
+    first = sums if sums is not None else _weighted_first(system, _probabilities(field.layers[0]))
+    probs = [first, *(_probabilities(layer) for layer in field.layers[1:])]
     lin = system.linear
     lin_prob = None if lin is None else _weighted_pairs(system, lin.masked(gates.prob_nonzero(lin.log_alpha)))
     own = field.self_layer
     own_prob = None if own is None else _probabilities(own)
-    value = lam * _normalised_path_mean(system, probs, lin_prob, own_prob)
+    value = lam * _normalised_path_mean(system, probs, lin_prob, own_prob, first_summed=sums is not None)
     if lam1:
         value = value + lam1 * _normalised_path_mean(
             system, _abs_weights(system), _linear_abs(system), _self_abs(system)

@@ -231,19 +231,17 @@ def _objective_terms(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     system.prepare(sample=sample, generator=generator)
-    # the penalty before the solve: its gate-shaped temporaries then never meet the solve's
-    # activations and packed weights, and its backward runs after the solve's
-    if penalised and method.penalty is not None:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and method.uses_gradient_penalty):
-            pen = method.penalty(system, **penalty_kwargs)  # a proximal method's is only recorded
-    else:
-        pen = None
     with system.intervene(None if data.held is None else Intervention(mask=data.held)):
         y0 = system.initial_state(data.x0, data.v0)
         pred = system.readout(solve_batched(system, y0, grid, solver))
     err = (pred - target) ** 2
     mse = err[grid.mask].mean()
-    return mse, mse.new_zeros(()) if pen is None else pen
+    if penalised and method.penalty is not None:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and method.uses_gradient_penalty):
+            pen = method.penalty(system, **penalty_kwargs)  # a proximal method's is only recorded
+    else:
+        pen = mse.new_zeros(())
+    return mse, pen
 
 
 def _windows(data: Trajectories, cfg: TrainConfig, generator: torch.Generator) -> Trajectories:
