@@ -135,7 +135,9 @@ def _row_blocks(shape: torch.Size) -> Iterator[slice]:
 def _generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
     if generator is not None:
         return generator
-    return torch.default_generator if device.type == "cpu" else torch.cuda.default_generators[device.index or 0]
+    if device.type == "cpu":
+        return torch.default_generator
+    return torch.cuda.default_generators[torch.cuda.current_device() if device.index is None else device.index]
 
 
 def gated_weight_drawn(
@@ -227,10 +229,15 @@ def gated_weight_backward_(
     if need_weight:
         grad_weight = _stretched(s).mul_(grad)
     if need_log_alpha:
-        grad.mul_(weight).mul_(s)
-        grad.addcmul_(grad, s, value=-1.0).mul_((ZETA - GAMMA) / BETA)  # times s (1 - s)
-        grad_log_alpha = torch.ops.aten.hardtanh_backward.grad_input(grad, s, _S_LOW, _S_HIGH, grad_input=grad)
+        grad_log_alpha = _times_dz_dlog_alpha_(grad.mul_(weight), s)
     return grad_weight, grad_log_alpha
+
+
+def _times_dz_dlog_alpha_(t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``t`` times ``dz / dlog_alpha = (zeta - gamma) s (1 - s) / beta`` (0 where the clamp is active), in place."""
+    t.mul_(s)
+    t.addcmul_(t, s, value=-1.0).mul_((ZETA - GAMMA) / BETA)  # times s (1 - s)
+    return torch.ops.aten.hardtanh_backward.grad_input(t, s, _S_LOW, _S_HIGH, grad_input=t)
 
 
 class _GatedWeight(torch.autograd.Function):
@@ -250,9 +257,7 @@ class _GatedWeight(torch.autograd.Function):
         weight, s = ctx.saved_tensors
         grad_weight = grad_log_alpha = None
         if ctx.needs_input_grad[1]:
-            t = grad.mul(weight).mul_(s)
-            t.addcmul_(t, s, value=-1.0).mul_((ZETA - GAMMA) / BETA)  # times s (1 - s)
-            grad_log_alpha = torch.ops.aten.hardtanh_backward.grad_input(t, s, _S_LOW, _S_HIGH, grad_input=t)
+            grad_log_alpha = _times_dz_dlog_alpha_(grad.mul(weight), s)
         if ctx.needs_input_grad[0]:
             grad_weight = _stretched(s).mul_(grad)
         return grad_weight, grad_log_alpha, None
