@@ -4,6 +4,8 @@ Usage::
 
     python benchmarks/grn_suite.py                  # six models, 2 seeds
     python benchmarks/grn_suite.py --quick          # two models, one seed, short fits: the same code path
+    python benchmarks/grn_suite.py --pseudotime cells   # one cell per simulation (see PROTOCOLS)
+    python benchmarks/grn_suite.py --pseudotime dpt     # ... ordered by diffusion pseudotime
 
 Data: each of BEELINE's six Boolean models (``scn.datasets.boolean_model``, files from the
 ``boolode`` data folder), scanpy's krumsiek11 rules (``scn.datasets.krumsiek11_boolean``, 11 genes)
@@ -64,10 +66,18 @@ CELLS, SIMULATIONS, KNOCKOUTS = 1000, 10, 3
 SCNODE = "scnode default call"
 PROTOCOLS = {
     "simulation": {"time_key": "time", "lineage_key": "simulation"},
+    "cells": {"time_key": "time", "lineage_key": None},
     "dpt": {"time_key": "dpt_pseudotime", "lineage_key": None},
 }
 """``simulation``: 10 simulations per condition, each a lineage, timed by the simulation clock.
-``dpt``: one cell per simulation, as BEELINE samples, one trajectory timed by diffusion pseudotime."""
+``cells``: one cell per simulation, as BEELINE samples, one trajectory timed by the simulation clock
+(each cell's own sampling time: what a perfect pseudotime would give).
+``dpt``: one cell per simulation, one trajectory timed by diffusion pseudotime."""
+SAMPLING = {
+    "simulation": f"from {SIMULATIONS} simulations, each a lineage timed by its clock",
+    "cells": "one per simulation, one trajectory timed by the simulation clock",
+    "dpt": "one per simulation, one trajectory timed by diffusion pseudotime",
+}
 MISSING: set[str] = set()
 """Peers left out because their package is not installed (``pip install -e ".[benchmarks]"``)."""
 
@@ -198,7 +208,7 @@ def load_model(name: str) -> scn.datasets.BooleanModel:
 
 
 def with_dpt(adata: scn.AnnData) -> scn.AnnData:
-    """Diffusion pseudotime of all cells (every condition), rooted at the earliest unperturbed cell; one group."""
+    """Diffusion pseudotime of all cells (every condition), rooted at the earliest unperturbed cell."""
     import scanpy as sc
 
     adata = adata.copy()
@@ -207,8 +217,15 @@ def with_dpt(adata: scn.AnnData) -> scn.AnnData:
     wt = np.flatnonzero(adata.obs["perturbation"].isna().to_numpy())
     adata.uns["iroot"] = int(wt[np.argmin(adata.obs["time"].to_numpy()[wt])])
     sc.tl.dpt(adata)
-    adata.obs["simulation"] = pd.Categorical(["all"] * adata.n_obs)
     return adata
+
+
+def pseudotime_order(adata: scn.AnnData) -> float:
+    """Spearman correlation of diffusion pseudotime with the simulation clock over the unperturbed cells."""
+    from scipy.stats import spearmanr
+
+    wt = adata.obs["perturbation"].isna().to_numpy()
+    return float(spearmanr(adata.obs["dpt_pseudotime"][wt], adata.obs["time"][wt])[0])
 
 
 def run_system(name: str, seed: int, quick: bool, protocol: dict) -> list[dict]:
@@ -218,13 +235,23 @@ def run_system(name: str, seed: int, quick: bool, protocol: dict) -> list[dict]:
     cells = 300 if quick else CELLS
     sims = cells if protocol["lineage_key"] is None else SIMULATIONS
     full = scn.datasets.simulate_boolean(model, n_cells=cells, n_simulations=sims, knockouts=kos, seed=seed)
-    if protocol["lineage_key"] is None:
+    order = None
+    if protocol["time_key"] == "dpt_pseudotime":
         full = with_dpt(full)
+        order = pseudotime_order(full)
+    if protocol["lineage_key"] is None:  # one trajectory: the peers' dx/dt along all cells of a condition
+        full.obs["simulation"] = pd.Categorical(["all"] * full.n_obs)
     observed = full[full.obs["perturbation"].isna()].copy()
     rows = []
     for data, label in ((observed, "observational"), (full, f"knockouts of {', '.join(kos)}")):
         perturbed = data is full
-        common = {"system": name, "seed": seed, "data": "knockouts" if perturbed else "observational", "knocked": label}
+        common = {
+            "system": name,
+            "seed": seed,
+            "data": "knockouts" if perturbed else "observational",
+            "knocked": label,
+            "pseudotime_spearman": order,
+        }
         for method, (scores, seconds) in peer_scores(data, seed, protocol["time_key"]).items():
             rows.append({**common, "method": method, "seconds": seconds, **evaluate(data, scores)})
         rows.extend({**common, **r} for r in scnode_rows(data, seed, quick, perturbed, protocol))
@@ -258,6 +285,10 @@ def _tables(rows: list[dict]) -> str:
             f"{ours / best_peer.max():.2f}",
             "",
         ]
+    order = frame.dropna(subset=["pseudotime_spearman"]).groupby("system", sort=False)["pseudotime_spearman"].mean()
+    if len(order):
+        cells = ", ".join(f"{system} {rho:.2f}" for system, rho in order.items())
+        lines += [f"Spearman correlation of the pseudotime with the simulation clock (unperturbed cells): {cells}", ""]
     return "\n".join(lines)
 
 
@@ -279,11 +310,7 @@ def main(argv: list[str] | None = None) -> str:
     start = time.perf_counter()
     rows = [r for name in models for seed in seeds for r in run_system(name, seed, args.quick, protocol)]
     cells = 300 if args.quick else CELLS
-    sampling = (
-        f"from {SIMULATIONS} simulations, each a lineage timed by its clock"
-        if protocol["lineage_key"]
-        else "one per simulation, one trajectory timed by diffusion pseudotime"
-    )
+    sampling = SAMPLING[args.pseudotime]
     text = "\n".join(
         [
             f"# GRN suite: BEELINE's synthetic networks ({date.today()})",
