@@ -91,27 +91,34 @@ def knockout_genes(model: scn.datasets.BooleanModel, seed: int) -> list[str]:
     return sorted(rng.choice(candidates, size=min(KNOCKOUTS, len(candidates)), replace=False).tolist())
 
 
-def derivatives(adata: scn.AnnData, time_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """States and finite-difference derivatives along ``time_key``, per simulation and condition."""
-    xs, ds = [], []
+def derivatives(adata: scn.AnnData, time_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every cell, and states with finite-difference derivatives, along ``time_key`` per simulation and condition.
+
+    Returns the cells ordered by simulation, condition and time; the states (cells at equal times
+    averaged into one); their derivatives.
+    """
+    cells, xs, ds = [], [], []
     condition = adata.obs["perturbation"].astype(str).to_numpy()
     simulation = adata.obs["simulation"].astype(str).to_numpy()
     for name in sorted(set(zip(simulation, condition, strict=True))):
         part = adata[(simulation == name[0]) & (condition == name[1])]
         if part.n_obs < 3:
             continue
-        t = part.obs[time_key].to_numpy(float)
-        order = np.argsort(t)
-        x, t = np.asarray(part.X, float)[order], t[order]
-        keep = np.r_[True, np.diff(t) > 0]  # equal times (pseudotime ties): the first cell
-        xs.append(x[keep])
-        ds.append(np.gradient(x[keep], t[keep], axis=0))
-    return np.concatenate(xs), np.concatenate(ds)
+        times = part.obs[time_key].to_numpy(float)
+        cells.append(np.asarray(part.X, float)[np.argsort(times, kind="stable")])
+        t, at = np.unique(times, return_inverse=True)
+        if len(t) < 3:
+            continue
+        x = np.zeros((len(t), part.n_vars))
+        np.add.at(x, at, np.asarray(part.X, float))
+        xs.append(x / np.bincount(at)[:, None])
+        ds.append(np.gradient(xs[-1], t, axis=0))
+    return np.concatenate(cells), np.concatenate(xs), np.concatenate(ds)
 
 
 def peer_scores(adata: scn.AnnData, seed: int, time_key: str) -> dict[str, tuple[np.ndarray, float]]:
     """Regulator x target scores of every peer and its seconds (GRNBoost2 and PySINDy when installed)."""
-    x, dx = derivatives(adata, time_key)
+    cells, x, dx = derivatives(adata, time_key)
     d = x.shape[1]
     names = list(adata.var_names)
     out: dict[str, tuple[np.ndarray, float]] = {}
@@ -131,12 +138,12 @@ def peer_scores(adata: scn.AnnData, seed: int, time_key: str) -> dict[str, tuple
                 scores[names.index(reg), i] = imp
         return scores
 
-    def genie3(target_of):
+    def genie3(inputs, targets):
         scores = np.zeros((d, d))
         for i in range(d):
-            feats = [j for j in range(d) if j != i] if target_of is x else list(range(d))
+            feats = [j for j in range(d) if j != i] if targets is inputs else list(range(d))
             forest = ExtraTreesRegressor(200, max_features="sqrt", random_state=seed, n_jobs=1)
-            forest.fit(x[:, feats], target_of[:, i])
+            forest.fit(inputs[:, feats], targets[:, i])
             scores[feats, i] = forest.feature_importances_
         return scores
 
@@ -164,8 +171,8 @@ def peer_scores(adata: scn.AnnData, seed: int, time_key: str) -> dict[str, tuple
 
     for name, fn in (
         ("GRNBoost2", grnboost2),
-        ("GENIE3 (x)", lambda: genie3(x)),
-        ("GENIE3 (dx/dt)", lambda: genie3(dx)),
+        ("GENIE3 (x)", lambda: genie3(cells, cells)),  # every cell: it needs no time
+        ("GENIE3 (dx/dt)", lambda: genie3(x, dx)),
         ("correlation (x_j, dx_i/dt)", lambda: np.abs(np.corrcoef(np.c_[x, dx].T)[:d, d:])),
         ("Lasso (dx/dt)", lasso),
         ("PySINDy", sindy),
