@@ -59,6 +59,7 @@ Usage::
     python benchmarks/speed.py --quick             # seconds: tiny iteration counts, 2 gene sizes
     python benchmarks/speed.py --sections iteration scaling --devices cpu
     python benchmarks/speed.py --sections genes --fields "per gene (default)" --regulators "every gene"
+    python benchmarks/speed.py --sections genes_fit genes --devices cuda --genes 529 2000 10000 --whole-genes
 """
 
 from __future__ import annotations
@@ -702,8 +703,9 @@ def _sweep_spec(path: Path, n_genes: int, regulators: list[str] | None, args: ar
 
 def section_genes(args: argparse.Namespace) -> None:
     """The default field's and the shared MLP's cost per iteration from 529 to 10,000 genes."""
-    genes = SWEEP_GENES[:2] if args.quick else SWEEP_GENES
+    genes = args.genes or (SWEEP_GENES[:2] if args.quick else SWEEP_GENES)
     n_whole = 6 if args.quick else WHOLE_ITERS
+    whole_genes = SWEEP_WHOLE_GENES if args.whole_genes is None else tuple(args.whole_genes)
     with widened(max(genes)) as (path, names):
         print("\n## Whole-transcriptome scale: the default field from 529 to 10,000 genes\n")
         print(
@@ -734,7 +736,7 @@ def section_genes(args: argparse.Namespace) -> None:
                         spec = _sweep_spec(path, g, regs, args, device=device, iters=args.iters, **extra)
                         r = run_isolated(spec)
                         w = None
-                        if g in SWEEP_WHOLE_GENES[: 1 if regs is None else None] or args.quick:
+                        if g in whole_genes[: 1 if regs is None else None] or (args.quick and args.whole_genes is None):
                             w = run_isolated({**spec, "iters": n_whole, "whole": True})
                         edges = g * (g if regs is None else len(regs))
                         if base is None:
@@ -763,10 +765,13 @@ GENES_FIT_FIELDS = ("per gene (default)", "per gene, pair gates")
 def section_genes_fit(args: argparse.Namespace) -> None:
     """Wall time of whole default fits (lam search included) at 529 and 2000 genes with a regulator list.
 
-    The random 10 % at both sizes; the TF list at 529 genes only (at 2000 genes a quarter of the copies
-    are TFs: about 25 minutes). For each per-gene field among ``--fields``.
+    The random 10 % at both sizes; the TF list at the first size only (at 2000 genes a quarter of the
+    copies are TFs: about 25 minutes on 2 CPU cores). For each per-gene field among ``--fields`` and
+    each of these lists among ``--regulators``; ``--genes`` replaces the sizes.
     """
-    genes = (100, 200) if args.quick else FULL_FIT_GENES
+    genes = args.genes or ((100, 200) if args.quick else FULL_FIT_GENES)
+    lists = [("10 % of the genes", genes), ("TF list among the genes", genes[:1])]
+    lists = [(which, sizes) for which, sizes in lists if which in args.regulators]
     with widened(max(genes)) as (path, names):
         print("\n## Whole default fits, lam search included\n")
         print(
@@ -782,7 +787,7 @@ def section_genes_fit(args: argparse.Namespace) -> None:
         for device in devices(args.devices):
             for field_name in [f for f in GENES_FIT_FIELDS if f in args.fields]:
                 extra = GENE_FIELDS[field_name].get("settings", {})
-                for which, sizes in (("10 % of the genes", genes), ("TF list among the genes", genes[:1])):
+                for which, sizes in lists:
                     for g in sizes:
                         regs = sweep_regulators(names[:g], which)
                         settings = {"regulators": regs, **extra}
@@ -864,6 +869,16 @@ def main() -> None:
     )
     parser.add_argument(
         "--regulators", nargs="*", default=list(REGULATOR_SETS), choices=list(REGULATOR_SETS), help="genes section"
+    )
+    parser.add_argument(
+        "--genes", nargs="*", type=int, default=None, help="sizes of the genes and genes_fit sections (default: all)"
+    )
+    parser.add_argument(
+        "--whole-genes",
+        nargs="*",
+        type=int,
+        default=None,
+        help="sizes with a whole-fit row in the genes section (default 529 2000; none given: start rows only)",
     )
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
     parser.add_argument(

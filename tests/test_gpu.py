@@ -69,3 +69,21 @@ def test_anndata_tools_on_gpu(tmp_path):
     model.save(tmp_path / "m")
     back = scn.SparseODE.load(tmp_path / "m", device="cpu")
     np.testing.assert_allclose(back.adjacency(), model.adjacency(), rtol=1e-6)
+
+
+def test_redrawn_gates_on_gpu(monkeypatch):
+    """A first layer above REDRAW_MIN_GATES draws its gates' sample again in the backward pass from the
+    CUDA generator's saved state: the same fit as with the sample kept (float32 on the GPU)."""
+    from scnode.core import layers
+
+    t = np.linspace(0, 1, 12)
+    values = [np.stack([np.sin(3 * t + k), np.cos(2 * t), t**2, np.exp(-t)], axis=1) for k in range(3)]
+    fits = []
+    for threshold in (1, 2**62):
+        monkeypatch.setattr(layers, "REDRAW_MIN_GATES", threshold)
+        kwargs = {"per_output": True, "hidden": (8,), "lam": 0.05, "device": "cuda", "random_state": 0}
+        model = scn.SparseODE(4, method="pathreg", **kwargs)
+        fits.append(model.fit([t] * 3, values, n_iter=5, refit_iter=0, batch_time=4, batch_size=6, progress_bar=False))
+    np.testing.assert_allclose(fits[0].history.loss, fits[1].history.loss, rtol=1e-5)
+    for a, b in zip(fits[0].system.parameters(), fits[1].system.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
