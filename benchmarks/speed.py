@@ -59,7 +59,7 @@ Usage::
     python benchmarks/speed.py --quick             # seconds: tiny iteration counts, 2 gene sizes
     python benchmarks/speed.py --sections iteration scaling --devices cpu
     python benchmarks/speed.py --sections genes --fields "per gene (default)" --regulators "every gene"
-    python benchmarks/speed.py --sections genes_fit genes --devices cuda --genes 529 2000 10000 --whole-genes
+    python benchmarks/speed.py --sections genes --devices cuda --genes 529 2000 5000 10000 --whole-genes --iters 10
 """
 
 from __future__ import annotations
