@@ -19,6 +19,7 @@ from ._adaptive import adaptive_factors
 from ._dask import dask_client
 from ._predict import lineage_mse
 from ._regulators import prior_penalty_factors, resolve_regulators
+from ._retime import retime_cells
 from ._select import LambdaSearch, Search
 from ._utils import (
     candidate_mask,
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 FIELDS = ("auto", "per_gene", "shared")
 """Vector fields of :func:`fit_sparse_ode`: see its ``field`` parameter."""
 WINDOW_SHARE = 0.1
+RETIMED_KEY = "_scnode_retimed"
+"""``obs`` column of the refits' times (``refine_time``), in the light copy that carries them."""
 """``window="auto"``: windows span this share of a lineage's time points (at least 3)."""
 
 
@@ -317,6 +320,12 @@ def record_params(setup: Setup, model: SparseODE) -> dict[str, Any]:
     }
 
 
+def _timed(adata: AnnData, layer: str | None) -> AnnData:
+    """Return a light AnnData for refits on new times: the same matrix (``layer`` as ``X``), copies of obs and var."""
+    x = adata.X if layer is None else adata.layers[layer]
+    return AnnData(X=x, obs=adata.obs.copy(), var=adata.var.copy())
+
+
 def write_results(
     adata: AnnData,
     model: SparseODE,
@@ -429,6 +438,52 @@ def path_record(search: Search, lo_hi: tuple[float, float]) -> dict[str, Any]:
 
 
 @writes_nothing_when_interrupted
+def _fit_prepared(
+    st: Setup,
+    *,
+    lam: float | str,
+    method: str,
+    order: int,
+    n_iter: int,
+    holdout_every: int,
+    keep: float,
+    client: Client | str | None,
+) -> tuple[SparseODE, list[SparseODE] | None, dict | None]:
+    """Fit a prepared setup (the penalty search or one fit of a fixed lam): the model, the search's fits, record."""
+    if lam != "auto":  # a fixed lam is fitted once
+        st.settings["adaptive"] = False
+    extra, models = None, None
+    if lam == "auto" and method != "base":
+        with dask_client(client) as connected:
+
+            def searched(build: Callable[[float], SparseODE]) -> Search:
+                rule = {"holdout_every": holdout_every, "keep": keep, "within": st.within, "client": connected}
+                refit = "selected" if order == 1 else "all"
+                return LambdaSearch(
+                    build, st.ts, window=st.window, fit_kwargs=st.fit_kwargs, refit=refit, **rule
+                ).run_auto()
+
+            search = searched(st.model)
+            first = None
+            if st.adaptive:  # again, each pair penalised by the inverse of its size in the first search's fit
+                first = search
+                chosen = first.model()
+                sizes = mean_jacobian(chosen, st.ts, absolute=True)
+                search = searched(st.reweighted(adaptive_factors(sizes, used_pairs(chosen), st.factors)))
+        model, models = search.model(), search.models
+        lams = search.lams()
+        extra = {"path": path_record(search, (min(lams), max(lams)))}
+        if first is not None:
+            lams = first.lams()
+            extra["path"]["first_stage"] = path_record(first, (min(lams), max(lams)))
+    else:
+        model = st.model(0.0 if lam == "auto" else float(lam))
+        monitor = _empty_monitor(n_iter) if method != "base" else None
+        v0 = initial_velocities(model, st.ts)
+        model.fit(st.ts.times, st.ts.values, x0=st.ts.x0, v0=v0, held=st.ts.held, monitor=monitor, **st.fit_kwargs)
+    return model, models, extra
+
+
 def fit_sparse_ode(
     adata: AnnData,
     *,
@@ -469,6 +524,7 @@ def fit_sparse_ode(
     model_kwargs: dict | None = None,
     fit_kwargs: dict | None = None,
     client: Client | str | None = None,
+    refine_time: int = 0,
 ) -> AnnData | SparseODE | tuple[AnnData, SparseODE] | None:
     """Fit a sparse neural ODE to cells ordered by pseudotime; the learned gene network goes to ``varp``.
 
@@ -584,6 +640,16 @@ def fit_sparse_ode(
     client
         A Dask client (or scheduler address): the fits of the automatic penalty search run as
         parallel tasks (``pip install scnode[dask]``).
+    refine_time
+        Re-time the cells this many times: after a fit, each fitted cell moves to the time of the
+        nearest state on its trajectory's fitted path (from the trajectory's initial state), and the
+        whole fit (penalty search included) is made again on the new times. For pseudotimes that
+        misorder cells, such as diffusion pseudotime on genes that rise and fall again; each round
+        costs another fit. The graph is the last fit's; the times it used go to
+        ``obs[key_added + "_time"]`` (cells not fitted keep their time), and each round's selected
+        λ, the rank correlation of its new times with the times it was fitted on and the cells' mean
+        distance to their path to ``uns[key_added]["refine_time"]``. See docs/results.md for when
+        it helps.
 
     Returns
     -------
@@ -615,6 +681,9 @@ def fit_sparse_ode(
         sparsity, number of edges, targets without any regulator and with every allowed one, median
         regulators per target, activating and repressing edges), ``genes``, ``lineages`` and, with
         ``lam="auto"``, ``path`` (the search's ``table``, its ``rule`` and the ``searched`` range).
+    ``adata.obs[key_added + "_time"]``
+        (``refine_time``) the times of the last fit; ``params["time_key"]`` names this column
+        (``params["refined_time_key"]`` the one given).
 
     Warns
     -----
@@ -626,76 +695,73 @@ def fit_sparse_ode(
         raise ValueError(f"lam must be a number >= 0 or 'auto', got {lam!r}.")
     if lam != "auto" and lam < 0:
         raise ValueError(f"lam must be >= 0, got {lam}.")
+    if isinstance(refine_time, bool) or not isinstance(refine_time, int | np.integer) or refine_time < 0:
+        raise ValueError(f"refine_time must be an integer >= 0, got {refine_time!r}.")
     fixed_refit = refit_iter
-    st = setup(
-        adata,
-        method=method,
-        time_key=time_key,
-        lineage_key=lineage_key,
-        perturbation_key=perturbation_key,
-        layer=layer,
-        genes=genes,
-        regulators=regulators,
-        prior=prior,
-        prior_strength=prior_strength,
-        order=order,
-        lam1=lam1,
-        field=field,
-        hidden=hidden,
-        n_iter=n_iter,
-        refit_iter=fixed_refit,
-        lr=lr,
-        window=window,
-        x0_noise=x0_noise,
-        scaling=scaling,
-        scale_by=scale_by,
-        trim_start=trim_start,
-        trim_end=trim_end,
-        n_bins=n_bins,
-        x0_cells=x0_cells,
-        adaptive=adaptive,
-        device=device,
-        random_state=random_state,
-        progress_bar=progress_bar,
-        model_kwargs=model_kwargs,
-        fit_kwargs=fit_kwargs,
-    )
-    if lam != "auto":  # a fixed lam is fitted once
-        st.settings["adaptive"] = False
-    extra, models = None, None
-    if lam == "auto" and method != "base":
-        with dask_client(client) as connected:
-
-            def searched(build: Callable[[float], SparseODE]) -> Search:
-                rule = {"holdout_every": holdout_every, "keep": keep, "within": st.within, "client": connected}
-                refit = "selected" if order == 1 else "all"
-                return LambdaSearch(
-                    build, st.ts, window=st.window, fit_kwargs=st.fit_kwargs, refit=refit, **rule
-                ).run_auto()
-
-            search = searched(st.model)
-            first = None
-            if st.adaptive:  # again, each pair penalised by the inverse of its size in the first search's fit
-                first = search
-                chosen = first.model()
-                sizes = mean_jacobian(chosen, st.ts, absolute=True)
-                search = searched(st.reweighted(adaptive_factors(sizes, used_pairs(chosen), st.factors)))
-        model, models = search.model(), search.models
-        lams = search.lams()
-        extra = {"path": path_record(search, (min(lams), max(lams)))}
-        if first is not None:
-            lams = first.lams()
-            extra["path"]["first_stage"] = path_record(first, (min(lams), max(lams)))
-    else:
-        model = st.model(0.0 if lam == "auto" else float(lam))
-        monitor = _empty_monitor(n_iter) if method != "base" else None
-        v0 = initial_velocities(model, st.ts)
-        model.fit(st.ts.times, st.ts.values, x0=st.ts.x0, v0=v0, held=st.ts.held, monitor=monitor, **st.fit_kwargs)
+    data, fit_time_key, rounds = adata, time_key, []
+    for round_ in range(int(refine_time) + 1):
+        st = setup(
+            data,
+            method=method,
+            time_key=fit_time_key,
+            lineage_key=lineage_key,
+            perturbation_key=perturbation_key,
+            layer=layer if data is adata else None,
+            genes=genes,
+            regulators=regulators,
+            prior=prior,
+            prior_strength=prior_strength,
+            order=order,
+            lam1=lam1,
+            field=field,
+            hidden=hidden,
+            n_iter=n_iter,
+            refit_iter=fixed_refit,
+            lr=lr,
+            window=window,
+            x0_noise=x0_noise,
+            scaling=scaling,
+            scale_by=scale_by,
+            trim_start=trim_start,
+            trim_end=trim_end,
+            n_bins=n_bins,
+            x0_cells=x0_cells,
+            adaptive=adaptive,
+            device=device,
+            random_state=random_state,
+            progress_bar=progress_bar,
+            model_kwargs=model_kwargs,
+            fit_kwargs=fit_kwargs,
+        )
+        model, models, extra = _fit_prepared(
+            st,
+            lam=lam,
+            method=method,
+            order=order,
+            n_iter=n_iter,
+            holdout_every=holdout_every,
+            keep=keep,
+            client=client,
+        )
+        if round_ == refine_time:
+            break
+        moved = retime_cells(data, model, st.ts, None if data is not adata else layer)
+        rounds.append({"lam": float(model.config.lam), **{k: moved[k] for k in ("spearman", "distance")}})
+        if data is adata:  # a light AnnData for the refits: the same matrix, obs with the new times
+            data = _timed(adata, layer)
+        fit_time_key = RETIMED_KEY
+        data.obs[RETIMED_KEY] = np.where(np.isnan(moved["time"]), data.obs[time_key], moved["time"])
     if method != "base":
         warn_if_degenerate(model, f"the {method!r} fit")
-    params = record_params(st, model)
+    params = {**record_params(st, model), "layer": layer, "refine_time": int(refine_time)}
+    if refine_time:  # the times of the last fit, written beside the user's
+        params.update(time_key=f"{key_added}_time", refined_time_key=time_key)
+    if refine_time:
+        extra = {**(extra or {}), "refine_time": {k: np.array([r[k] for r in rounds]) for k in rounds[0]}}
     target = adata.copy() if copy else adata
     write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window, search_models=models)
+    if refine_time:
+        target.obs[f"{key_added}_time"] = data.obs[RETIMED_KEY].to_numpy()
     if copy and return_model:
         return target, model
     if copy:
