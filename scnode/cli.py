@@ -334,6 +334,7 @@ def fit(args: argparse.Namespace) -> dict:
             trim_end=args.trim_end,
             n_bins=args.n_bins,
             x0_cells=args.x0_cells,
+            refine_time=args.refine_time,
             device=args.device,
             random_state=args.seed,
             progress_bar=not args.no_progress,
@@ -435,6 +436,9 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trim-end", type=int, default=0, help="cells dropped at the end of each lineage")
     p.add_argument("--n-bins", type=int, default=100, help="average cells in this many time bins per lineage")
     p.add_argument("--x0-cells", type=int, default=5, help="first cells averaged into the initial state")
+    p.add_argument(
+        "--refine-time", type=int, default=0, help="re-time the cells by the fitted paths and refit, this many times"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--key-added", default="scnode", help="key in varp, layers and uns (default %(default)s)")

@@ -229,6 +229,18 @@ def test_cli_fit_writes_results(tmp_path, capsys):
     assert np.isfinite(res.layers["scnode_fitted"]).all()
 
 
+def test_cli_fit_refine_time_round_trips(tmp_path, capsys):
+    import anndata as ad
+
+    src, out = _tiny_h5ad(tmp_path / "in.h5ad"), tmp_path / "out.h5ad"
+    assert main(["fit", str(src), "--out", str(out), "--refine-time", "1", "--lam", "0.01", *FAST]) == 0
+    res = ad.read_h5ad(out)
+    assert np.isfinite(res.obs["scnode_time"]).all()
+    assert res.uns["scnode"]["params"]["refine_time"] == 1
+    assert res.uns["scnode"]["params"]["time_key"] == "scnode_time"
+    assert len(res.uns["scnode"]["refine_time"]["distance"]) == 1
+
+
 def test_cli_fit_genes_file(tmp_path):
     import anndata as ad
 
