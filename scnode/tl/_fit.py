@@ -437,7 +437,6 @@ def path_record(search: Search, lo_hi: tuple[float, float]) -> dict[str, Any]:
     return {"table": out, "rule": search.reason, "searched": [float(lo_hi[0]), float(lo_hi[1])]}
 
 
-@writes_nothing_when_interrupted
 def _fit_prepared(
     st: Setup,
     *,
@@ -484,6 +483,7 @@ def _fit_prepared(
     return model, models, extra
 
 
+@writes_nothing_when_interrupted
 def fit_sparse_ode(
     adata: AnnData,
     *,
