@@ -147,9 +147,9 @@ def test_benchmark_quick_runs_all_tables():
         ),
         (
             "grn_suite.py",
-            ["--models", "cycle"],
+            ["--models", "cycle", "--refine-time", "1"],
             "boolode",
-            "| scnode default call: path ranking |",
+            "| scnode default call, refine_time=1: path ranking |",
         ),
     ],
     ids=["hematopoiesis", "grn", "mocap", "grn_suite"],
