@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 FIELDS = ("auto", "per_gene", "shared")
 """Vector fields of :func:`fit_sparse_ode`: see its ``field`` parameter."""
 WINDOW_SHARE = 0.1
+"""``window="auto"``: windows span this share of a lineage's time points (at least 3)."""
 RETIMED_KEY = "_scnode_retimed"
 """``obs`` column of the refits' times (``refine_time``), in the light copy that carries them."""
-"""``window="auto"``: windows span this share of a lineage's time points (at least 3)."""
 
 
 def _h5ad_safe(d: dict[str, Any]) -> dict[str, Any]:
@@ -698,7 +698,7 @@ def fit_sparse_ode(
     if isinstance(refine_time, bool) or not isinstance(refine_time, int | np.integer) or refine_time < 0:
         raise ValueError(f"refine_time must be an integer >= 0, got {refine_time!r}.")
     fixed_refit = refit_iter
-    data, fit_time_key, rounds = adata, time_key, []
+    data, data_layer, fit_time_key, rounds = adata, layer, time_key, []
     for round_ in range(int(refine_time) + 1):
         st = setup(
             data,
@@ -706,7 +706,7 @@ def fit_sparse_ode(
             time_key=fit_time_key,
             lineage_key=lineage_key,
             perturbation_key=perturbation_key,
-            layer=layer if data is adata else None,
+            layer=data_layer,
             genes=genes,
             regulators=regulators,
             prior=prior,
@@ -745,18 +745,16 @@ def fit_sparse_ode(
         )
         if round_ == refine_time:
             break
-        moved = retime_cells(data, model, st.ts, None if data is not adata else layer)
+        moved = retime_cells(data, model, st.ts, data_layer)
         rounds.append({"lam": float(model.config.lam), **{k: moved[k] for k in ("spearman", "distance")}})
-        if data is adata:  # a light AnnData for the refits: the same matrix, obs with the new times
-            data = _timed(adata, layer)
-        fit_time_key = RETIMED_KEY
+        if data is adata:  # a light AnnData for the refits: the same matrix (as X), obs with the new times
+            data, data_layer, fit_time_key = _timed(adata, layer), None, RETIMED_KEY
         data.obs[RETIMED_KEY] = np.where(np.isnan(moved["time"]), data.obs[time_key], moved["time"])
     if method != "base":
         warn_if_degenerate(model, f"the {method!r} fit")
-    params = {**record_params(st, model), "layer": layer, "refine_time": int(refine_time)}
-    if refine_time:  # the times of the last fit, written beside the user's
-        params.update(time_key=f"{key_added}_time", refined_time_key=time_key)
-    if refine_time:
+    params = {**record_params(st, model), "refine_time": int(refine_time)}
+    if refine_time:  # the light copy's settings are the user's; the times of the last fit go beside the user's
+        params.update(layer=layer, time_key=f"{key_added}_time", refined_time_key=time_key)
         extra = {**(extra or {}), "refine_time": {k: np.array([r[k] for r in rounds]) for k in rounds[0]}}
     target = adata.copy() if copy else adata
     write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window, search_models=models)
