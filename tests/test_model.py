@@ -489,35 +489,42 @@ def test_deferred_first_layer_gradient_learns_the_same(data, monkeypatch, method
 
 @pytest.mark.parametrize("onednn", [False, True])
 @pytest.mark.parametrize("gated", [False, True])
-def test_fused_grouped_network_equals_its_layers(monkeypatch, onednn, gated):
-    """One autograd node per evaluation gives the layers' values and the same gradients."""
+@pytest.mark.parametrize(("self_inputs", "n_rows"), [(False, 3), (True, 3), (True, 30)])
+def test_fused_grouped_network_equals_its_layers(monkeypatch, onednn, gated, self_inputs, n_rows):
+    """One autograd node per evaluation gives the layers' values and the same gradients.
+
+    With 3 rows the two evaluations stack 12 rows against 7 inputs, with 30 rows 120: the deferred
+    weight gradient is formed both ways (fewer inputs than rows, and more).
+    """
     import scnode.core.fields as fields
 
     if onednn and not layers._onednn_ops():
         pytest.skip("torch without oneDNN's packed-weight linear")
     monkeypatch.setattr(layers, "ONEDNN_MIN_WEIGHTS", 1 if onednn else 2**62)
-    x = torch.randn(2, 3, 7, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, n_rows, 7, generator=torch.Generator().manual_seed(0))
     results = []
     for fused in (True, False):
         monkeypatch.setattr(fields, "FUSE_GROUPED_NETWORK", fused)
         torch.manual_seed(1)
-        field = fields.MLP(7, 7, (5,), gated=gated, grouped=True)
+        field = fields.MLP(7, 7, (5,), gated=gated, grouped=True, self_inputs=self_inputs)
         field.prepare(sample=True, generator=torch.Generator().manual_seed(3))
         assert field._fused == fused and field._deferred.onednn == onednn
         xi = x.clone().requires_grad_()
-        y = field(field(xi).tanh() + xi)  # two evaluations sharing the weights
-        assert y.shape == (2, 3, 7)
+        own = xi if self_inputs else None
+        y = field(field(xi, own).tanh() + xi, own)  # two evaluations sharing the weights
+        assert y.shape == (2, n_rows, 7)
         (y.pow(2).sum() + y[..., 0].sum()).backward()
         grads = {n: p.grad for n, p in field.named_parameters()}
         results.append({"y": y.detach(), "x": xi.grad, **grads})
-    assert torch.equal(results[0]["y"], results[1]["y"])
+    # the node sums by vecdot and adds the self term by a fused multiply-add: equal up to float32 rounding
+    torch.testing.assert_close(results[0]["y"], results[1]["y"], rtol=1e-5, atol=1e-7)
     for name, a in results[0].items():
         assert "log_alpha" in name or a.abs().max() > 0  # saturated gates (keep 0.999) have no gradient
         torch.testing.assert_close(a, results[1][name], rtol=1e-5, atol=1e-6)
     for kw in ({"activation": "tanh"}, {"hidden": (5, 4)}):  # other networks go layer by layer
         field = fields.MLP(7, 7, **{"hidden": (5,), **kw}, grouped=True)
         field.prepare(sample=False)
-        assert not field._fused and field(x).shape == (2, 3, 7)
+        assert not field._fused and field(x).shape == (2, n_rows, 7)
 
 
 @pytest.mark.skipif(not layers._onednn_ops(), reason="torch without oneDNN's packed-weight linear")

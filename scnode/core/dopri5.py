@@ -136,8 +136,8 @@ def dopri5(
         for c, a in zip(_C, _A, strict=True):
             y1 = _combine(y, ks, a, dt)  # after the last stage: its input, the 5th-order solution
             ks.append(func(_time(t1 if c == 1.0 else t0 + c * dt), y1))
-        error = _combine(torch.zeros_like(y), ks, _ERROR, dt)
-        with torch.no_grad():
+        with torch.no_grad():  # the error estimate steers the step size only: no graph
+            error = _combine(torch.zeros_like(y), ks, _ERROR, dt)
             ratio = float(_rms(error / (atol + rtol * torch.maximum(y.abs(), y1.abs()))))
         if not math.isfinite(ratio):
             raise SolverError(f"the state or its error estimate became non-finite at t = {t0:.6g}")

@@ -224,11 +224,23 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor, x_self: torch.Tensor | None = None) -> torch.Tensor:
         """Evaluate the field on ``x`` of shape ``(..., n_in)`` (and the outputs' own levels ``(..., n_out)``)."""
         weights = self.weights
-        offset = self.self_term(x_self)
         if self._fused:
             first, out = self.layers
-            bias = first.bias if offset is None else first.bias + offset
-            return grouped_elu_network(x, self._first_flat, bias, weights[1], out.bias, self._deferred, self.act.alpha)
+            if self.self_layer is not None and x_self is None:
+                raise ValueError("This field reads each output's own level: pass x_self.")
+            x_self, w_self = (None, None) if self.self_layer is None else (x_self, self.self_weight)
+            return grouped_elu_network(
+                x,
+                self._first_flat,
+                first.bias,
+                weights[1],
+                out.bias,
+                self._deferred,
+                self.act.alpha,
+                x_self=x_self,
+                w_self=w_self,
+            )
+        offset = self.self_term(x_self)
         h = x
         for i, (layer, w) in enumerate(zip(self.layers, weights, strict=True)):
             if i == 0 and self._deferred is not None:
