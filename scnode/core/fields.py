@@ -213,22 +213,25 @@ class MLP(nn.Module):
         """Gates of the self-input weights fixed by the last :meth:`prepare`."""
         return self._z_self
 
-    def self_term(self, x_self: torch.Tensor | None) -> torch.Tensor | None:
-        """Return the self inputs' share of the first layer's pre-activation, ``(..., n_out, width)``."""
+    def self_inputs(self, x_self: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Return the outputs' own levels and their effective weights ``(n_out, width, 1)``, or ``None`` without."""
         if self.self_layer is None:
             return None
         if x_self is None:
             raise ValueError("This field reads each output's own level: pass x_self.")
-        return x_self.unsqueeze(-1) * self.self_weight.squeeze(-1)
+        return x_self, self.self_weight
+
+    def self_term(self, x_self: torch.Tensor | None) -> torch.Tensor | None:
+        """Return the self inputs' share of the first layer's pre-activation, ``(..., n_out, width)``."""
+        own = self.self_inputs(x_self)
+        return None if own is None else own[0].unsqueeze(-1) * own[1].squeeze(-1)
 
     def forward(self, x: torch.Tensor, x_self: torch.Tensor | None = None) -> torch.Tensor:
         """Evaluate the field on ``x`` of shape ``(..., n_in)`` (and the outputs' own levels ``(..., n_out)``)."""
         weights = self.weights
         if self._fused:
             first, out = self.layers
-            if self.self_layer is not None and x_self is None:
-                raise ValueError("This field reads each output's own level: pass x_self.")
-            x_self, w_self = (None, None) if self.self_layer is None else (x_self, self.self_weight)
+            x_self, w_self = self.self_inputs(x_self) or (None, None)
             return grouped_elu_network(
                 x,
                 self._first_flat,
