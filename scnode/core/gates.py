@@ -177,14 +177,21 @@ def redrawn_gated_weight_backward_(
     gen = torch.Generator(device=log_alpha.device)
     gen.set_state(state)
     grad_weight = torch.empty_like(weight) if need_weight else None
+    buffer: torch.Tensor | None = None  # one block's samples, reused: no allocation per block
     for rows in _row_blocks(log_alpha.shape):
-        s = torch.empty_like(log_alpha[rows])
-        draw_concrete(s, log_alpha[rows], gen)
-        g_w, _ = gated_weight_backward_(
-            grad[rows], weight[rows], s, need_weight=need_weight, need_log_alpha=need_log_alpha
+        la = log_alpha[rows]
+        if buffer is None:
+            buffer = torch.empty_like(la)
+        s = buffer[: la.shape[0]]
+        draw_concrete(s, la, gen)
+        gated_weight_backward_(
+            grad[rows],
+            weight[rows],
+            s,
+            need_weight=need_weight,
+            need_log_alpha=need_log_alpha,
+            out=None if grad_weight is None else grad_weight[rows],
         )
-        if g_w is not None:
-            grad_weight[rows] = g_w
     return grad_weight, grad if need_log_alpha else None
 
 
@@ -209,7 +216,7 @@ def add_prob_nonzero_sums_backward_(into: torch.Tensor, log_alpha: torch.Tensor,
     """
     for rows in _row_blocks(log_alpha.shape):
         p = prob_nonzero(log_alpha[rows])
-        into[rows] += torch.ops.aten.sigmoid_backward.grad_input(grad_sums[rows].expand_as(p), p, grad_input=p)
+        into[rows].add_(torch.ops.aten.sigmoid_backward.grad_input(grad_sums[rows].expand_as(p), p, grad_input=p))
 
 
 def gated_weight(weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -218,16 +225,24 @@ def gated_weight(weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 
 def gated_weight_backward_(
-    grad: torch.Tensor, weight: torch.Tensor, s: torch.Tensor, *, need_weight: bool = True, need_log_alpha: bool = True
+    grad: torch.Tensor,
+    weight: torch.Tensor,
+    s: torch.Tensor,
+    *,
+    need_weight: bool = True,
+    need_log_alpha: bool = True,
+    out: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Gradients of :func:`gated_weight` for the weight and ``log_alpha``, given ``grad`` of its output.
 
     The ``log_alpha`` gradient is written over ``grad`` (returned in its place): pass a gradient that
-    nothing else holds. The weight's gradient is the only new gate-shaped tensor.
+    nothing else holds. The weight's gradient is the only new gate-shaped tensor, or is written into
+    ``out`` (e.g. a block of rows of a larger gradient).
     """
     grad_weight = grad_log_alpha = None
     if need_weight:
-        grad_weight = _stretched(s).mul_(grad)
+        grad_weight = _stretched(s) if out is None else torch.mul(s, ZETA - GAMMA, out=out).add_(GAMMA).clamp_(0, 1)
+        grad_weight.mul_(grad)
     if need_log_alpha:
         grad_log_alpha = _times_dz_dlog_alpha_(grad.mul_(weight), s)
     return grad_weight, grad_log_alpha
