@@ -736,7 +736,9 @@ def section_genes(args: argparse.Namespace) -> None:
                         spec = _sweep_spec(path, g, regs, args, device=device, iters=args.iters, **extra)
                         r = run_isolated(spec)
                         w = None
-                        if g in whole_genes[: 1 if regs is None else None] or (args.quick and args.whole_genes is None):
+                        # every gene an input: by default a whole fit at the first size only (2000 takes ~15 min)
+                        first_only = regs is None and args.whole_genes is None
+                        if g in whole_genes[: 1 if first_only else None] or (args.quick and args.whole_genes is None):
                             w = run_isolated({**spec, "iters": n_whole, "whole": True})
                         edges = g * (g if regs is None else len(regs))
                         if base is None:
@@ -878,7 +880,8 @@ def main() -> None:
         nargs="*",
         type=int,
         default=None,
-        help="sizes with a whole-fit row in the genes section (default 529 2000; none given: start rows only)",
+        help="sizes with a whole-fit row in the genes section (default 529 2000, with every gene an input 529 only; "
+        "none given: start rows only)",
     )
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
     parser.add_argument(
