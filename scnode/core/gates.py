@@ -283,7 +283,9 @@ def deterministic(log_alpha: torch.Tensor) -> torch.Tensor:
 
     Exactly zero where ``sigmoid(log_alpha) <= -gamma / (zeta - gamma)``.
     """
-    return (torch.sigmoid(log_alpha) * (ZETA - GAMMA) + GAMMA).clamp(0.0, 1.0)
+    if torch.is_grad_enabled() and log_alpha.requires_grad:
+        return (torch.sigmoid(log_alpha) * (ZETA - GAMMA) + GAMMA).clamp(0.0, 1.0)
+    return _stretch_(torch.sigmoid(log_alpha))  # the same values in place: one gate-shaped tensor, not two
 
 
 _LOG_RATIO = BETA * math.log(-GAMMA / ZETA)

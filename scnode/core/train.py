@@ -545,6 +545,8 @@ def train(
             system.release()  # the graph alone keeps the effective weights: freed during the backward pass
             loss.backward()
             opt.step()
+            opt.zero_grad(set_to_none=True)  # free the gradients now, not at the next step: the monitor and
+            # checkpoints in between need memory of their own (a graph's deterministic gates and weights)
             lr = opt.param_groups[0]["lr"]
             if method.prox is not None and not refit:
                 method.prox(system, step=lr, **penalty_kwargs)

@@ -417,7 +417,9 @@ def _empty_monitor(n_iter: int) -> Callable[[int, Any], None]:
             return
         with torch.no_grad():
             system.prepare(sample=False)
-            if system.adjacency().abs().max() == 0:
+            empty = system.adjacency().abs().max() == 0
+            system.release()  # the deterministic gates and weights: not kept until the next step
+            if empty:
                 warned = True
                 warnings.warn(
                     f"The penalty cut every edge by iteration {iteration} of {n_iter}: the fit will end with an "
