@@ -1,3 +1,5 @@
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,26 @@ def test_adjacency_numpy_consistency():
             layer.weight.copy_(torch.as_tensor(w))
     expected = np.abs(ws[2]) @ np.abs(ws[1]) @ np.abs(ws[0])
     np.testing.assert_allclose(adjacency(system).numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("self_inputs", [False, True])
+def test_grouped_adjacency_in_blocks_of_outputs_equals_the_whole_product(monkeypatch, self_inputs):
+    """The absolute path product of per-output networks is taken block by block of outputs (no absolute
+    copy of the whole first layer): the same matrix as the product of whole absolute layers."""
+    torch.manual_seed(3)
+    inputs = [0, 2, 3, 5] if self_inputs else None
+    system = ODESystem(7, hidden=(4,), grouped=True, gated=True, inputs=inputs, self_inputs=self_inputs)
+    with torch.no_grad():
+        for p in system.parameters():
+            p.normal_()
+    system.prepare(sample=False)
+    whole = system.field.path_product([w.abs() for w in system.field.weights])
+    fields_module = importlib.import_module("scnode.core.fields")
+    monkeypatch.setattr(fields_module, "PATH_BLOCKS_MIN", 1)
+    monkeypatch.setattr(fields_module, "PATH_BLOCK", 2 * 4 * system.n_in)  # two outputs per block: 3 and a part
+    blocks = system.field.path_product(system.field.weights, absolute=True)
+    torch.testing.assert_close(blocks, whole, rtol=1e-6, atol=0)
+    a = system.adjacency()
+    assert a.shape == (7, 7) and (a >= 0).all()
+    if self_inputs:  # each output's own input reaches it through its self weight: the diagonal is non-zero
+        assert (torch.diagonal(a) > 0).all()

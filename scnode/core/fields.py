@@ -24,6 +24,12 @@ FUSE_GROUPED_NETWORK = True
 """Evaluate grouped networks with one ELU hidden layer (GroupLasso's and ``per_output`` fields) in one
 autograd node per evaluation (:func:`~scnode.core.layers.grouped_elu_network`)."""
 
+PATH_BLOCK = 1 << 18
+"""First-layer entries per block of outputs in :meth:`MLP.path_product` of absolute values."""
+PATH_BLOCKS_MIN = 1 << 24
+"""Grouped first layers with at least this many weights take that product block by block (smaller ones
+whole: batched products of other batch sizes may round differently, by up to about 1e-7 relative)."""
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "elu": nn.ELU,
     "tanh": nn.Tanh,
@@ -256,15 +262,29 @@ class MLP(nn.Module):
                 h = self.act(h)
         return h.squeeze(-1) if self.grouped else h
 
-    def path_product(self, matrices: Sequence[torch.Tensor]) -> torch.Tensor:
+    def path_product(self, matrices: Sequence[torch.Tensor], *, absolute: bool = False) -> torch.Tensor:
         """``M^{L+1} ... M^1`` of per-layer matrices, as an ``(n_out, n_in)`` matrix.
 
-        For grouped networks each output's own chain is multiplied (batched).
+        For grouped networks each output's own chain is multiplied (batched). ``absolute``: of the
+        matrices' absolute values; for grouped first layers of :data:`PATH_BLOCKS_MIN` weights or more
+        taken block by block of outputs, so that no absolute copy of the whole layer is formed (at 2000
+        genes with every gene an input, 122 MB).
         """
-        out = matrices[0]
-        for m in matrices[1:]:
-            out = m @ out
-        return out.squeeze(1) if self.grouped else out
+        if not (absolute and self.grouped and matrices[0].numel() >= PATH_BLOCKS_MIN):
+            out = matrices[0].abs() if absolute else matrices[0]
+            for m in matrices[1:]:
+                out = (m.abs() if absolute else m) @ out
+            return out.squeeze(1) if self.grouped else out
+        first = matrices[0]
+        out = first.new_empty((first.shape[0], matrices[-1].shape[1], first.shape[-1]))
+        step = max(1, PATH_BLOCK // max(first[0].numel(), 1))
+        for start in range(0, first.shape[0], step):
+            rows = slice(start, start + step)
+            block = first[rows].abs()
+            for m in matrices[1:]:
+                block = m[rows].abs() @ block
+            out[rows] = block
+        return out.squeeze(1)
 
     def path_mean(
         self, matrices: Sequence[torch.Tensor], self_matrix: torch.Tensor | None = None, *, first_summed: bool = False
@@ -615,14 +635,14 @@ class ODESystem(nn.Module):
         case output ``i`` does not depend on input ``j``. LassoNet adds ``|S^T|``, the linear
         term ``|L|``. Columns of variables that are no :attr:`inputs` are zero.
         """
-        weights = [w.abs() for w in self.field.weights]
-        a = self.field.path_product(weights)
+        weights = self.field.weights
+        a = self.field.path_product(weights, absolute=True)
         for extra in (self.linear_weight(), self.skip_weight()):
             if extra is not None:
                 a = a + extra.abs()
         a = self.scatter_inputs(a)
         if self.field.self_layer is not None:  # each output's own input: the diagonal
-            own = self.field.path_product([self.field.self_weight.abs(), *weights[1:]]).squeeze(-1)
+            own = self.field.path_product([self.field.self_weight, *weights[1:]], absolute=True).squeeze(-1)
             a = a + torch.diag_embed(own)
         return a
 
