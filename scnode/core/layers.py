@@ -160,9 +160,11 @@ class WeightGradients:
         if n_in < rows:  # stack the g_e as they are (rows of g), transpose the smaller result
             x_t = torch.cat([a.reshape(-1, a.shape[-1]).T for a, _ in pairs], dim=1)
             g = torch.cat([b.reshape(-1, b.shape[-1]) for _, b in pairs])
+            del pairs  # the stacked copies hold them now: freed before the result is allocated
             return torch.ops.mkldnn._linear_pointwise(x_t, g.T, None, "none", [], "").T.contiguous()
         x = torch.cat([a.reshape(-1, a.shape[-1]) for a, _ in pairs])
         g_t = torch.cat([b.reshape(-1, b.shape[-1]).T for _, b in pairs], dim=1)
+        del pairs
         return torch.ops.mkldnn._linear_pointwise(g_t, _pack(x.T, g_t.shape[0]), None, "none", [], "")
 
 
