@@ -170,9 +170,9 @@ def test_grouped_adjacency_in_blocks_of_outputs_equals_the_whole_product(monkeyp
             p.normal_()
     system.prepare(sample=False)
     whole = system.field.path_product([w.abs() for w in system.field.weights])
-    fields_module = importlib.import_module("scnode.core.fields")
-    monkeypatch.setattr(fields_module, "PATH_BLOCKS_MIN", 1)
-    monkeypatch.setattr(fields_module, "PATH_BLOCK", 2 * 4 * system.n_in)  # two outputs per block: 3 and a part
+    monkeypatch.setattr(importlib.import_module("scnode.core.fields"), "PATH_BLOCKS_MIN", 1)
+    block = 2 * 4 * system.n_in  # two outputs per block: three blocks and a part
+    monkeypatch.setattr(importlib.import_module("scnode.core.gates"), "REDRAW_BLOCK", block)
     blocks = system.field.path_product(system.field.weights, absolute=True)
     torch.testing.assert_close(blocks, whole, rtol=1e-6, atol=0)
     a = system.adjacency()

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .gates import row_blocks
 from .layers import SparseLinear, WeightGradients, grouped_elu_network
 
 DEFER_FIRST_LAYER_GRADIENT = True
@@ -24,8 +25,6 @@ FUSE_GROUPED_NETWORK = True
 """Evaluate grouped networks with one ELU hidden layer (GroupLasso's and ``per_output`` fields) in one
 autograd node per evaluation (:func:`~scnode.core.layers.grouped_elu_network`)."""
 
-PATH_BLOCK = 1 << 18
-"""First-layer entries per block of outputs in :meth:`MLP.path_product` of absolute values."""
 PATH_BLOCKS_MIN = 1 << 24
 """Grouped first layers with at least this many weights take that product block by block (smaller ones
 whole: batched products of other batch sizes may round differently, by up to about 1e-7 relative)."""
@@ -277,9 +276,7 @@ class MLP(nn.Module):
             return out.squeeze(1) if self.grouped else out
         first = matrices[0]
         out = first.new_empty((first.shape[0], matrices[-1].shape[1], first.shape[-1]))
-        step = max(1, PATH_BLOCK // max(first[0].numel(), 1))
-        for start in range(0, first.shape[0], step):
-            rows = slice(start, start + step)
+        for rows in row_blocks(first.shape):
             block = first[rows].abs()
             for m in matrices[1:]:
                 block = m[rows].abs() @ block

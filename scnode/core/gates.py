@@ -122,10 +122,12 @@ def draw_concrete(buffer: torch.Tensor, log_alpha: torch.Tensor, generator: torc
 
 
 REDRAW_BLOCK = 1 << 18
-"""Gates per block of rows when a sample is drawn again instead of kept (:func:`gated_weight_drawn`)."""
+"""Entries per block of rows where gate-shaped work goes block by block (:func:`row_blocks`): a redrawn
+sample (:func:`gated_weight_drawn`), the gates' probability sums, a large layer's path product."""
 
 
-def _row_blocks(shape: torch.Size) -> Iterator[slice]:
+def row_blocks(shape: torch.Size) -> Iterator[slice]:
+    """Slices of the first dimension of a tensor of ``shape``, about :data:`REDRAW_BLOCK` entries each."""
     per_row = math.prod(shape[1:])
     step = max(1, REDRAW_BLOCK // max(per_row, 1))
     for start in range(0, shape[0], step):
@@ -154,7 +156,7 @@ def gated_weight_drawn(
     gen = _generator(generator, log_alpha.device)
     state = gen.get_state()
     out = torch.empty_like(weight)
-    for rows in _row_blocks(log_alpha.shape):
+    for rows in row_blocks(log_alpha.shape):
         block = out[rows]
         draw_concrete(block, log_alpha[rows], gen)
         _stretch_(block).mul_(weight[rows])
@@ -177,11 +179,10 @@ def redrawn_gated_weight_backward_(
     gen = torch.Generator(device=log_alpha.device)
     gen.set_state(state)
     grad_weight = torch.empty_like(weight) if need_weight else None
-    buffer: torch.Tensor | None = None  # one block's samples, reused: no allocation per block
-    for rows in _row_blocks(log_alpha.shape):
+    blocks = list(row_blocks(log_alpha.shape))
+    buffer = torch.empty_like(log_alpha[blocks[0]])  # one block's samples, reused: no allocation per block
+    for rows in blocks:
         la = log_alpha[rows]
-        if buffer is None:
-            buffer = torch.empty_like(la)
         s = buffer[: la.shape[0]]
         draw_concrete(s, la, gen)
         gated_weight_backward_(
@@ -202,7 +203,7 @@ def prob_nonzero_sums(log_alpha: torch.Tensor) -> torch.Tensor:
     What PathReg's penalty needs of a grouped first layer's gates, without a gate-shaped tensor.
     """
     out = log_alpha.new_empty((*log_alpha.shape[:-1], 1))
-    for rows in _row_blocks(log_alpha.shape):
+    for rows in row_blocks(log_alpha.shape):
         out[rows] = prob_nonzero(log_alpha[rows]).sum(-1, keepdim=True)
     return out
 
@@ -214,7 +215,7 @@ def add_prob_nonzero_sums_backward_(into: torch.Tensor, log_alpha: torch.Tensor,
     Block by block of rows, by autograd's arithmetic for a sigmoid (the values of :func:`prob_nonzero`'s
     gradient summed the same way).
     """
-    for rows in _row_blocks(log_alpha.shape):
+    for rows in row_blocks(log_alpha.shape):
         p = prob_nonzero(log_alpha[rows])
         into[rows].add_(torch.ops.aten.sigmoid_backward.grad_input(grad_sums[rows].expand_as(p), p, grad_input=p))
 

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from anndata import AnnData
 from scipy import sparse
 
-from ..core import get_method
+from ..core import adjacency, get_method
 from ..model import SparseODE
 from ..pp import TrajectorySet, prepare_trajectories
 from ._adaptive import adaptive_factors
@@ -415,18 +414,16 @@ def _empty_monitor(n_iter: int) -> Callable[[int, Any], None]:
         nonlocal warned
         if warned:
             return
-        with torch.no_grad():
-            system.prepare(sample=False)
-            empty = system.adjacency().abs().max() == 0
-            system.release()  # the deterministic gates and weights: not kept until the next step
-            if empty:
-                warned = True
-                warnings.warn(
-                    f"The penalty cut every edge by iteration {iteration} of {n_iter}: the fit will end with an "
-                    "empty graph. Pass a smaller lam, or lam='auto'.",
-                    UserWarning,
-                    stacklevel=2,  # shown once, from inside the fit
-                )
+        empty = adjacency(system).abs().max() == 0
+        system.release()  # the deterministic gates and weights: not kept until the next step
+        if empty:
+            warned = True
+            warnings.warn(
+                f"The penalty cut every edge by iteration {iteration} of {n_iter}: the fit will end with an "
+                "empty graph. Pass a smaller lam, or lam='auto'.",
+                UserWarning,
+                stacklevel=2,  # shown once, from inside the fit
+            )
 
     return monitor
 
