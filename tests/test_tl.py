@@ -110,13 +110,19 @@ def _bad(mutate):
             lambda a: _set_time(a, first=np.nan),
             {},
             ValueError,
-            "NaN",
+            r"'dpt_pseudotime'\] is NaN for 1 of 40 cells",
         ),
         (
             lambda a: _set_time(a, first=np.inf),
             {},
             ValueError,
-            "infinite",
+            r"is infinite for 1 of 40 cells .* adata\[np.isfinite\(adata.obs\['dpt_pseudotime'\]\)\]",
+        ),
+        (
+            lambda a: a.obs.__setitem__("dpt_pseudotime", ["early", *a.obs["dpt_pseudotime"].iloc[1:]]),
+            {},
+            ValueError,
+            "non-numeric values, such as 'early'",
         ),
         (lambda a: a.X.__setitem__((0, 0), np.nan), {}, ValueError, "NaN or infinite"),
         (
@@ -148,6 +154,7 @@ def _bad(mutate):
         "time-key",
         "nan-time",
         "inf-time",
+        "text-time",
         "nan-expr",
         "few-times",
         "gene",
@@ -191,10 +198,12 @@ def test_prepare_trajectories_scaling_trimming_binning():
     np.testing.assert_allclose(scn.pp.prepare_trajectories(sp).values[0], ts_values_full(adata))
 
 
-def test_cells_without_a_lineage_are_left_out():
+def test_cells_without_a_lineage_are_left_out(caplog):
     adata = cells(n_cells=60)
     adata.obs.loc[adata.obs_names[:6], "lineage"] = np.nan
-    ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
+    with caplog.at_level("INFO", logger="scnode"):
+        ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
+    assert "6 of 60 cells have no lineage in obs['lineage'] and are not fitted" in caplog.text
     assert ts.lineages == ["L0", "L1"]
     assert (ts.cell_lineage[:6] == -1).all() and (ts.cell_lineage[6:] >= 0).all()
     assert sum(len(t) for t in ts.times) == 54

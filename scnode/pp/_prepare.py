@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -7,6 +8,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy import sparse
+
+logger = logging.getLogger("scnode")
 
 SCALINGS = ("minmax", "zscore", "none")
 SCALE_BY = ("lineage", "all")
@@ -251,15 +254,16 @@ def prepare_trajectories(
         raise ValueError("Need trim_start, trim_end >= 0, x0_cells >= 1 and n_bins >= 3 (or None).")
     if adata.n_obs == 0:
         raise ValueError("adata has no cells (n_obs is 0); there is no trajectory to fit.")
-    t_all = pd.to_numeric(adata.obs[time_key], errors="coerce").to_numpy(float)
-    if not np.isfinite(t_all).all():
-        raise ValueError(f"adata.obs[{time_key!r}] has NaN, infinite or non-numeric values.")
+    t_all = _cell_times(adata.obs[time_key], time_key)
     chosen = _select_genes(adata, genes)
     x_all = _matrix(adata, layer, chosen)
     if lineage_key is None:
         labels = pd.Categorical(np.zeros(adata.n_obs, int)).rename_categories(["all"])
     else:
         labels = pd.Categorical(adata.obs[lineage_key])
+        if (unlabelled := int(labels.isna().sum())) > 0:
+            msg = "scnode: %d of %d cells have no lineage in obs[%r] and are not fitted."
+            logger.info(msg, unlabelled, len(labels), lineage_key)
     lineage_of, held_of = {str(c): str(c) for c in labels.categories}, {}
     if perturbation_key is not None:
         labels, lineage_of, held_of = _perturbed_trajectories(
@@ -352,6 +356,23 @@ def prepare_trajectories(
         np.stack(v0s),
         None if perturbation_key is None else np.stack([held_of.get(n, np.zeros(len(chosen), bool)) for n in names]),
     )
+
+
+def _cell_times(column: pd.Series, key: str) -> np.ndarray:
+    """Return ``obs[key]`` as floats, or raise naming how many cells lack a finite time and how to drop them."""
+    t = pd.to_numeric(column, errors="coerce").to_numpy(float)
+    text = column[np.isnan(t) & column.notna().to_numpy()]
+    if len(text):
+        raise ValueError(f"adata.obs[{key!r}] has non-numeric values, such as {str(text.iloc[0])!r}.")
+    bad = ~np.isfinite(t)
+    if bad.any():
+        kinds = " and ".join(k for k, n in (("NaN", np.isnan(t).sum()), ("infinite", np.isinf(t).sum())) if n)
+        raise ValueError(
+            f"adata.obs[{key!r}] is {kinds} for {int(bad.sum())} of {len(t)} cells (diffusion pseudotime is "
+            f"infinite for cells it cannot reach from its root). Fit the cells that have a time: "
+            f"adata = adata[np.isfinite(adata.obs[{key!r}])].copy()."
+        )
+    return t
 
 
 def _lineage_cells(labels: pd.Categorical, t: np.ndarray, trim_start: int, trim_end: int):
