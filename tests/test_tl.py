@@ -110,13 +110,13 @@ def _bad(mutate):
             lambda a: _set_time(a, first=np.nan),
             {},
             ValueError,
-            r"'dpt_pseudotime'\] is NaN for 1 of 40 cells",
+            r"'dpt_pseudotime'\] is not finite for 1 of 40 cells \(1 NaN;",
         ),
         (
             lambda a: _set_time(a, first=np.inf),
             {},
             ValueError,
-            r"is infinite for 1 of 40 cells .* adata\[np.isfinite\(adata.obs\['dpt_pseudotime'\]\)\]",
+            r"is not finite for 1 of 40 cells \(1 infinite;.* adata\[np.isfinite\(adata.obs\['dpt_pseudotime'\]\)\]",
         ),
         (
             lambda a: a.obs.__setitem__("dpt_pseudotime", ["early", *a.obs["dpt_pseudotime"].iloc[1:]]),

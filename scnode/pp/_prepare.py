@@ -366,10 +366,10 @@ def _cell_times(column: pd.Series, key: str) -> np.ndarray:
         raise ValueError(f"adata.obs[{key!r}] has non-numeric values, such as {str(text.iloc[0])!r}.")
     bad = ~np.isfinite(t)
     if bad.any():
-        kinds = " and ".join(k for k, n in (("NaN", np.isnan(t).sum()), ("infinite", np.isinf(t).sum())) if n)
+        kinds = ", ".join(f"{n} {k}" for k, n in (("NaN", np.isnan(t).sum()), ("infinite", np.isinf(t).sum())) if n)
         raise ValueError(
-            f"adata.obs[{key!r}] is {kinds} for {int(bad.sum())} of {len(t)} cells (diffusion pseudotime is "
-            f"infinite for cells it cannot reach from its root). Fit the cells that have a time: "
+            f"adata.obs[{key!r}] is not finite for {int(bad.sum())} of {len(t)} cells ({kinds}; diffusion "
+            f"pseudotime is infinite for cells it cannot reach from its root). Fit the cells that have a time: "
             f"adata = adata[np.isfinite(adata.obs[{key!r}])].copy()."
         )
     return t
