@@ -1,5 +1,6 @@
 """The single-cell default call and its automatic penalty: graphs, regulators, priors, signs, warnings, the search."""
 
+import logging
 import warnings
 
 import anndata as ad
@@ -93,10 +94,15 @@ def test_path_score_ranks_every_pair_by_all_fits_of_the_search(default_fit):
     assert path[true].min() > np.median(path[~true & off])  # every true edge above the median non-edge
 
 
-def test_path_score_is_the_mean_of_the_fits_graphs_each_over_its_largest():
+def test_path_score_is_the_mean_of_the_fits_graphs_each_over_its_largest(caplog):
     adata = cells()
     kw = {"lineage_key": "lineage", **FAST, "n_iter": 60, "refit_iter": 10}
-    _, models = scn.tl.lambda_path(adata, [0.001, 0.1, 1e5], max_extend=0, return_models=True, **kw)
+    with caplog.at_level(logging.INFO, logger="scnode"):
+        table, models = scn.tl.lambda_path(adata, [0.001, 0.1, 1e5], max_extend=0, return_models=True, **kw)
+    # each fit of the search is logged as it ends (progress of a long search), with its graph
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lambda search: lam")]
+    assert len(logged) == len(table) == 3
+    assert "lam 100000 (grid)" in logged[-1] and " 0 edges (0 % of the candidates, graph empty)" in logged[-1]
     adj = [m.adjacency().T for m in models]  # regulators x targets
     expected = sum(a / a.max() for a in adj if a.max() > 0) / len(adj)
     assert any(a.max() == 0 for a in adj)  # an empty fit counts, with nothing

@@ -25,6 +25,7 @@ one than an empty fit's none (on paul15 the search's densest full fit was its mo
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 import warnings
@@ -44,6 +45,8 @@ from ._utils import candidate_mask, degenerate_graph, initial_velocities, sparsi
 
 if TYPE_CHECKING:
     from distributed import Client
+
+logger = logging.getLogger("scnode")
 
 FULL_SHARE = 0.95
 """A graph keeping at least this share of its candidate edges counts as full (the dense end of a search)."""
@@ -253,6 +256,16 @@ class LambdaSearch:
             row["stage"] = stage
             self.search.rows.append(row)
             self.search.models.append(model)
+            logger.info(
+                "lambda search: lam %g (%s) val_mse %.4g, %d edges (%.0f %% of the candidates, graph %s), %.0f s",
+                row["lam"],
+                stage,
+                row["val_mse"],
+                row["n_edges"],
+                100 * row["edge_share"],
+                row["graph"],
+                row["seconds"],
+            )
 
     # ---------------------------------------------------------------- the rule
     def select(self) -> int:
