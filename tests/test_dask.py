@@ -7,6 +7,7 @@ split work across threads, so the worker processes compute the same floats as th
 tables and adjacencies are therefore compared for exact equality.
 """
 
+import logging
 import sys
 
 import numpy as np
@@ -77,13 +78,17 @@ def test_sweep_with_client_matches_serial(cluster):
     assert (dist["seconds"] > 0).all()
 
 
-def test_lambda_path_with_client_matches_serial(cluster):
+def test_lambda_path_with_client_matches_serial(cluster, caplog):
     lc, _ = cluster
     adata = cells()
     out_s, table_s, models_s = scn.tl.lambda_path(adata, [40.0, 80.0, 100.0], copy=True, return_models=True, **PATH)
-    out_d, table_d, models_d = scn.tl.lambda_path(
-        adata, [40.0, 80.0, 100.0], client=lc.scheduler_address, copy=True, return_models=True, **PATH
-    )  # an address: lambda_path opens (and closes) its own client
+    with caplog.at_level(logging.INFO, logger="scnode"):
+        out_d, table_d, models_d = scn.tl.lambda_path(
+            adata, [40.0, 80.0, 100.0], client=lc.scheduler_address, copy=True, return_models=True, **PATH
+        )  # an address: lambda_path opens (and closes) its own client
+    # each fit on the cluster is reported here as it ends
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lambda search: lam")]
+    assert sorted(float(m.split()[3]) for m in logged) == pytest.approx(sorted(table_d["lam"]), rel=1e-5)
     assert table_s["n_edges"].nunique() > 1
     timed = ["seconds"]  # wall times differ; everything else is computed
     pd.testing.assert_frame_equal(table_s.drop(columns=timed), table_d.drop(columns=timed), check_exact=True)

@@ -43,7 +43,13 @@ def _call(fn: Callable, item: Any, shared: tuple) -> Any:
 
 
 def map_tasks(
-    fn: Callable, items: Sequence[Any], shared: tuple, client: Client | None = None, *, label: str = "tasks"
+    fn: Callable,
+    items: Sequence[Any],
+    shared: tuple,
+    client: Client | None = None,
+    *,
+    label: str = "tasks",
+    on_result: Callable[[Any], None] | None = None,
 ) -> list[Any]:
     """Return ``[fn(item, *shared) for item in items]``, computed here or as one Dask task per item.
 
@@ -52,13 +58,16 @@ def map_tasks(
     workers (they need scnode installed). Results come back in the order of ``items``. On the first
     failing task the others are cancelled and its error is raised here. A fit interrupted here
     (Ctrl-C) stops them all; its message counts the ``label`` (e.g. ``"fits"``) that were complete,
-    and gives no advice on checkpoints (the tasks would share one file).
+    and gives no advice on checkpoints (the tasks would share one file). ``on_result`` is called
+    with each result as its task ends (in the order they end), e.g. to report progress.
     """
     if client is None:
         results = []
         for item in items:
             try:
                 results.append(fn(item, *shared))
+                if on_result is not None:
+                    on_result(results[-1])
             except FitInterrupted as err:
                 err.add_context(
                     f"{len(results)} of {len(items)} {label} were complete (none is returned).", resumable=False
@@ -69,6 +78,11 @@ def map_tasks(
     [data] = client.scatter([shared], hash=False)
     futures = [client.submit(_call, fn, item, data, pure=False) for item in items]
     try:
+        if on_result is not None:
+            from distributed import as_completed
+
+            for future in as_completed(futures):
+                on_result(future.result())
         return client.gather(futures)
     except BaseException:
         client.cancel(futures)

@@ -142,6 +142,14 @@ def _fit_task(
     return model, row
 
 
+def _log(row: dict[str, Any], stage: str) -> None:
+    """Report one fit of a search as it ends (a long search's progress), on the ``scnode`` logger."""
+    logger.info(
+        "lambda search: lam %g (%s) val_mse %.4g, %d edges (%.0f %% of the candidates, graph %s), %.0f s",
+        row["lam"], stage, row["val_mse"], row["n_edges"], 100 * row["edge_share"], row["graph"], row["seconds"],
+    )  # fmt: skip
+
+
 def training_part(ts: TrajectorySet, held: list[np.ndarray] | None) -> TrajectorySet:
     """Return the trajectories without their held-out time points (all of them when nothing is held out)."""
     if held is None:
@@ -252,20 +260,18 @@ class LambdaSearch:
         if not todo:
             return
         shared = (self.build, self.ts, self.held, self.window, self.fit_kwargs, self.scorer)
-        for model, row in map_tasks(_fit_task, todo, shared, self.client, label="fits of the lambda search"):
+        done_fits = map_tasks(
+            _fit_task,
+            todo,
+            shared,
+            self.client,
+            label="fits of the lambda search",
+            on_result=lambda r: _log(r[1], stage),
+        )
+        for model, row in done_fits:
             row["stage"] = stage
             self.search.rows.append(row)
             self.search.models.append(model)
-            logger.info(
-                "lambda search: lam %g (%s) val_mse %.4g, %d edges (%.0f %% of the candidates, graph %s), %.0f s",
-                row["lam"],
-                stage,
-                row["val_mse"],
-                row["n_edges"],
-                100 * row["edge_share"],
-                row["graph"],
-                row["seconds"],
-            )
 
     # ---------------------------------------------------------------- the rule
     def select(self) -> int:
