@@ -78,12 +78,15 @@ def map_tasks(
     [data] = client.scatter([shared], hash=False)
     futures = [client.submit(_call, fn, item, data, pure=False) for item in items]
     try:
-        if on_result is not None:
-            from distributed import as_completed
+        if on_result is None:
+            return client.gather(futures)
+        from distributed import as_completed
 
-            for future in as_completed(futures):
-                on_result(future.result())
-        return client.gather(futures)
+        results = {}  # each result fetched once, as its task ends; returned in the order of items
+        for future, result in as_completed(futures, with_results=True):
+            on_result(result)
+            results[future.key] = result
+        return [results[f.key] for f in futures]
     except BaseException:
         client.cancel(futures)
         raise
