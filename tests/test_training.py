@@ -199,3 +199,25 @@ def test_fused_adam_learns_what_plain_adam_learns(data, monkeypatch, method):
     np.testing.assert_allclose(fits[0].history.loss, fits[1].history.loss, rtol=1e-5)
     for a, b in zip(fits[0].system.parameters(), fits[1].system.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_penalty_delay_and_gate_eps(data):
+    """Delayed iterations fit the data alone; the gates get their own Adam eps."""
+    times, values = data
+    with pytest.raises(ValueError, match="penalty_delay must be >= 0"):
+        train_module.TrainConfig(penalty_delay=-1)
+    with pytest.raises(ValueError, match="gate_eps must be positive"):
+        train_module.TrainConfig(gate_eps=0.0)
+
+    def gates(delay: int) -> torch.Tensor:
+        model = scn.SparseODE(3, method="pathreg", order=2, lam=5.0, random_state=0, **SMALL)
+        model.fit(times, values, n_iter=30, refit_iter=0, penalty_delay=delay, gate_eps=1e-16, progress_bar=False)
+        groups = train_module._make_optimizer(model.system, train_module.TrainConfig(gate_eps=1e-16), refit=False)[0]
+        assert [g["eps"] for g in groups.param_groups] == [1e-8, 1e-16]
+        return torch.cat([layer.log_alpha.detach().flatten() for layer in model.system.sparse_layers()])
+
+    start = importlib.import_module("scnode.core.gates").log_alpha_for_keep_prob(0.999)
+    penalised, delayed = gates(0), gates(30)
+    assert penalised.mean() < start - 1.0  # the penalty pulled every gate towards closing
+    assert abs(float(delayed.mean()) - start) < 0.5  # without it only the data moved them, both ways
+    assert delayed.min() < start < delayed.max()

@@ -128,6 +128,8 @@ class TrainConfig:
         Initial Adam learning rate.
     lr_factor, lr_patience, min_lr
         ReduceLROnPlateau on the training objective.
+    gate_eps
+        Adam's ``eps`` for the gate parameters (the other parameters keep torch's 1e-8).
     gate_lr_factor
         Learning rate of the gate parameters ``log_alpha`` relative to ``lr``. Gates start open
         (``log_alpha`` well above the closing point) and must travel several units to close;
@@ -141,6 +143,9 @@ class TrainConfig:
         Iterations over which the fitted time span grows linearly from 10 % of each trajectory
         to all of it (full-batch training). Long horizons from a random field blow up; a short
         one first avoids it.
+    penalty_delay
+        Iterations at the start of the penalised phase that fit the data without the penalty (the
+        best state is still judged by the objective with it).
     x0_noise
         Standard deviation of Gaussian noise added to the initial positions at every iteration
         (full-batch training). The field then learns to bring nearby starts back onto the observed
@@ -176,12 +181,14 @@ class TrainConfig:
     lr_patience: int = 100
     min_lr: float = 1e-4
     gate_lr_factor: float = 10.0
+    gate_eps: float = 1e-8
     batch_time: int | None = None
     batch_size: int = 16
     x0_noise: float = 0.0
     refit_iter: int = 0
     refit_lr_factor: float = 1.0
     horizon_warmup: int = 0
+    penalty_delay: int = 0
     checkpoint: str | None = None
     checkpoint_every: int = 100
     resume: str | None = None
@@ -190,6 +197,10 @@ class TrainConfig:
     monitor_every: int = 50
 
     def __post_init__(self) -> None:
+        if self.penalty_delay < 0:
+            raise ValueError(f"penalty_delay must be >= 0, got {self.penalty_delay}.")
+        if not self.gate_eps > 0:
+            raise ValueError(f"gate_eps must be positive, got {self.gate_eps}.")
         if self.n_iter < 0 or self.refit_iter < 0:
             raise ValueError(f"n_iter and refit_iter must be >= 0, got {self.n_iter}, {self.refit_iter}.")
         if not self.lr > 0:
@@ -301,7 +312,10 @@ def _make_optimizer(system: ODESystem, cfg: TrainConfig, *, refit: bool):
     gate_params = [p for n, p in system.named_parameters() if n.endswith("log_alpha") and p.requires_grad]
     others = [p for n, p in system.named_parameters() if not n.endswith("log_alpha") and p.requires_grad]
     lrs = _base_lrs(cfg, refit_lr=refit)
-    groups = [{"params": ps, "lr": lr} for ps, lr in zip([others, gate_params], lrs, strict=True) if ps]
+    eps = [1e-8, cfg.gate_eps]
+    groups = [
+        {"params": ps, "lr": lr, "eps": e} for ps, lr, e in zip([others, gate_params], lrs, eps, strict=True) if ps
+    ]
     opt = _adam(groups)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
@@ -532,7 +546,8 @@ def train(
                 raise NonFiniteLossError(
                     _nonfinite_message(f"The solver failed ({err})", it, opt.param_groups[0]["lr"], best_it), history
                 ) from err
-            loss = mse + pen if method.uses_gradient_penalty else mse
+            on = refit or it >= cfg.penalty_delay
+            loss = mse + pen if method.uses_gradient_penalty and on else mse
             value = float((mse + pen).detach())
             if not math.isfinite(value):
                 system.load_state_dict(best_state)
@@ -548,7 +563,7 @@ def train(
             opt.zero_grad(set_to_none=True)  # free the gradients now, not at the next step: the monitor and
             # checkpoints in between need memory of their own (a graph's deterministic gates and weights)
             lr = opt.param_groups[0]["lr"]
-            if method.prox is not None and not refit:
+            if method.prox is not None and not refit and on:
                 method.prox(system, step=lr, **penalty_kwargs)
             sched.step(value)
             history.loss.append(value)
