@@ -116,6 +116,10 @@ class FitInterrupted(KeyboardInterrupt):
         self.args = (self._message(),)
 
 
+ADAM_EPS = 1e-8
+"""Adam's ``eps`` (torch's default): the weights' always, the gates' unless ``gate_eps`` says otherwise."""
+
+
 @dataclass
 class TrainConfig:
     """Settings of one fit.
@@ -129,7 +133,7 @@ class TrainConfig:
     lr_factor, lr_patience, min_lr
         ReduceLROnPlateau on the training objective.
     gate_eps
-        Adam's ``eps`` for the gate parameters (the other parameters keep torch's 1e-8).
+        Adam's ``eps`` for the gate parameters (the other parameters keep ``ADAM_EPS``, torch's 1e-8).
     gate_lr_factor
         Learning rate of the gate parameters ``log_alpha`` relative to ``lr``. Gates start open
         (``log_alpha`` well above the closing point) and must travel several units to close;
@@ -181,7 +185,7 @@ class TrainConfig:
     lr_patience: int = 100
     min_lr: float = 1e-4
     gate_lr_factor: float = 10.0
-    gate_eps: float = 1e-8
+    gate_eps: float = ADAM_EPS
     batch_time: int | None = None
     batch_size: int = 16
     x0_noise: float = 0.0
@@ -312,7 +316,7 @@ def _make_optimizer(system: ODESystem, cfg: TrainConfig, *, refit: bool):
     gate_params = [p for n, p in system.named_parameters() if n.endswith("log_alpha") and p.requires_grad]
     others = [p for n, p in system.named_parameters() if not n.endswith("log_alpha") and p.requires_grad]
     lrs = _base_lrs(cfg, refit_lr=refit)
-    eps = [1e-8, cfg.gate_eps]
+    eps = [ADAM_EPS, cfg.gate_eps]
     groups = [
         {"params": ps, "lr": lr, "eps": e} for ps, lr, e in zip([others, gate_params], lrs, eps, strict=True) if ps
     ]
