@@ -91,15 +91,16 @@ from scnode.model import DEFAULT_LAM, DEFAULT_PATHREG_LAM1
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import command, total
-from hematopoiesis import AUTHORS, baselines, x0_noise  # the pooled-curve predictor and the x0 noise of that benchmark
+from hematopoiesis import AUTHORS, TUNED_OPTIMISER, baselines, x0_noise  # pooled curve, x0 noise, optimiser
 from hematopoiesis import load as load_donors
 
 REFERENCE_S_PER_ITER = 1.38
 PREP = {"time_key": "dpt_pseudotime", "lineage_key": "lineage", "trim_start": 10, "trim_end": 20, "x0_cells": 5}
-WHOLE_TRAJECTORIES = {"field": "shared", "window": None, "x0_noise": 0.0}
+WHOLE_TRAJECTORIES = {"field": "shared", "window": None, "x0_noise": 0.0, "fit_kwargs": TUNED_OPTIMISER}
 """Every fit here: the shared field's settings under ``hidden`` and ``model_kwargs`` (the per-gene rows add
 ``per_output=True`` only, not the per-gene field's decay and input gates), whole trajectories from x0, no
-x0 noise unless a row adds its own (``fit_sparse_ode`` before its single-cell defaults)."""
+x0 noise unless a row adds its own, the hematopoiesis protocol rows' optimiser (``fit_sparse_ode``
+before its single-cell defaults)."""
 DEFAULT_PREP = {"time_key": "dpt_pseudotime", "lineage_key": "lineage"}
 """The gene sweep's fits: ``fit_sparse_ode``'s own defaults (no trimming; its bins, windows and x0)."""
 PER_GENE = {"hidden": (8,), "model_kwargs": {"per_output": True}}
@@ -173,7 +174,7 @@ def measure(spec: dict) -> dict:
         device=spec["device"],
         progress_bar=False,
         return_model=True,
-        fit_kwargs={"refit_iter": 0} if whole else {"refit_iter": 0, "horizon_warmup": 0},
+        fit_kwargs={**settings.pop("fit_kwargs", {}), "refit_iter": 0, **({} if whole else {"horizon_warmup": 0})},
         **prep,
         **settings,
     )
@@ -403,7 +404,7 @@ def section_fit(args: argparse.Namespace) -> None:
     base = baselines(train, tests)
     n_iter = 4 if args.quick else FIT["n_iter"]
     noise = x0_noise(scn.pp.prepare_trajectories(train, **prep, n_bins=FIT["n_bins"]))
-    per_gene = {**FIT, "n_iter": n_iter, "fit_kwargs": {"x0_noise": noise}}
+    per_gene = {**FIT, "n_iter": n_iter, "fit_kwargs": {**TUNED_OPTIMISER, "x0_noise": noise}}
     settings = {
         FORMER_DEFAULTS_NAME: {**FORMER_DEFAULTS, "n_iter": n_iter},
         f"PathReg per gene (8), lam 0.03, 100 bins, x0_noise {noise:.3f}": per_gene,
@@ -473,7 +474,7 @@ def section_reach(args: argparse.Namespace) -> None:
         FORMER_DEFAULTS_NAME: FORMER_DEFAULTS,
         f"PathReg per gene (8) with decay, lam 0.03, 100 bins, x0_noise {noise:.3f}": {
             **FIT_DECAY,
-            "fit_kwargs": {"x0_noise": noise},
+            "fit_kwargs": {**TUNED_OPTIMISER, "x0_noise": noise},
         },
     }
     authors = " / ".join(f"{AUTHORS[d]}" for d in tests)
@@ -560,7 +561,7 @@ def section_solvers(args: argparse.Namespace) -> None:
             **FIT_DECAY,
             "n_iter": n,
             "model_kwargs": {**FIT_DECAY["model_kwargs"], **options},
-            "fit_kwargs": {"x0_noise": noise},
+            "fit_kwargs": {**TUNED_OPTIMISER, "x0_noise": noise},
         }
         start = time.perf_counter()
         model = scn.tl.fit_sparse_ode(train, device="cpu", progress_bar=False, return_model=True, **PREP, **setting)

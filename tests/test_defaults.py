@@ -11,7 +11,13 @@ import torch
 from helpers import FAST, FIT, cells
 
 import scnode as scn
+from scnode.core.train import ADAM_EPS
+from scnode.tl._fit import SINGLE_CELL_GATE_EPS
 from scnode.tl._utils import degenerate_graph, sparsity_summary
+
+SHORT_SEARCH = {"lineage_key": "lineage", **FAST, "n_iter": 80, "refit_iter": 10}
+"""Short searches: the first quarter of the 80 iterations without the penalty (the order-1 default),
+then 60 penalised ones, enough to close every gate at the largest lambda."""
 
 
 def simulated(weights: np.ndarray, *, n_traj: int = 8, n_cells: int = 60, seed: int = 0) -> ad.AnnData:
@@ -81,6 +87,17 @@ def test_default_graph_is_neither_empty_nor_full_and_finds_the_cascade(default_f
     assert (bracket["edge_share"] >= 0.95).sum() == 1 and (bracket["edge_share"] == 0).sum() == 1
 
 
+def test_first_order_default_lets_the_data_grade_the_gates(default_fit):
+    adata, _ = default_fit
+    fit = adata.uns["scnode"]["params"]["fit"]
+    # the gates' Adam eps below their gradients, a quarter of the 400 iterations before the penalty
+    assert fit["gate_eps"] == SINGLE_CELL_GATE_EPS < ADAM_EPS and fit["penalty_delay"] == 100
+    times = np.repeat(np.arange(30.0), 2)
+    second = ad.AnnData(np.c_[np.sin(times / 5), np.cos(times / 5)], obs=pd.DataFrame({"t": times}))
+    scn.tl.fit_sparse_ode(second, time_key="t", order=2, lam=0.01, n_iter=4, progress_bar=False, device="cpu")
+    assert {"gate_eps", "penalty_delay"}.isdisjoint(second.uns["scnode"]["params"]["fit"])  # order 2: the paper's
+
+
 def test_path_score_ranks_every_pair_by_all_fits_of_the_search(default_fit):
     adata, w = default_fit
     graph, path = np.asarray(adata.varp["scnode"]), np.asarray(adata.varp["scnode_path"])
@@ -96,7 +113,7 @@ def test_path_score_ranks_every_pair_by_all_fits_of_the_search(default_fit):
 
 def test_path_score_is_the_mean_of_the_fits_graphs_each_over_its_largest(caplog):
     adata = cells()
-    kw = {"lineage_key": "lineage", **FAST, "n_iter": 60, "refit_iter": 10}
+    kw = SHORT_SEARCH
     with caplog.at_level(logging.INFO, logger="scnode"):
         table, models = scn.tl.lambda_path(adata, [0.001, 0.1, 1e5], max_extend=0, return_models=True, **kw)
     # each fit of the search is logged as it ends (progress of a long search), with its graph
@@ -200,7 +217,7 @@ def test_degenerate_fits_warn():
 
 def test_grid_is_extended_past_either_end():
     adata = cells()
-    kw = {"lineage_key": "lineage", **FAST, "n_iter": 60, "refit_iter": 10}
+    kw = SHORT_SEARCH
     low = scn.tl.lambda_path(adata, [1e-5, 1e-4], max_extend=3, **kw)  # the graph is still full at its top
     assert (low["stage"] == "extended").any() and low["lam"].max() > 1e-4
     high = scn.tl.lambda_path(adata.copy(), [1e5, 1e6], max_extend=3, **kw)  # every edge cut: the edges lie below
@@ -209,7 +226,7 @@ def test_grid_is_extended_past_either_end():
 
 def test_selection_does_not_depend_on_where_the_grid_starts():
     adata = cells()
-    kw = {"lineage_key": "lineage", **FAST, "n_iter": 60, "refit_iter": 10}
+    kw = SHORT_SEARCH
     a = scn.tl.lambda_path(adata, [0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0, 31.6], max_extend=3, **kw)
     b = scn.tl.lambda_path(adata.copy(), [1.0, 3.16, 10.0, 31.6], max_extend=3, **kw)
     chosen = [float(t.loc[t["selected"], "lam"].iloc[0]) for t in (a, b)]
@@ -223,8 +240,10 @@ def test_an_empty_selection_warns():
     with pytest.warns(UserWarning) as record:
         scn.tl.lambda_path(adata, [1e5, 1e6], lineage_key="lineage", max_extend=0, **{**FAST, "n_iter": 120})
     messages = [str(w.message) for w in record]
-    assert any("selected fit (lam=100000) is degenerate: it is empty" in m for m in messages)
-    assert any("is the smallest of the searched range [100000, 1e+06]" in m for m in messages)  # edges lie below
+    assert any("selected fit (lam=" in m and "is degenerate: it is empty" in m for m in messages)
+    # both fits equally empty: whichever the rule keeps, the warning points below the range
+    assert any("Every fit of the searched range [100000, 1e+06] is empty" in m for m in messages)
+    assert any("the edges lie below lam 100000" in m for m in messages)
 
 
 def test_consensus_leaves_out_empty_fits_and_says_so():

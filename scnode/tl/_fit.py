@@ -109,6 +109,17 @@ HORIZON_WARMUP_SHARE = 0.3
 span grows from 10 % of each trajectory to all of it (``horizon_warmup``)."""
 
 
+SINGLE_CELL_GATE_EPS = 1e-16
+"""First-order fits: Adam's ``eps`` of the gate group. The gates' gradients (1e-10 to 2e-9 on paul15
+with 1000 genes) sit below torch's 1e-8, which turns Adam into plain gradient descent on them: the
+penalty's identical push then moves every gate in lockstep, and the graph is full below a threshold
+of λ and empty above it (docs/results.md, "Why the gates collapse")."""
+
+PENALTY_DELAY_SHARE = 0.25
+"""First-order fits: share of the penalised iterations fitted without the penalty first, so that the
+gates' data gradients differ before the penalty pushes them (``penalty_delay``)."""
+
+
 def _field_kwargs(field: str, method: str, order: int, hidden: Sequence[int] | None) -> dict[str, Any]:
     """Model arguments of a named field (``model_kwargs`` override them)."""
     if field not in FIELDS:
@@ -224,6 +235,8 @@ def setup(
     fit_kw: dict[str, Any] = {"n_iter": n_iter, "lr": lr, "progress_bar": progress_bar}
     if win is None and order == 2:  # whole trajectories from a random field blow up: lengthen them gradually
         fit_kw["horizon_warmup"] = round(HORIZON_WARMUP_SHARE * n_iter)
+    if order == 1:  # gates graded by the data, not moved in lockstep by the penalty
+        fit_kw.update(gate_eps=SINGLE_CELL_GATE_EPS, penalty_delay=round(PENALTY_DELAY_SHARE * n_iter))
     if refit_iter is not None:
         fit_kw["refit_iter"] = refit_iter
     if win is not None:
@@ -597,7 +610,10 @@ def fit_sparse_ode(
         Hidden widths (``None``: ``(8,)`` per gene, ``(32, 32)`` shared).
     n_iter, refit_iter, lr
         Iterations of the penalised phase, of the refit with the zero pattern frozen (default
-        ``n_iter // 2``), and the learning rate.
+        ``n_iter // 2``), and the learning rate. Order 1 fits the first quarter of the penalised
+        phase without the penalty and gives the gates' Adam an ``eps`` of 1e-16, so that the data,
+        not the penalty alone, grades them (``penalty_delay``, ``gate_eps``; ``fit_kwargs`` override
+        both).
     window
         Train on windows of this many time points, each started from the observed state, or on whole
         trajectories from their initial states (``None``, the paper's; initial states perturbed by

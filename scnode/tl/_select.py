@@ -325,10 +325,19 @@ class LambdaSearch:
         row["seconds"] += time.perf_counter() - start
 
     def warn_if_at_end(self) -> None:
-        """Warn when the selected fit is an end of the searched range that is not a degenerate graph."""
+        """Warn when the selected fit is a non-degenerate end of the searched range, or every fit is empty."""
         chosen = self.search.rows[self.search.selected]
         dense_end, sparse_end = self._ends()
         if len(self.search.rows) < 2:
+            return
+        if all(r["edge_share"] == 0 for r in self.search.rows):  # equally empty fits: the rule cannot choose
+            warnings.warn(
+                f"Every fit of the searched range [{dense_end['lam']:g}, {sparse_end['lam']:g}] is empty and the "
+                f"range could not be extended further (max_extend): the edges lie below lam {dense_end['lam']:g}. "
+                "Pass a lower grid, or lams=None to search.",
+                UserWarning,
+                stacklevel=4,
+            )
             return
         at_sparse = chosen is sparse_end and chosen["edge_share"] > 0
         at_dense = chosen is dense_end and chosen["edge_share"] < FULL_SHARE
