@@ -1,12 +1,20 @@
 """BEELINE's Boolean models: reading the rules and simulating cells with and without knockouts."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import scnode as scn
 from scnode.datasets._boolode import _parse_rule, _rule_probability
 
+DATA = Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent"))
+needs_models = pytest.mark.skipif(not (DATA / "boolode").is_dir(), reason="SCNODE_DATA_DIR has no boolode/")
+"""The tests that read BEELINE's model files (as the other data sets' tests, they skip without them)."""
 
+
+@needs_models
 def test_linear_model_rules_truth_and_strengths():
     model = scn.datasets.boolean_model("linear")
     assert model.genes == [f"g{i}" for i in range(1, 8)]
@@ -18,12 +26,14 @@ def test_linear_model_rules_truth_and_strengths():
     assert int((net != 0).to_numpy().sum()) == 8  # seven couplings between genes and g7's self-activation
 
 
+@needs_models
 def test_bifurcating_model_signs_from_the_truth_table():
     net = scn.datasets.boolean_model("bifurcating").network()
     assert net.loc["g6", "g4"] == -1 and net.loc["g3", "g4"] == 1  # g4 = (g3 or g4) and not g6
     assert net.loc["g4", "g8"] == -1 and net.loc["g4", "g1"] == -1 and net.loc["g6", "g1"] == -1
 
 
+@needs_models
 def test_rule_probability_is_the_chance_the_rule_holds():
     model = scn.datasets.boolean_model("linear")
     k = 10.0
@@ -44,6 +54,7 @@ def test_bad_rules_are_named():
         _parse_rule("g1; import os", ["g1"], "g2")
 
 
+@needs_models
 def test_simulation_cascade_knockouts_and_seed():
     adata = scn.datasets.simulate_boolean("linear", n_cells=200, n_simulations=4, knockouts=["g2"], seed=3)
     assert adata.shape == (400, 7)
