@@ -12,7 +12,7 @@ from helpers import FAST, FIT, cells
 
 import scnode as scn
 from scnode.core.train import ADAM_EPS
-from scnode.tl._fit import SINGLE_CELL_GATE_EPS
+from scnode.tl._setup import SINGLE_CELL_GATE_EPS
 from scnode.tl._utils import degenerate_graph, sparsity_summary
 
 SHORT_SEARCH = {"lineage_key": "lineage", **FAST, "n_iter": 80, "refit_iter": 10}
@@ -261,8 +261,8 @@ def test_consensus_leaves_out_empty_fits_and_says_so():
 
 
 def test_refitting_only_the_selected_fit_gives_the_same_model_as_its_whole_fit():
-    from scnode.tl._fit import setup
     from scnode.tl._select import LambdaSearch
+    from scnode.tl._setup import setup
 
     adata = cells()
     st = setup(adata, lineage_key="lineage", **{**FAST, "n_iter": 30, "refit_iter": 12})

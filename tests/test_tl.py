@@ -9,7 +9,7 @@ from helpers import FAST, FIT, cells
 from scipy import sparse
 
 import scnode as scn
-from scnode.tl._fit import write_results
+from scnode.tl._results import write_results
 
 
 def _same(a, b):

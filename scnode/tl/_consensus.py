@@ -10,7 +10,7 @@ from anndata import AnnData
 from ..core import FitInterrupted
 from ..model import SparseODE
 from ..pp._prepare import require_unique_var_names
-from ._fit import _to_varp
+from ._results import _to_varp
 from ._utils import mean_of_scaled
 
 

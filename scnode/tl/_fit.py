@@ -1,31 +1,26 @@
+"""The AnnData entry point: :func:`fit_sparse_ode` (the penalty search or one fit, re-timing rounds)."""
+
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scipy import sparse
 
-from ..core import adjacency, get_method
+from ..core import adjacency
 from ..model import SparseODE
-from ..pp import TrajectorySet, prepare_trajectories
 from ._adaptive import adaptive_factors
 from ._dask import dask_client
-from ._predict import lineage_mse
-from ._regulators import prior_penalty_factors, resolve_regulators
+from ._results import mean_jacobian, path_record, record_params, write_results
 from ._retime import retime_cells
 from ._select import LambdaSearch, Search
+from ._setup import Setup, setup
 from ._utils import (
-    candidate_mask,
-    check_n_iter,
     degenerate_graph,
     initial_velocities,
-    mean_of_scaled,
     sparsity_summary,
     used_pairs,
     writes_nothing_when_interrupted,
@@ -34,374 +29,14 @@ from ._utils import (
 if TYPE_CHECKING:
     from distributed import Client
 
-FIELDS = ("auto", "per_gene", "shared")
-"""Vector fields of :func:`fit_sparse_ode`: see its ``field`` parameter."""
-WINDOW_SHARE = 0.1
-"""``window="auto"``: windows span this share of a lineage's time points (at least 3)."""
 RETIMED_KEY = "_scnode_retimed"
 """``obs`` column of the refits' times (``refine_time``), in the light copy that carries them."""
-
-
-def _h5ad_safe(d: dict[str, Any]) -> dict[str, Any]:
-    """Drop ``None`` values and turn tuples into lists (h5ad cannot store ``None``)."""
-    out = {}
-    for k, v in d.items():
-        if v is None:
-            continue
-        if isinstance(v, dict):
-            out[k] = _h5ad_safe(v)
-        else:
-            out[k] = list(v) if isinstance(v, tuple) else v
-    return out
-
-
-def _to_varp(n_vars: int, idx: np.ndarray, block: np.ndarray) -> np.ndarray | sparse.csr_matrix:
-    """Place a (regulators x targets) block of the fitted genes into an n_vars x n_vars matrix."""
-    if len(idx) == n_vars and (idx == np.arange(n_vars)).all():
-        return block.astype(np.float32)
-    rows, cols = np.meshgrid(idx, idx, indexing="ij")
-    keep = block != 0
-    return sparse.csr_matrix((block[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(n_vars, n_vars))
-
-
-@dataclass
-class Setup:
-    """A fit's prepared trajectories, how to build its models and how to train them."""
-
-    ts: TrajectorySet
-    build: Callable[[float], SparseODE]
-    fit_kwargs: dict[str, Any]
-    window: int | None
-    settings: dict[str, Any]
-    within: float | None = None
-    factors: np.ndarray | None = None
-
-    @property
-    def adaptive(self) -> bool:
-        """Whether the automatic penalty is searched a second time (``settings["adaptive"]``)."""
-        return bool(self.settings.get("adaptive", False))
-
-    def model(self, lam: float) -> SparseODE:
-        """Return a new, unfitted model with penalty weight ``lam``."""
-        return self.build(lam)
-
-    def reweighted(self, factors: np.ndarray) -> Callable[[float], SparseODE]:
-        """Return ``build(lam)`` for models whose pairs are penalised by ``factors`` (the adaptive stage)."""
-        return partial(self.build, pair_factors=factors)
-
-
-ORDER_DEFAULTS: dict[int, dict[str, Any]] = {
-    1: {"scale_by": "lineage", "n_bins": 100, "x0_cells": 5, "within": None, "adaptive": False},
-    2: {"scale_by": "all", "n_bins": None, "x0_cells": 1, "within": 2.0, "adaptive": True},
-}
-"""Preprocessing of ``fit_sparse_ode``'s ``"auto"`` settings. Order 1 (cells along pseudotime): each
-lineage scaled on its own, cells averaged in 100 bins, the initial state from the first 5 cells.
-Order 2 (trajectories of one physical system, observed at their times): one scaling for every
-trajectory, the observations themselves, the first one as the initial state (and the initial
-velocity estimated from the first time points, :func:`scnode.pp.prepare_trajectories`); the
-automatic penalty is the largest within 2x of the best validation error (``within``,
-:class:`scnode.tl._select.LambdaSearch`), the rule of ``benchmarks/synthetic.py``, searched twice:
-the second time with each pair penalised by the inverse of its dependence's size in the first
-search's fit (mean absolute Jacobian; ``adaptive``, :mod:`scnode.tl._adaptive`)."""
-
-HORIZON_WARMUP_SHARE = 0.3
-"""Second-order whole-trajectory fits: share of the penalised iterations over which the fitted time
-span grows from 10 % of each trajectory to all of it (``horizon_warmup``)."""
-
-
-SINGLE_CELL_GATE_EPS = 1e-16
-"""First-order fits: Adam's ``eps`` of the gate group. The gates' gradients (1e-10 to 2e-9 on paul15
-with 1000 genes) sit below torch's 1e-8, which turns Adam into plain gradient descent on them: the
-penalty's identical push then moves every gate in lockstep, and the graph is full below a threshold
-of λ and empty above it (docs/results.md, "Why the gates collapse")."""
-
-PENALTY_DELAY_SHARE = 0.25
-"""First-order fits: share of the penalised iterations fitted without the penalty first, so that the
-gates' data gradients differ before the penalty pushes them (``penalty_delay``)."""
-
-
-def _field_kwargs(field: str, method: str, order: int, hidden: Sequence[int] | None) -> dict[str, Any]:
-    """Model arguments of a named field (``model_kwargs`` override them)."""
-    if field not in FIELDS:
-        raise ValueError(f"field must be one of {FIELDS}, got {field!r}.")
-    spec = get_method(method)
-    if field == "auto":
-        field = "per_gene" if spec.skip is None else "shared"
-    if field == "per_gene":
-        if spec.skip is not None:
-            raise ValueError(f"field='per_gene' is not available for {method!r} (its skip acts on a shared layer).")
-        kwargs: dict[str, Any] = {"per_output": True, "hidden": (8,) if hidden is None else tuple(hidden)}
-        if order == 1:
-            kwargs["decay"] = True
-        if spec.gated:
-            kwargs["gates"] = "inputs"
-        return kwargs
-    kwargs = {"hidden": (32, 32) if hidden is None else tuple(hidden)}
-    if order == 2 and spec.skip is None and not spec.grouped:
-        kwargs["linear"] = True  # a linear term beside the network: a pruned field still extrapolates
-    return kwargs
-
-
-def _resolve_window(window: int | str | None, ts: TrajectorySet) -> int | None:
-    if window is None:
-        return None
-    shortest = min(len(t) for t in ts.times)
-    if window == "auto":
-        return max(3, round(WINDOW_SHARE * float(np.median([len(t) for t in ts.times]))))
-    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 2:
-        raise ValueError(f"window must be 'auto', None or an integer >= 2, got {window!r}.")
-    if window > shortest:
-        raise ValueError(f"window={window} is longer than the shortest lineage ({shortest} time points).")
-    return int(window)
-
-
-def setup(
-    adata: AnnData,
-    *,
-    method: str = "pathreg",
-    time_key: str = "dpt_pseudotime",
-    lineage_key: str | None = None,
-    perturbation_key: str | None = None,
-    layer: str | None = None,
-    genes: Sequence[str] | str | None = None,
-    regulators: Sequence[str] | str | None = None,
-    prior: pd.DataFrame | None = None,
-    prior_strength: float = 0.9,
-    order: int = 1,
-    lam1: float | None = 0.0,
-    field: str = "auto",
-    hidden: Sequence[int] | None = None,
-    n_iter: int = 400,
-    refit_iter: int | None = None,
-    lr: float = 1e-2,
-    window: int | str | None = "auto",
-    x0_noise: float | str = "auto",
-    scaling: str = "minmax",
-    scale_by: str = "auto",
-    trim_start: int = 0,
-    trim_end: int = 0,
-    n_bins: int | str | None = "auto",
-    x0_cells: int | str = "auto",
-    adaptive: bool | str = "auto",
-    device: str = "auto",
-    random_state: int = 0,
-    progress_bar: bool = True,
-    model_kwargs: dict | None = None,
-    fit_kwargs: dict | None = None,
-) -> Setup:
-    """Check the arguments, prepare the trajectories, say how to build and train the models (:func:`fit_sparse_ode`)."""
-    get_method(method)
-    check_n_iter(n_iter)
-    if lam1 is not None and lam1 < 0:
-        raise ValueError(f"lam1 must be >= 0, got {lam1}.")
-    if order not in (1, 2):
-        raise ValueError(f"order must be 1 or 2, got {order!r}.")
-    auto = ORDER_DEFAULTS[order]
-    scale_by = auto["scale_by"] if scale_by == "auto" else scale_by
-    n_bins = auto["n_bins"] if isinstance(n_bins, str) and n_bins == "auto" else n_bins
-    x0_cells = auto["x0_cells"] if isinstance(x0_cells, str) and x0_cells == "auto" else x0_cells
-    if isinstance(window, str) and window == "auto" and order == 2:
-        window = None
-    ts = prepare_trajectories(
-        adata,
-        time_key=time_key,
-        lineage_key=lineage_key,
-        layer=layer,
-        genes=genes,
-        scaling=scaling,
-        scale_by=scale_by,
-        trim_start=trim_start,
-        trim_end=trim_end,
-        n_bins=n_bins,
-        x0_cells=x0_cells,
-        perturbation_key=perturbation_key,
-    )
-    kwargs = {**_field_kwargs(field, method, order, hidden), **(model_kwargs or {})}
-    settings: dict[str, Any] = {"field": field}
-    regs = resolve_regulators(adata, regulators, ts.genes)
-    if regs is not None:
-        kwargs["inputs"] = regs["index"]
-        settings["regulators"] = regs["record"]
-    factors = None
-    if prior is not None:
-        if not (kwargs.get("per_output") or get_method(method).grouped):
-            raise ValueError("prior= needs one network per gene: field='per_gene' (the default for order 1).")
-        factors, settings["prior"] = prior_penalty_factors(
-            prior, ts.genes, prior_strength, None if regs is None else regs["index"]
-        )
-    if fit_kwargs and "batch_time" in fit_kwargs:  # windows given as a fit setting: they are the window
-        window = fit_kwargs["batch_time"]
-    win = _resolve_window(window, ts)
-    fit_kw: dict[str, Any] = {"n_iter": n_iter, "lr": lr, "progress_bar": progress_bar}
-    if win is None and order == 2:  # whole trajectories from a random field blow up: lengthen them gradually
-        fit_kw["horizon_warmup"] = round(HORIZON_WARMUP_SHARE * n_iter)
-    if order == 1:  # gates graded by the data, not moved in lockstep by the penalty
-        fit_kw.update(gate_eps=SINGLE_CELL_GATE_EPS, penalty_delay=round(PENALTY_DELAY_SHARE * n_iter))
-    if refit_iter is not None:
-        fit_kw["refit_iter"] = refit_iter
-    if win is not None:
-        fit_kw.update(batch_time=win, batch_size=32)
-    if x0_noise == "auto":  # whole trajectories of cells: start from noisy initial states, as a new sample would
-        x0_noise = 0.0 if win is not None or order == 2 else float(np.sqrt(np.mean(ts.x0_sem**2)))
-    elif isinstance(x0_noise, str) or not x0_noise >= 0:
-        raise ValueError(f"x0_noise must be 'auto' or a number >= 0, got {x0_noise!r}.")
-    if x0_noise:
-        fit_kw["x0_noise"] = float(x0_noise)
-    fit_kw.update(fit_kwargs or {})
-    settings.update(window=win, model=dict(kwargs), fit={k: v for k, v in fit_kw.items() if k != "progress_bar"})
-    kwargs.pop("var_names", None)
-
-    per_pair = bool(kwargs.get("per_output")) or get_method(method).grouped
-    if isinstance(adaptive, str):
-        if adaptive != "auto":
-            raise ValueError(f"adaptive must be 'auto', True or False, got {adaptive!r}.")
-        adaptive = auto["adaptive"] and per_pair and method != "base"
-    elif adaptive and not per_pair:
-        raise ValueError(
-            "adaptive=True penalises each (target, input) pair by its own factor and needs one network per "
-            "gene: field='per_gene' (or method='grouplasso')."
-        )
-    settings["adaptive"] = bool(adaptive)
-
-    def build(lam: float, pair_factors: np.ndarray | None = None) -> SparseODE:
-        model = SparseODE(
-            len(ts.genes),
-            method=method,
-            order=order,
-            lam=lam,
-            lam1=lam1,
-            device=device,
-            random_state=random_state,
-            var_names=ts.genes,
-            penalty_weights=factors if pair_factors is None else pair_factors,
-            **kwargs,
-        )
-        model.preprocessing = dict(ts.params)
-        return model
-
-    build(0.0)  # check the model arguments before any fit
-    return Setup(ts, build, fit_kw, win, settings, auto["within"], factors)
-
-
-def mean_jacobian(model: SparseODE, ts: TrajectorySet, *, absolute: bool = False) -> np.ndarray:
-    """Return the fitted field's Jacobian averaged over the training states (outputs x inputs).
-
-    First order: the observed (binned) states of every lineage; second order: the model's own
-    positions and velocities along each lineage (velocities are not observed). ``absolute``: the
-    mean of the entries' absolute values (:meth:`~scnode.SparseODE.jacobian`).
-    """
-    if model.config.order == 1:
-        return model.jacobian(np.concatenate(ts.values), absolute=absolute)
-    v0 = initial_velocities(model, ts)
-    states = np.concatenate(model.predict(ts.times, ts.x0, v0=v0, return_velocity=True, held=ts.held))
-    d = model.config.n_vars
-    return model.jacobian(states[:, :d], states[:, d:], absolute=absolute)
-
-
-def path_network(models: Sequence[SparseODE], ts: TrajectorySet) -> tuple[np.ndarray, np.ndarray]:
-    """Score every pair by the fits of a penalty search together, and sign it (outputs x inputs).
-
-    Each fit's graph is divided by its largest entry and the graphs are averaged over the fits (from
-    the full graph of the smallest lambda to the empty one of the largest): a pair scores high when
-    its dependence is strong relative to the others and survives stronger penalties. The sign is
-    that of the fits' Jacobians averaged over the training states, each over its largest entry.
-    """
-    score = mean_of_scaled([model.adjacency() for model in models])
-    slope = mean_of_scaled([mean_jacobian(model, ts) for model in models])
-    return score, np.sign(slope) * (score != 0)
-
-
-def record_params(setup: Setup, model: SparseODE) -> dict[str, Any]:
-    """Everything needed to rerun a fit, h5ad-safe."""
-    config = model.config
-    return {
-        **setup.ts.params,
-        "method": config.method,
-        "order": config.order,
-        "lam": config.lam,
-        "lam1": config.lam1,
-        "hidden": list(config.hidden),
-        "random_state": config.random_state,
-        "model": _h5ad_safe(
-            {k: v for k, v in vars(config).items() if k not in ("var_names", "inputs") and v is not None}
-        ),
-        "fit": _h5ad_safe({k: v for k, v in setup.fit_kwargs.items() if k not in ("progress_bar", "monitor")}),
-        **_h5ad_safe(
-            {k: v for k, v in setup.settings.items() if k in ("field", "window", "regulators", "prior", "adaptive")}
-        ),
-    }
 
 
 def _timed(adata: AnnData, layer: str | None) -> AnnData:
     """Return a light AnnData for refits on new times: the same matrix (``layer`` as ``X``), copies of obs and var."""
     x = adata.X if layer is None else adata.layers[layer]
     return AnnData(X=x, obs=adata.obs.copy(), var=adata.var.copy())
-
-
-def write_results(
-    adata: AnnData,
-    model: SparseODE,
-    ts: TrajectorySet,
-    key_added: str,
-    params: dict,
-    extra: dict | None = None,
-    window: int | None = None,
-    search_models: Sequence[SparseODE] | None = None,
-) -> None:
-    """Write a fitted model's graph, signs, fitted values and record (plus ``extra`` entries) into ``adata``.
-
-    ``window``: the fit's window length (its training MSE is recorded on windows), ``None`` for whole
-    trajectories. ``search_models``: the fits of the penalty search, whose scores of every pair
-    (:func:`path_network`) go to ``varp[key_added + "_path"]`` and ``varp[key_added + "_path_sign"]``.
-    """
-    idx = adata.var_names.get_indexer(ts.genes)
-    d = len(ts.genes)
-    adj = model.adjacency()  # outputs x inputs
-    sign = np.sign(mean_jacobian(model, ts)) * (adj != 0)
-    varp = {
-        key_added: _to_varp(adata.n_vars, idx, adj[:, :d].T),
-        f"{key_added}_sign": _to_varp(adata.n_vars, idx, sign[:, :d].T),
-    }
-    if search_models:
-        path_score, path_sign = path_network(search_models, ts)
-        varp[f"{key_added}_path"] = _to_varp(adata.n_vars, idx, path_score[:, :d].T)
-        varp[f"{key_added}_path_sign"] = _to_varp(adata.n_vars, idx, path_sign[:, :d].T)
-    if model.config.order == 2:
-        varp[f"{key_added}_velocity"] = _to_varp(adata.n_vars, idx, adj[:, d:].T)
-        varp[f"{key_added}_velocity_sign"] = _to_varp(adata.n_vars, idx, sign[:, d:].T)
-
-    fitted = np.full((adata.n_obs, adata.n_vars), np.nan, dtype=np.float32)
-    v0 = initial_velocities(model, ts)
-    for k, start in enumerate(t[0] for t in ts.times):
-        cells = np.flatnonzero(ts.cell_lineage == k)
-        # cells before the first (binned) time get x0; times in float32, the solver's: 30,000 cells of one
-        # lineage have times that differ in float64 and coincide in float32
-        cell_t = np.maximum(ts.cell_time[cells], start).astype(np.float32)
-        grid = np.unique(np.r_[np.float32(start), cell_t])
-        pred = model.predict(grid, ts.x0[k], v0=None if v0 is None else v0[k], held=ts.held_rows(k, 1))
-        fitted[np.ix_(cells, idx)] = ts.unscale(k, pred[np.searchsorted(grid, cell_t)])
-    train_mse = dict(zip(ts.lineages, lineage_mse(model, ts, window), strict=True))
-    summary = sparsity_summary(model, adj)
-    off = sign[:, :d] * candidate_mask(model)[:, :d]
-    record = {
-        "params": _h5ad_safe(params),
-        "history": {k: np.asarray(v) for k, v in model.history.as_dict().items() if k != "interrupted"},
-        "metrics": {
-            "train_mse": float(np.mean(list(train_mse.values()))),
-            "train_mse_per_lineage": train_mse,
-            **summary,
-            "activating_edges": int((off > 0).sum()),
-            "repressing_edges": int((off < 0).sum()),
-        },
-        "genes": np.asarray(ts.genes, dtype=object),
-        "lineages": np.asarray(ts.lineages, dtype=object),
-        **(extra or {}),
-    }
-    # everything is computed: only now write into the AnnData (nothing half-written on errors)
-    for k, v in varp.items():
-        adata.varp[k] = v
-    adata.layers[f"{key_added}_fitted"] = fitted
-    adata.uns[key_added] = record
 
 
 def warn_if_degenerate(model: SparseODE, what: str, *, stacklevel: int = 4) -> None:
@@ -439,14 +74,6 @@ def _empty_monitor(n_iter: int) -> Callable[[int, Any], None]:
             )
 
     return monitor
-
-
-def path_record(search: Search, lo_hi: tuple[float, float]) -> dict[str, Any]:
-    """Return the search's table (arrays per column, h5ad-safe), the rule and the searched range."""
-    table = search.table()
-    out: dict[str, Any] = {c: table[c].to_numpy() for c in table.columns}
-    out["stage"] = table["stage"].to_numpy().astype(str)
-    return {"table": out, "rule": search.reason, "searched": [float(lo_hi[0]), float(lo_hi[1])]}
 
 
 def _fit_prepared(

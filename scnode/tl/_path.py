@@ -7,9 +7,11 @@ import pandas as pd
 from anndata import AnnData
 
 from ._dask import dask_client
-from ._fit import path_record, record_params, setup, warn_if_degenerate, write_results
+from ._fit import warn_if_degenerate
 from ._predict import validation_mse
+from ._results import path_record, record_params, write_results
 from ._select import LambdaSearch
+from ._setup import setup
 from ._utils import writes_nothing_when_interrupted
 
 if TYPE_CHECKING:

@@ -13,8 +13,9 @@ from anndata import AnnData
 from ..core import get_method
 from ..model import SparseODE
 from ._dask import dask_client, map_tasks
-from ._fit import fit_sparse_ode, setup
+from ._fit import fit_sparse_ode
 from ._predict import validation_mse
+from ._setup import setup
 from ._utils import sparsity_summary
 
 if TYPE_CHECKING:
