@@ -364,3 +364,20 @@ def test_consensus_network_needs_unique_var_names():
     with pytest.raises(ValueError, match=r"not unique \(\['g0'\] repeat\)"):
         scn.tl.consensus_network(adata, [model])
     assert not adata.varp and not adata.uns
+
+
+def test_mean_of_scaled_sums_a_stream_of_matrices_as_the_stacked_mean():
+    from scnode.tl._utils import mean_of_scaled
+
+    rng = np.random.default_rng(0)
+    graphs = [rng.normal(size=(6, 7)).astype(np.float32) for _ in range(4)] + [np.zeros((6, 7), np.float32)]
+    kept = [g.copy() for g in graphs]
+    stacked = np.mean([g / np.abs(g).max() if np.abs(g).max() > 0 else g for g in graphs], axis=0)
+    streamed = mean_of_scaled(g for g in graphs)  # a generator: one matrix at a time
+    assert streamed.dtype == np.float32
+    np.testing.assert_array_equal(streamed, stacked)
+    assert all(np.array_equal(g, k) for g, k in zip(graphs, kept, strict=True))  # inputs left as they were
+    zero_first = mean_of_scaled([np.zeros((2, 2)), np.eye(2) * 4])
+    np.testing.assert_array_equal(zero_first, np.eye(2) / 2)
+    with pytest.raises(ValueError, match="at least one matrix"):
+        mean_of_scaled([])

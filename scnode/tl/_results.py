@@ -69,8 +69,8 @@ def path_network(models: Sequence[SparseODE], ts: TrajectorySet) -> tuple[np.nda
     its dependence is strong relative to the others and survives stronger penalties. The sign is
     that of the fits' Jacobians averaged over the training states, each over its largest entry.
     """
-    score = mean_of_scaled([model.adjacency() for model in models])
-    slope = mean_of_scaled([mean_jacobian(model, ts) for model in models])
+    score = mean_of_scaled(model.adjacency() for model in models)  # one fit's matrix in memory at a time
+    slope = mean_of_scaled(mean_jacobian(model, ts) for model in models)
     return score, np.sign(slope) * (score != 0)
 
 
