@@ -1,5 +1,6 @@
 """The single-cell default call and its automatic penalty: graphs, regulators, priors, signs, warnings, the search."""
 
+import gc
 import logging
 import warnings
 
@@ -282,3 +283,33 @@ def test_refitting_only_the_selected_fit_gives_the_same_model_as_its_whole_fit()
     assert np.isnan(cheap.table()["val_mse_refit"]).sum() == len(lams) - 1
     with pytest.raises(ValueError, match="refit must be 'all' or 'selected'"):
         LambdaSearch(st.model, st.ts, refit="some", **kw)
+
+
+def test_a_search_that_keeps_its_fits_on_disk_gives_the_same_results(monkeypatch):
+    from scnode.tl import _store
+
+    adata = cells()
+    kw = {**SHORT_SEARCH, "lineage_key": "lineage", "copy": True}
+    in_memory = scn.tl.fit_sparse_ode(adata, **kw)
+    made = []
+    init = _store.FitStore.__init__
+
+    def recording_init(self):
+        init(self)
+        made.append(self)
+
+    monkeypatch.setattr(_store, "SPILL_BYTES", 0)  # every fit goes to disk
+    monkeypatch.setattr(_store.FitStore, "__init__", recording_init)
+    on_disk = scn.tl.fit_sparse_ode(adata, **kw)
+    assert made and all(store.spilled == len(store) > 0 for store in made)
+    for key in ("scnode", "scnode_sign", "scnode_path", "scnode_path_sign"):
+        np.testing.assert_array_equal(np.asarray(on_disk.varp[key]), np.asarray(in_memory.varp[key]))
+    np.testing.assert_array_equal(on_disk.layers["scnode_fitted"], in_memory.layers["scnode_fitted"])
+    table = pd.DataFrame(on_disk.uns["scnode"]["path"]["table"]).drop(columns="seconds")
+    expected = pd.DataFrame(in_memory.uns["scnode"]["path"]["table"]).drop(columns="seconds")
+    pd.testing.assert_frame_equal(table, expected)
+    dirs = [store.directory for store in made]
+    assert all(d is not None for d in dirs)
+    del made[:]  # the stores (and their temporary directories) go with the last reference
+    gc.collect()
+    assert not any(d.exists() for d in dirs)

@@ -59,15 +59,17 @@ def map_tasks(
     failing task the others are cancelled and its error is raised here. A fit interrupted here
     (Ctrl-C) stops them all; its message counts the ``label`` (e.g. ``"fits"``) that were complete,
     and gives no advice on checkpoints (the tasks would share one file). ``on_result`` is called
-    with each result as its task ends (in the order they end), e.g. to report progress.
+    with each result as its task ends (in the order they end), e.g. to report progress; what it
+    returns, when not ``None``, is kept in place of the result (e.g. a large fit written to disk).
     """
     if client is None:
         results = []
         for item in items:
             try:
-                results.append(fn(item, *shared))
-                if on_result is not None:
-                    on_result(results[-1])
+                result = fn(item, *shared)
+                kept = None if on_result is None else on_result(result)
+                results.append(result if kept is None else kept)
+                del result
             except FitInterrupted as err:
                 err.add_context(
                     f"{len(results)} of {len(items)} {label} were complete (none is returned).", resumable=False
@@ -84,8 +86,8 @@ def map_tasks(
 
         results = {}  # each result fetched once, as its task ends; returned in the order of items
         for future, result in as_completed(futures, with_results=True):
-            on_result(result)
-            results[future.key] = result
+            kept = on_result(result)
+            results[future.key] = result if kept is None else kept
         return [results[f.key] for f in futures]
     except BaseException:
         client.cancel(futures)

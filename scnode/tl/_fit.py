@@ -107,6 +107,7 @@ def _fit_prepared(
                 first = search
                 chosen = first.model()
                 sizes = mean_jacobian(chosen, st.ts, absolute=True)
+                first.models.close()  # only its table is kept: its spilled fits leave the disk
                 search = searched(st.reweighted(adaptive_factors(sizes, used_pairs(chosen), st.factors)))
         model, models = search.model(), search.models
         lams = search.lams()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,9 +14,9 @@ from ..pp import TrajectorySet
 from ._predict import lineage_mse
 from ._select import Search
 from ._utils import (
+    ScaledMean,
     candidate_mask,
     initial_velocities,
-    mean_of_scaled,
     sparsity_summary,
 )
 
@@ -61,17 +61,22 @@ def mean_jacobian(model: SparseODE, ts: TrajectorySet, *, absolute: bool = False
     return model.jacobian(states[:, :d], states[:, d:], absolute=absolute)
 
 
-def path_network(models: Sequence[SparseODE], ts: TrajectorySet) -> tuple[np.ndarray, np.ndarray]:
+def path_network(models: Iterable[SparseODE], ts: TrajectorySet) -> tuple[np.ndarray, np.ndarray]:
     """Score every pair by the fits of a penalty search together, and sign it (outputs x inputs).
 
     Each fit's graph is divided by its largest entry and the graphs are averaged over the fits (from
     the full graph of the smallest lambda to the empty one of the largest): a pair scores high when
     its dependence is strong relative to the others and survives stronger penalties. The sign is
     that of the fits' Jacobians averaged over the training states, each over its largest entry.
+    One pass over ``models``: one fit (read back from disk where the search spilled it) and its two
+    matrices in memory at a time.
     """
-    score = mean_of_scaled(model.adjacency() for model in models)  # one fit's matrix in memory at a time
-    slope = mean_of_scaled(mean_jacobian(model, ts) for model in models)
-    return score, np.sign(slope) * (score != 0)
+    score, slope = ScaledMean(), ScaledMean()
+    for model in models:
+        score.add(model.adjacency())
+        slope.add(mean_jacobian(model, ts))
+    mean = score.mean()
+    return mean, np.sign(slope.mean()) * (mean != 0)
 
 
 def record_params(setup: Setup, model: SparseODE) -> dict[str, Any]:
@@ -103,7 +108,7 @@ def write_results(
     params: dict,
     extra: dict | None = None,
     window: int | None = None,
-    search_models: Sequence[SparseODE] | None = None,
+    search_models: Iterable[SparseODE] | None = None,
 ) -> None:
     """Write a fitted model's graph, signs, fitted values and record (plus ``extra`` entries) into ``adata``.
 

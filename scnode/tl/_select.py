@@ -41,6 +41,7 @@ from ..model._training import N_ITER, refit_copy, refit_iterations
 from ..pp import TrajectorySet
 from ._dask import map_tasks
 from ._predict import lineage_mse
+from ._store import FitStore
 from ._utils import candidate_mask, degenerate_graph, initial_velocities, sparsity_summary
 
 if TYPE_CHECKING:
@@ -90,7 +91,8 @@ class Search:
     """Fits of a lambda search and its selection."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
-    models: list[SparseODE] = field(default_factory=list)
+    models: FitStore = field(default_factory=FitStore)
+    """The fits, in the order of ``rows`` (large ones on disk: :class:`~scnode.tl._store.FitStore`)."""
     selected: int | None = None
     reason: str = ""
 
@@ -260,18 +262,19 @@ class LambdaSearch:
         if not todo:
             return
         shared = (self.build, self.ts, self.held, self.window, self.fit_kwargs, self.scorer)
+        store = self.search.models
+
+        def arrived(result: tuple[SparseODE, dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
+            _log(result[1], stage)
+            return store.stash(result[0]), result[1]  # a large fit goes to disk before the next one starts
+
         done_fits = map_tasks(
-            _fit_task,
-            todo,
-            shared,
-            self.client,
-            label="fits of the lambda search",
-            on_result=lambda r: _log(r[1], stage),
+            _fit_task, todo, shared, self.client, label="fits of the lambda search", on_result=arrived
         )
-        for model, row in done_fits:
+        for entry, row in done_fits:
             row["stage"] = stage
             self.search.rows.append(row)
-            self.search.models.append(model)
+            store.append(entry)
 
     # ---------------------------------------------------------------- the rule
     def select(self) -> int:

@@ -211,23 +211,41 @@ def degenerate_graph(model: SparseODE, adj: np.ndarray, summary: dict[str, Any])
     return None
 
 
-def mean_of_scaled(matrices: Iterable[np.ndarray]) -> np.ndarray:
-    """Return the mean of the matrices, each divided by its largest absolute entry (all-zero ones stay zero).
+class ScaledMean:
+    """Running mean of matrices, each divided by its largest absolute entry (all-zero ones stay zero).
 
     How several fits' graphs (or Jacobians) are put on one scale and averaged, as tree ensembles
-    average their trees' importances. The matrices are summed one at a time (a generator keeps one
-    in memory: at 5000 genes each fit's graph is 100 MB), in the order and precision of ``np.mean``
-    over their stack.
+    average their trees' importances. Matrices are added one at a time (at 5000 genes each fit's
+    graph is 100 MB), in the order and precision of ``np.mean`` over their stack.
     """
-    total, n = None, 0
-    for m in matrices:
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.n = 0
+
+    def add(self, m: np.ndarray) -> None:
+        """Add one matrix (scaled by its largest absolute entry)."""
         peak = np.abs(m).max()
         scaled = m / peak if peak > 0 else np.array(m)
-        if total is None:
-            total = scaled
+        if self.total is None:
+            self.total = scaled
         else:
-            total += scaled
-        n += 1
-    if total is None:
-        raise ValueError("mean_of_scaled needs at least one matrix.")
-    return total / n
+            self.total += scaled
+        self.n += 1
+
+    def mean(self) -> np.ndarray:
+        """Return the mean of the matrices added so far."""
+        if self.total is None:
+            raise ValueError("mean_of_scaled needs at least one matrix.")
+        return self.total / self.n
+
+
+def mean_of_scaled(matrices: Iterable[np.ndarray]) -> np.ndarray:
+    """Return the mean of the matrices, each divided by its largest absolute entry (:class:`ScaledMean`).
+
+    A generator keeps one matrix in memory at a time.
+    """
+    acc = ScaledMean()
+    for m in matrices:
+        acc.add(m)
+    return acc.mean()
