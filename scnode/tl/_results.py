@@ -40,7 +40,7 @@ def _h5ad_safe(d: dict[str, Any]) -> dict[str, Any]:
 def _to_varp(n_vars: int, idx: np.ndarray, block: np.ndarray) -> np.ndarray | sparse.csr_matrix:
     """Place a (regulators x targets) block of the fitted genes into an n_vars x n_vars matrix."""
     if len(idx) == n_vars and (idx == np.arange(n_vars)).all():
-        return block.astype(np.float32)
+        return block.astype(np.float32, copy=False)  # the callers' blocks are theirs to give away
     rows, cols = np.meshgrid(idx, idx, indexing="ij")
     keep = block != 0
     return sparse.csr_matrix((block[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(n_vars, n_vars))
@@ -75,8 +75,12 @@ def path_network(models: Iterable[SparseODE], ts: TrajectorySet) -> tuple[np.nda
     for model in models:
         score.add(model.adjacency())
         slope.add(mean_jacobian(model, ts))
+        del model  # before the next fit is read back
     mean = score.mean()
-    return mean, np.sign(slope.mean()) * (mean != 0)
+    sign = slope.mean()  # a new array
+    np.sign(sign, out=sign)
+    sign[mean == 0] = 0
+    return mean, sign
 
 
 def record_params(setup: Setup, model: SparseODE) -> dict[str, Any]:
@@ -118,16 +122,17 @@ def write_results(
     """
     idx = adata.var_names.get_indexer(ts.genes)
     d = len(ts.genes)
-    adj = model.adjacency()  # outputs x inputs
-    sign = np.sign(mean_jacobian(model, ts)) * (adj != 0)
-    varp = {
-        key_added: _to_varp(adata.n_vars, idx, adj[:, :d].T),
-        f"{key_added}_sign": _to_varp(adata.n_vars, idx, sign[:, :d].T),
-    }
-    if search_models:
+    varp = {}
+    if search_models:  # first, while no other gene x gene matrix is held (each fit's are)
         path_score, path_sign = path_network(search_models, ts)
         varp[f"{key_added}_path"] = _to_varp(adata.n_vars, idx, path_score[:, :d].T)
         varp[f"{key_added}_path_sign"] = _to_varp(adata.n_vars, idx, path_sign[:, :d].T)
+        del path_score, path_sign
+    adj = model.adjacency()  # outputs x inputs
+    sign = np.sign(mean_jacobian(model, ts))
+    sign[adj == 0] = 0
+    varp[key_added] = _to_varp(adata.n_vars, idx, adj[:, :d].T)
+    varp[f"{key_added}_sign"] = _to_varp(adata.n_vars, idx, sign[:, :d].T)
     if model.config.order == 2:
         varp[f"{key_added}_velocity"] = _to_varp(adata.n_vars, idx, adj[:, d:].T)
         varp[f"{key_added}_velocity_sign"] = _to_varp(adata.n_vars, idx, sign[:, d:].T)
