@@ -205,6 +205,7 @@ def full_fit(adata: anndata.AnnData, spec: dict) -> dict:
         "n_edges": int(metrics["n_edges"]),
         "median_regulators": float(metrics["median_regulators"]),
         "train_mse": float(metrics["train_mse"]),
+        "fits": len(record["path"]["table"]["lam"]) if "path" in record else 1,
     }
 
 
@@ -770,7 +771,9 @@ def section_genes_fit(args: argparse.Namespace) -> None:
 
     The random 10 % at both sizes; the TF list at the first size only (at 2000 genes a quarter of the
     copies are TFs: about 25 minutes on 2 CPU cores). For each per-gene field among ``--fields`` and
-    each of these lists among ``--regulators``; ``--genes`` replaces the sizes.
+    each of these lists among ``--regulators``; ``--genes`` replaces the sizes; ``--fit-iter`` gives
+    every fit of the call that many iterations (its own schedule shortened: the whole call's memory at
+    sizes whose full time would take hours).
     """
     genes = args.genes or ((100, 200) if args.quick else FULL_FIT_GENES)
     lists = [("10 % of the genes", genes), ("TF list among the genes", genes[:1])]
@@ -782,11 +785,13 @@ def section_genes_fit(args: argparse.Namespace) -> None:
             "(pair gates: and `model_kwargs={'gates': 'pairs'}`), on donor s1d2 widened with noisy copies (as in\n"
             "the sweep above); one fresh process per fit.\n"
         )
+        if args.fit_iter:
+            print(f"Every fit with `n_iter={args.fit_iter}` (a short schedule: memory, not the fit's result).\n")
         print(
             "| field | regulators | genes | wall time (min) | peak memory (MB) | lam | edges | median regulators "
-            "| train MSE |"
+            "| train MSE | fits |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for device in devices(args.devices):
             for field_name in [f for f in GENES_FIT_FIELDS if f in args.fields]:
                 extra = GENE_FIELDS[field_name].get("settings", {})
@@ -796,12 +801,12 @@ def section_genes_fit(args: argparse.Namespace) -> None:
                         settings = {"regulators": regs, **extra}
                         spec = {"data": str(path), "genes": g, "settings": settings, "full": True}
                         spec.update(device=device, threads=args.threads, iters=0)
-                        if args.quick:
-                            spec["settings"]["n_iter"] = 4
+                        if args.quick or args.fit_iter:  # a short schedule: the pipeline's memory, not a fit
+                            spec["settings"]["n_iter"] = args.fit_iter or 4
                         r = run_isolated(spec)
                         cells = [field_name, f"{which} ({len(regs)})", g, f"{r['wall_s'] / 60:.1f}"]
                         cells += [f"{r['peak_mb']:.0f}", f"{r['lam']:.3g}", f"{r['n_edges']:,}"]
-                        cells += [f"{r['median_regulators']:.0f}", f"{r['train_mse']:.4f}"]
+                        cells += [f"{r['median_regulators']:.0f}", f"{r['train_mse']:.4f}", r["fits"]]
                         print("| " + " | ".join(map(str, cells)) + " |", flush=True)
 
 
@@ -883,6 +888,13 @@ def main() -> None:
         default=None,
         help="sizes with a whole-fit row in the genes section (default 529 2000, with every gene an input 529 only; "
         "none given: start rows only)",
+    )
+    parser.add_argument(
+        "--fit-iter",
+        type=int,
+        default=None,
+        help="genes_fit: n_iter of every fit (default: the call's own); a short schedule measures the whole call's "
+        "memory (search, fits kept on disk, path score) where its full time would take hours",
     )
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
     parser.add_argument(
