@@ -2,8 +2,8 @@
 
 The search needs every fit twice after it was made: once for the selection (only the chosen one, to
 be refitted and written) and once for the path score, which reads each fit's graph and Jacobian.
-At 10,000 genes with 1000 regulators one fit's parameters take 640 MB and a search makes about a
-dozen fits, so keeping them all in memory would cost more than the fit itself. The weights of fits
+At 10,000 genes with 1000 regulators one fit's weights take about 720 MB and a search makes about
+ten fits, so keeping them all in memory would cost more than the fit itself. The weights of fits
 larger than :data:`SPILL_BYTES` are therefore written to a temporary directory (under ``TMPDIR``) as
 they arrive, a tensors-only torch file read back with ``weights_only=True`` like every file scnode
 reads (:mod:`scnode.core.serialization`); the rest of the fit (configuration, history, generator
@@ -68,7 +68,10 @@ class FitStore:
         self._count = 0
 
     def stash(self, model: SparseODE) -> SparseODE | Spilled:
-        """Return ``model``, or, when it is large, its tensors written to disk and removed from it."""
+        """Return ``model``, or, when it is large, a :class:`Spilled` entry: its weights on disk, the rest in memory.
+
+        ``model`` itself is left as it is (the caller drops it to free its weights).
+        """
         if model_bytes(model) < SPILL_BYTES:
             return model
         if self._dir is None:
@@ -78,6 +81,9 @@ class FitStore:
         torch.save(model.system.state_dict(), path)
         shell = copy.copy(model)  # its configuration, history and generator, without the field
         shell.system = None
+        shell.generator = torch.Generator(device=model.device)  # its own: the model's may advance
+        shell.generator.set_state(model.generator.get_state())
+        shell.history = copy.deepcopy(model.history)
         return Spilled(shell, path)
 
     def append(self, entry: SparseODE | Spilled) -> None:
