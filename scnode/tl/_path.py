@@ -84,7 +84,8 @@ def lambda_path(
     key_added, copy
         As in :func:`scnode.tl.fit_sparse_ode`.
     return_models
-        Also return every fitted model (a list, in increasing order of ``lam``).
+        Also return every fitted model (a list, in increasing order of ``lam``). The search keeps
+        large fits on disk while it runs (:mod:`scnode.tl._store`); this reads them all back into memory.
     client
         A :class:`distributed.Client` or a scheduler address (``pip install scnode[dask]``; the workers
         need scnode installed; their progress bars are off). ``None``: everything here.
