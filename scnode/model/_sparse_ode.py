@@ -290,10 +290,13 @@ class SparseODE:
             **train_kwargs,
         )
 
-    def clone(self) -> SparseODE:
-        """Return an independent copy: same configuration, weights, history and generator state."""
+    def clone(self, state: dict[str, torch.Tensor] | None = None) -> SparseODE:
+        """Return an independent copy: same configuration, weights, history and generator state.
+
+        ``state``: the weights to give the copy (a ``system.state_dict()``) instead of this model's.
+        """
         other = SparseODE(self.config.n_vars, device=self.device, **self.config.constructor_kwargs())
-        other.system.load_state_dict(self.system.state_dict())
+        other.system.load_state_dict(self.system.state_dict() if state is None else state)
         other.generator.set_state(self.generator.get_state())
         other.history = History(**copy.deepcopy(self.history.as_dict()))
         other.preprocessing = copy.deepcopy(self.preprocessing)

@@ -43,15 +43,9 @@ class Spilled:
     path: Path
 
     def load(self) -> SparseODE:
-        """Return the fit, its weights read back (a new model, as :meth:`~scnode.SparseODE.clone` makes one)."""
-        shell = self.shell
-        model = SparseODE(shell.config.n_vars, device=shell.device, **shell.config.constructor_kwargs())
-        state = serialization.load(self.path, what="a fit of the penalty search", map_location=shell.device)
-        model.system.load_state_dict(state)
-        model.generator.set_state(shell.generator.get_state())
-        model.history = copy.deepcopy(shell.history)
-        model.preprocessing = copy.deepcopy(shell.preprocessing)
-        return model
+        """Return the fit, its weights read back (a new model: :meth:`~scnode.SparseODE.clone` with them)."""
+        state = serialization.load(self.path, what="a fit of the penalty search", map_location=self.shell.device)
+        return self.shell.clone(state)
 
 
 class FitStore:
