@@ -148,10 +148,6 @@ def _peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
-END_ITERS = 40
-"""A whole fit's training error: the mean window MSE over its last this many iterations."""
-
-
 def measure(spec: dict) -> dict:
     """Per-iteration cost of one fit (run in its own process so that peak memory is its own)."""
     torch.set_num_threads(spec["threads"])
@@ -190,7 +186,6 @@ def measure(spec: dict) -> dict:
         "nfe": float(np.median(nfe)),
         "nfe_mean": float(nfe.mean()),
         "mse": float(model.history.mse[-1]),
-        "mse_end": float(np.mean(model.history.mse[-END_ITERS:])),
         "peak_mb": _peak_memory_mb(spec["device"]),
     }
 
@@ -652,12 +647,9 @@ GENE_FIELDS = {
     "per gene (default)": {},
     "per gene, pair gates": {"settings": {"model_kwargs": {"gates": "pairs"}}},
     "shared 32x32 MLP": {"settings": {"field": "shared"}},
-    "per gene, input rate unscaled": {"settings": {"fit_kwargs": {"lr_fan_in": None}}},
 }
 """The gene sweep's fields (``--fields``): the default per-gene field (one gate per first-layer weight),
-the same with one gate per (target, regulator) pair (``gates="pairs"``), the paper's shared MLP, and
-the default field with every weight at the same learning rate however many inputs it reads
-(``lr_fan_in=None``; the default scales the input weights' rate by 529 / inputs beyond 529)."""
+the same with one gate per (target, regulator) pair (``gates="pairs"``), and the paper's shared MLP."""
 SWEEP_LAM = 0.03
 """The sweep's fixed penalty weight (a fit that keeps most edges, as the search's first fits do)."""
 FULL_FIT_GENES = (529, 2000)
@@ -727,17 +719,13 @@ def section_genes(args: argparse.Namespace) -> None:
             "the process's maximum resident set. Regulators: the human TF list among the genes (a copy of a\n"
             "TF counts as one; 130 of the 529 genes are TFs), a random 10 % of the genes, or every gene.\n"
             "'pair gates': the default field with one gate per (target, regulator) pair shared by its 8\n"
-            "units (`model_kwargs={'gates': 'pairs'}`) instead of one per first-layer weight. 'input rate\n"
-            "unscaled': the default field with its input weights at the base learning rate however many inputs\n"
-            f"they read (`fit_kwargs={{'lr_fan_in': None}}`; the default: lr x 529 / inputs beyond 529). Window\n"
-            f"MSE: the mean training MSE of the whole fit's last {END_ITERS} iterations (its windows of cells).\n"
+            "units (`model_kwargs={'gates': 'pairs'}`) instead of one per first-layer weight.\n"
         )
         print(
             "| field | regulators | genes | candidate edges | s / iteration (start) | evaluations | "
-            "s / iteration (whole fit) | evaluations (whole) | window MSE (whole fit's end) | peak memory (MB) "
-            "| growth from 529 (start; whole) |"
+            "s / iteration (whole fit) | evaluations (whole) | peak memory (MB) | growth from 529 (start; whole) |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for device in devices(args.devices):
             for field_name in args.fields:
                 extra = GENE_FIELDS[field_name]
@@ -761,13 +749,11 @@ def section_genes(args: argparse.Namespace) -> None:
                         if w is not None and base[1] is not None:
                             growth += f"; {w['s_mean'] / base[1]:.1f}x"
                         peak = max(r["peak_mb"], 0 if w is None else w["peak_mb"])
-                        whole = ("—", "—", "—")
-                        if w is not None:
-                            whole = (f"{w['s_mean']:.3f}", f"{w['nfe_mean']:.0f}", f"{w['mse_end']:.4f}")
+                        whole = ("—", "—") if w is None else (f"{w['s_mean']:.3f}", f"{w['nfe_mean']:.0f}")
                         label = "all" if regs is None else len(regs)
                         print(
                             f"| {field_name} | {which} ({label}) | {g} | {edges:,} | {r['s_per_iter']:.3f} "
-                            f"| {r['nfe']:.0f} | {whole[0]} | {whole[1]} | {whole[2]} | {peak:.0f} | {growth} |",
+                            f"| {r['nfe']:.0f} | {whole[0]} | {whole[1]} | {peak:.0f} | {growth} |",
                             flush=True,
                         )
             print(

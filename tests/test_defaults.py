@@ -12,7 +12,7 @@ import torch
 from helpers import FAST, FIT, cells
 
 import scnode as scn
-from scnode.core.train import ADAM_EPS, LR_FAN_IN
+from scnode.core.train import ADAM_EPS
 from scnode.tl._setup import SINGLE_CELL_GATE_EPS
 from scnode.tl._utils import degenerate_graph, sparsity_summary
 
@@ -93,7 +93,6 @@ def test_first_order_default_lets_the_data_grade_the_gates(default_fit):
     fit = adata.uns["scnode"]["params"]["fit"]
     # the gates' Adam eps below their gradients, a quarter of the 400 iterations before the penalty
     assert fit["gate_eps"] == SINGLE_CELL_GATE_EPS < ADAM_EPS and fit["penalty_delay"] == 100
-    assert fit["lr_fan_in"] == LR_FAN_IN  # input weights of wider networks step more slowly (test_training)
     times = np.repeat(np.arange(30.0), 2)
     second = ad.AnnData(np.c_[np.sin(times / 5), np.cos(times / 5)], obs=pd.DataFrame({"t": times}))
     scn.tl.fit_sparse_ode(second, time_key="t", order=2, lam=0.01, n_iter=4, progress_bar=False, device="cpu")

@@ -221,36 +221,3 @@ def test_penalty_delay_and_gate_eps(data):
     assert penalised.mean() < start - 1.0  # the penalty pulled every gate towards closing
     assert abs(float(delayed.mean()) - start) < 0.5  # without it only the data moved them, both ways
     assert delayed.min() < start < delayed.max()
-
-
-def test_wide_input_layers_step_at_lr_fan_in_over_their_inputs():
-    """Adam moves each weight by about lr per step; a layer reading many inputs gets lr * lr_fan_in / inputs."""
-    with pytest.raises(ValueError, match="lr_fan_in must be a positive number of inputs"):
-        train_module.TrainConfig(lr_fan_in=0)
-    torch.manual_seed(0)
-    x = torch.randn(16, 12)
-
-    def first_step(lr_fan_in):
-        model = scn.SparseODE(12, method="pathreg", hidden=(4,), per_output=True, random_state=0, device="cpu")
-        system = model.system
-        cfg = train_module.TrainConfig(lr=0.01, gate_lr_factor=10.0, lr_fan_in=lr_fan_in)
-        opt, _ = train_module._make_optimizer(system, cfg, refit=False)
-        first, out = system.field.layers
-        before = [first.weight.detach().clone(), out.weight.detach().clone()]
-        system.prepare(sample=False)
-        system(torch.tensor(0.0), x).square().sum().backward()
-        system.release()
-        opt.step()
-        after = [first.weight, out.weight]  # (the open gates' deterministic values have no gradient)
-        moved = [float((a.detach() - b).abs().max()) for a, b in zip(after, before, strict=True)]
-        return [(g["lr"], len(g["params"])) for g in opt.param_groups], moved, id(first.weight), opt
-
-    groups, moved, _, _ = first_step(None)  # the paper's setting: one rate for all weights, the gates' own
-    assert [lr for lr, _ in groups] == pytest.approx([0.01, 0.1])
-    assert moved == pytest.approx([0.01, 0.01], rel=1e-3)
-    groups, moved, first_id, opt = first_step(6)  # 12 inputs per gene: 6 / 12 of the rate (4 hidden units: 1)
-    assert [lr for lr, _ in groups] == pytest.approx([0.01, 0.005, 0.1])
-    assert [id(p) for p in opt.param_groups[1]["params"]] == [first_id]  # the input weights alone
-    assert moved == pytest.approx([0.005, 0.01], rel=1e-3)
-    groups, _, _, _ = first_step(12)  # no layer wider than lr_fan_in: as without it
-    assert [lr for lr, _ in groups] == pytest.approx([0.01, 0.1])

@@ -177,14 +177,6 @@ class TrainConfig:
         phase (after the optimiser step), e.g. to warn early that the graph became empty.
     monitor_every
         Iterations between calls of ``monitor``.
-    lr_fan_in
-        ``None`` (the paper's setting): every weight trains at ``lr``. Else the weights of a layer that
-        reads more than ``lr_fan_in`` inputs (a per-gene field's first layer with that many candidate
-        regulators) train at ``lr * lr_fan_in / inputs``. Adam moves every weight by about the
-        learning rate per step whatever its gradient's size, so when the inputs' gradients agree, a
-        unit's input moves in proportion to the number of inputs: the field grows rough within a few
-        iterations and the solver needs more steps (:data:`LR_FAN_IN`). Proximal penalties still
-        step at ``lr``.
     """
 
     n_iter: int = 1000
@@ -207,11 +199,8 @@ class TrainConfig:
     progress_bar: bool = True
     monitor: Callable[[int, ODESystem], None] | None = None
     monitor_every: int = 50
-    lr_fan_in: int | None = None
 
     def __post_init__(self) -> None:
-        if self.lr_fan_in is not None and not self.lr_fan_in >= 1:
-            raise ValueError(f"lr_fan_in must be a positive number of inputs or None, got {self.lr_fan_in}.")
         if self.penalty_delay < 0:
             raise ValueError(f"penalty_delay must be >= 0, got {self.penalty_delay}.")
         if not self.gate_eps > 0:
@@ -303,29 +292,9 @@ REFIT_WARMUP = 50
 """Iterations over which the refit's learning rate ramps up from zero."""
 
 
-LR_FAN_IN = 529
-"""The single-cell default of :attr:`TrainConfig.lr_fan_in`: the most inputs per gene on which the
-default learning rate was validated (hematopoiesis, 529 genes, each an input of every other). With
-every one of 2000 genes an input, the unscaled rate made the solver's steps per iteration grow from
-14 to 20 within the first iterations; at ``529 / 2000`` of it they stay at 14 with the same loss
-(ad hoc, 2026-12-06, noisy copies of s1d2's genes, 24 iterations)."""
-
-
-def _base_lr(cfg: TrainConfig, *, refit_lr: bool) -> float:
-    return cfg.lr * (cfg.refit_lr_factor if refit_lr else 1.0)
-
-
-def _lr_scales(system: ODESystem, cfg: TrainConfig) -> dict[int, float]:
-    """Learning rate relative to the base rate of every trainable parameter (by ``id``) that is not 1."""
-    scales: dict[int, float] = {}
-    for name, p in system.named_parameters():
-        if name.endswith("log_alpha"):
-            scales[id(p)] = cfg.gate_lr_factor
-    if cfg.lr_fan_in is not None:
-        for layer in system.sparse_layers():
-            if layer.weight.shape[-1] > cfg.lr_fan_in:
-                scales[id(layer.weight)] = cfg.lr_fan_in / layer.weight.shape[-1]
-    return scales
+def _base_lrs(cfg: TrainConfig, *, refit_lr: bool) -> list[float]:
+    lr = cfg.lr * (cfg.refit_lr_factor if refit_lr else 1.0)
+    return [lr, lr * cfg.gate_lr_factor]
 
 
 FUSED_ADAM = True
@@ -344,17 +313,12 @@ def _adam(groups: list[dict]) -> torch.optim.Adam:
 
 
 def _make_optimizer(system: ODESystem, cfg: TrainConfig, *, refit: bool):
-    """Adam with one parameter group per relative rate (``lr_scale``): the base rate's first, the gates' last."""
-    scales = _lr_scales(system, cfg)
-    members: dict[tuple[bool, float], list[torch.nn.Parameter]] = {(False, 1.0): []}
-    for name, p in system.named_parameters():
-        if p.requires_grad:
-            members.setdefault((name.endswith("log_alpha"), scales.get(id(p), 1.0)), []).append(p)
-    lr = _base_lr(cfg, refit_lr=refit)
+    gate_params = [p for n, p in system.named_parameters() if n.endswith("log_alpha") and p.requires_grad]
+    others = [p for n, p in system.named_parameters() if not n.endswith("log_alpha") and p.requires_grad]
+    lrs = _base_lrs(cfg, refit_lr=refit)
+    eps = [ADAM_EPS, cfg.gate_eps]
     groups = [
-        {"params": ps, "lr": lr * scale, "lr_scale": scale, "eps": cfg.gate_eps if gate else ADAM_EPS}
-        for (gate, scale), ps in sorted(members.items(), key=lambda item: (item[0][0], -item[0][1]))
-        if ps
+        {"params": ps, "lr": lr, "eps": e} for ps, lr, e in zip([others, gate_params], lrs, eps, strict=True) if ps
     ]
     opt = _adam(groups)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -565,9 +529,8 @@ def train(
                 batch = Trajectories(batch.times, batch.values, x0, batch.v0, batch.held)
             system.nfe = 0
             if refit and it - cfg.n_iter < REFIT_WARMUP:  # ramp the fresh optimiser's rate up
-                base = _base_lr(cfg, refit_lr=True)
-                for group in opt.param_groups:
-                    group["lr"] = base * group["lr_scale"] * (it - cfg.n_iter + 1) / REFIT_WARMUP
+                for group, base in zip(opt.param_groups, _base_lrs(cfg, refit_lr=True), strict=False):
+                    group["lr"] = base * (it - cfg.n_iter + 1) / REFIT_WARMUP
             opt.zero_grad(set_to_none=True)
             try:
                 mse, pen = _objective_terms(

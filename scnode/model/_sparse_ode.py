@@ -256,8 +256,8 @@ class SparseODE:
             ones and each perturbation inform it together.
         **train_kwargs
             Further settings of :class:`scnode.core.TrainConfig`: ``lr``, ``lr_factor``,
-            ``lr_patience``, ``min_lr``, ``gate_lr_factor``, ``gate_eps``, ``refit_lr_factor``,
-            ``lr_fan_in`` (optimiser), ``penalty_delay`` (iterations fitted before the penalty starts),
+            ``lr_patience``, ``min_lr``, ``gate_lr_factor``, ``gate_eps``, ``refit_lr_factor``
+            (optimiser), ``penalty_delay`` (iterations fitted before the penalty starts),
             ``batch_time``, ``batch_size``, ``x0_noise`` (batching and noise), ``checkpoint``,
             ``checkpoint_every``, ``resume``, ``progress_bar``.
 

@@ -241,8 +241,7 @@ def fit_sparse_ode(
         ``n_iter // 2``), and the learning rate. Order 1 fits the first quarter of the penalised
         phase without the penalty and gives the gates' Adam an ``eps`` of 1e-16, so that the data,
         not the penalty alone, grades them (``penalty_delay``, ``gate_eps``; ``fit_kwargs`` override
-        both). A network with more than 529 inputs per gene trains its input weights at
-        ``lr * 529 / inputs`` (``lr_fan_in``; see :class:`scnode.core.TrainConfig`).
+        both).
     window
         Train on windows of this many time points, each started from the observed state, or on whole
         trajectories from their initial states (``None``, the paper's; initial states perturbed by

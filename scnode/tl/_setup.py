@@ -12,7 +12,6 @@ import pandas as pd
 from anndata import AnnData
 
 from ..core import get_method
-from ..core.train import LR_FAN_IN
 from ..model import SparseODE
 from ..pp import TrajectorySet, prepare_trajectories
 from ._regulators import prior_penalty_factors, resolve_regulators
@@ -194,8 +193,7 @@ def setup(
     if fit_kwargs and "batch_time" in fit_kwargs:  # windows given as a fit setting: they are the window
         window = fit_kwargs["batch_time"]
     win = _resolve_window(window, ts)
-    # wide first layers (more candidate regulators than the defaults were validated on) step more slowly
-    fit_kw: dict[str, Any] = {"n_iter": n_iter, "lr": lr, "lr_fan_in": LR_FAN_IN, "progress_bar": progress_bar}
+    fit_kw: dict[str, Any] = {"n_iter": n_iter, "lr": lr, "progress_bar": progress_bar}
     if win is None and order == 2:  # whole trajectories from a random field blow up: lengthen them gradually
         fit_kw["horizon_warmup"] = round(HORIZON_WARMUP_SHARE * n_iter)
     if order == 1:  # gates graded by the data, not moved in lockstep by the penalty
