@@ -7,6 +7,8 @@ Usage::
     python benchmarks/grn_suite.py --pseudotime cells   # one cell per simulation (see PROTOCOLS)
     python benchmarks/grn_suite.py --pseudotime dpt     # ... ordered by diffusion pseudotime
     python benchmarks/grn_suite.py --pseudotime dpt --refine-time 2   # ... and scnode re-timing the cells
+    python benchmarks/grn_suite.py --pseudotime noisy --clock-noise 0.1  # ... ordered by a noisy clock
+    python benchmarks/grn_suite.py --pseudotime noisy --binning states   # ... and scnode with state bins
 
 Data: each of BEELINE's six Boolean models (``scn.datasets.boolean_model``, files from the
 ``boolode`` data folder), scanpy's krumsiek11 rules (``scn.datasets.krumsiek11_boolean``, 11 genes)
@@ -71,16 +73,24 @@ PROTOCOLS = {
     "simulation": {"time_key": "time", "lineage_key": "simulation"},
     "cells": {"time_key": "time", "lineage_key": None},
     "dpt": {"time_key": "dpt_pseudotime", "lineage_key": None},
+    "noisy": {"time_key": "noisy_time", "lineage_key": None},
 }
 """``simulation``: 10 simulations per condition, each a lineage, timed by the simulation clock.
 ``cells``: one cell per simulation, as BEELINE samples, one trajectory timed by the simulation clock
 (each cell's own sampling time: what a perfect pseudotime would give).
-``dpt``: one cell per simulation, one trajectory timed by diffusion pseudotime."""
+``dpt``: one cell per simulation, one trajectory timed by diffusion pseudotime.
+``noisy``: one cell per simulation, one trajectory timed by the clock plus Gaussian noise of
+``--clock-noise`` times the clock's range (seeded): a pseudotime of known, graded quality."""
 SAMPLING = {
     "simulation": f"from {SIMULATIONS} simulations, each a lineage timed by its clock",
     "cells": "one per simulation, one trajectory timed by the simulation clock",
     "dpt": "one per simulation, one trajectory timed by diffusion pseudotime",
+    "noisy": "one per simulation, one trajectory timed by the clock plus noise",
 }
+CLOCK_NOISE = 0.1
+"""``noisy``: the noise's standard deviation over the clock's range (``--clock-noise``)."""
+NEIGHBOURS = 15
+"""Local order of a pseudotime: each unperturbed cell's this many nearest neighbours in expression."""
 MISSING: set[str] = set()
 """Peers left out because their package is not installed (``pip install -e ".[benchmarks]"``)."""
 
@@ -188,20 +198,31 @@ def peer_scores(adata: scn.AnnData, seed: int, time_key: str) -> dict[str, tuple
 
 
 def scnode_rows(
-    adata: scn.AnnData, seed: int, quick: bool, perturbed: bool, protocol: dict, refine_time: int = 0
+    adata: scn.AnnData,
+    seed: int,
+    quick: bool,
+    perturbed: bool,
+    protocol: dict,
+    refine_time: int = 0,
+    binning: str = "time",
 ) -> list[dict]:
-    """The default call's graph and path ranking (with ``refine_time``: that call with the cells re-timed)."""
+    """The default call's graph and path ranking (with ``refine_time``: that call with the cells re-timed;
+    with ``binning="states"``: with state bins)."""
     kwargs = {"n_iter": 20} if quick else {}
     if perturbed:
         kwargs["perturbation_key"] = "perturbation"
     if refine_time:
         kwargs["refine_time"] = refine_time
+    if binning != "time":
+        kwargs["binning"] = binning
     tic = time.perf_counter()
     out = scn.tl.fit_sparse_ode(adata, random_state=seed, progress_bar=False, copy=True, **protocol, **kwargs)
     seconds = time.perf_counter() - tic
     dense = {k: np.asarray(v.toarray() if hasattr(v, "toarray") else v, float) for k, v in out.varp.items()}
     lam = out.uns["scnode"]["params"]["lam"]
     name = f"{SCNODE}, refine_time={refine_time}" if refine_time else SCNODE
+    if binning != "time":
+        name += f", binning={binning!r}"
     order = {}
     if refine_time and "time" in adata.obs:
         wt = adata.obs["perturbation"].isna().to_numpy() if "perturbation" in adata.obs else slice(None)
@@ -245,25 +266,57 @@ def with_dpt(adata: scn.AnnData) -> scn.AnnData:
     return adata
 
 
-def pseudotime_order(adata: scn.AnnData) -> float:
-    """Spearman correlation of diffusion pseudotime with the simulation clock over the unperturbed cells."""
-    from scipy.stats import spearmanr
+def with_noisy_clock(adata: scn.AnnData, noise: float, seed: int) -> scn.AnnData:
+    """``obs["noisy_time"]``: the clock plus Gaussian noise of ``noise`` times its range, shifted to start at 0."""
+    adata = adata.copy()
+    clock = adata.obs["time"].to_numpy(float)
+    rng = np.random.default_rng([seed, 7])
+    noisy = clock + rng.normal(0.0, noise * (clock.max() - clock.min()), clock.shape)
+    adata.obs["noisy_time"] = noisy - noisy.min()
+    return adata
+
+
+def pseudotime_order(adata: scn.AnnData, key: str) -> tuple[float, float]:
+    """How well ``obs[key]`` orders the unperturbed cells: globally and locally.
+
+    Returns the Spearman correlation with the simulation clock, and the share of pairs of a cell and
+    one of its :data:`NEIGHBOURS` nearest neighbours in expression (unperturbed cells, distinct clock
+    times) that the pseudotime puts in the clock's order: 0.5 is no local information, 1 the clock's.
+    """
+    from sklearn.neighbors import NearestNeighbors
 
     wt = adata.obs["perturbation"].isna().to_numpy()
-    return float(spearmanr(adata.obs["dpt_pseudotime"][wt], adata.obs["time"][wt])[0])
+    pseudo, clock = adata.obs[key].to_numpy(float)[wt], adata.obs["time"].to_numpy(float)[wt]
+    x = np.asarray(adata.X, float)[wt]
+    near = NearestNeighbors(n_neighbors=NEIGHBOURS + 1).fit(x).kneighbors(x, return_distance=False)[:, 1:]
+    i, j = np.repeat(np.arange(len(clock)), NEIGHBOURS), near.ravel()
+    apart = clock[i] != clock[j]
+    agree = np.sign(pseudo[j] - pseudo[i])[apart] == np.sign(clock[j] - clock[i])[apart]
+    return float(spearmanr(pseudo, clock)[0]), float(agree.mean())
 
 
-def run_system(name: str, seed: int, quick: bool, protocol: dict, refine: Sequence[int] = ()) -> list[dict]:
+def run_system(
+    name: str,
+    seed: int,
+    quick: bool,
+    protocol: dict,
+    refine: Sequence[int] = (),
+    clock_noise: float = CLOCK_NOISE,
+    binnings: Sequence[str] = (),
+) -> list[dict]:
     """Both data sets of one model and seed: every row."""
     model = load_model(name)
     kos = knockout_genes(model, seed)
     cells = 300 if quick else CELLS
     sims = cells if protocol["lineage_key"] is None else SIMULATIONS
     full = scn.datasets.simulate_boolean(model, n_cells=cells, n_simulations=sims, knockouts=kos, seed=seed)
-    order = None
+    order = (None, None)
     if protocol["time_key"] == "dpt_pseudotime":
         full = with_dpt(full)
-        order = pseudotime_order(full)
+    elif protocol["time_key"] == "noisy_time":
+        full = with_noisy_clock(full, clock_noise, seed)
+    if protocol["time_key"] != "time":
+        order = pseudotime_order(full, protocol["time_key"])
     if protocol["lineage_key"] is None:  # one trajectory: the peers' dx/dt along all cells of a condition
         full.obs["simulation"] = pd.Categorical(["all"] * full.n_obs)
     observed = full[full.obs["perturbation"].isna()].copy()
@@ -275,12 +328,15 @@ def run_system(name: str, seed: int, quick: bool, protocol: dict, refine: Sequen
             "seed": seed,
             "data": "knockouts" if perturbed else "observational",
             "knocked": label,
-            "pseudotime_spearman": order,
+            "pseudotime_spearman": order[0],
+            "pseudotime_local": order[1],
         }
         for method, (scores, seconds) in peer_scores(data, seed, protocol["time_key"]).items():
             rows.append({**common, "method": method, "seconds": seconds, **evaluate(data, scores)})
         for n in (0, *refine):
             rows.extend({**common, **r} for r in scnode_rows(data, seed, quick, perturbed, protocol, n))
+        for binning in binnings:
+            rows.extend({**common, **r} for r in scnode_rows(data, seed, quick, perturbed, protocol, binning=binning))
         print(f"  {name} seed {seed} {common['data']}: done", file=sys.stderr, flush=True)
     return rows
 
@@ -319,6 +375,13 @@ def _tables(rows: list[dict]) -> str:
     if len(order):
         cells = ", ".join(f"{system} {rho:.2f}" for system, rho in order.items())
         lines += [f"Spearman correlation of the pseudotime with the simulation clock (unperturbed cells): {cells}", ""]
+        local = frame.groupby("system", sort=False)["pseudotime_local"].mean()
+        cells = ", ".join(f"{system} {share:.2f}" for system, share in local.items())
+        lines += [
+            f"Pairs of a cell and one of its {NEIGHBOURS} nearest neighbours that the pseudotime puts in the clock's "
+            f"order (unperturbed cells; 0.5: no local order): {cells}",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -333,6 +396,12 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument(
         "--refine-time", type=int, nargs="*", default=[], help="also scnode's rows with refine_time=n, per n given"
     )
+    parser.add_argument(
+        "--clock-noise", type=float, default=CLOCK_NOISE, help="--pseudotime noisy: noise over the clock's range"
+    )
+    parser.add_argument(
+        "--binning", nargs="*", default=[], choices=["states"], help="also scnode's rows with this binning="
+    )
     args = parser.parse_args(argv)
     protocol = dict(PROTOCOLS[args.pseudotime])
     if args.gates:
@@ -342,10 +411,15 @@ def main(argv: list[str] | None = None) -> str:
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
     start = time.perf_counter()
     rows = [
-        r for name in models for seed in seeds for r in run_system(name, seed, args.quick, protocol, args.refine_time)
+        r
+        for name in models
+        for seed in seeds
+        for r in run_system(name, seed, args.quick, protocol, args.refine_time, args.clock_noise, args.binning)
     ]
     cells = 300 if args.quick else CELLS
     sampling = SAMPLING[args.pseudotime]
+    if args.pseudotime == "noisy":
+        sampling += f" (standard deviation {args.clock_noise:g} of its range)"
     text = "\n".join(
         [
             f"# GRN suite: BEELINE's synthetic networks ({date.today()})",

@@ -151,8 +151,14 @@ def test_benchmark_quick_runs_all_tables():
             "boolode",
             "| scnode default call, refine_time=1: path ranking |",
         ),
+        (
+            "grn_suite.py",
+            ["--models", "cycle", "--pseudotime", "noisy", "--clock-noise", "0.05", "--binning", "states"],
+            "boolode",
+            "| scnode default call, binning='states': path ranking |",
+        ),
     ],
-    ids=["hematopoiesis", "grn", "mocap", "grn_suite"],
+    ids=["hematopoiesis", "grn", "mocap", "grn_suite", "grn_suite_noisy_states"],
 )
 def test_other_benchmarks_quick(script, args, data, expect):
     if data is not None and not (Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent")) / data).is_dir():

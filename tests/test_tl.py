@@ -284,3 +284,38 @@ def test_fitted_layer_for_cell_times_equal_in_float32():
     fitted = adata.layers["scnode_fitted"]
     assert np.isfinite(fitted).all()
     np.testing.assert_array_equal(fitted[same[0]], fitted[same[1]])
+
+
+def _switches(n_cells=400, noise=0.15, seed=0):
+    """Gene a switches on at time 0.5, gene b at 0.6; the pseudotime is the time plus noise."""
+    rng = np.random.default_rng(seed)
+    u = rng.uniform(0, 1, n_cells)
+    x = np.c_[u > 0.5, u > 0.6].astype(float) + rng.normal(0, 0.01, (n_cells, 2))
+    obs = pd.DataFrame({"dpt_pseudotime": u + rng.normal(0, noise, n_cells)}, index=[f"c{i}" for i in range(n_cells)])
+    return ad.AnnData(x, obs=obs, var=pd.DataFrame(index=["a", "b"]))
+
+
+def test_state_bins_keep_states_apart_where_time_bins_blur_them():
+    adata = _switches()
+    by_time = scn.pp.prepare_trajectories(adata, n_bins=10).values[0]
+    by_state = scn.pp.prepare_trajectories(adata, n_bins=10, binning="states")
+    values, times = by_state.values[0], by_state.times[0]
+    blur = np.abs(by_time - np.round(by_time))
+    assert (blur > 0.2).any(axis=1).sum() >= 3  # time bins average cells of different states
+    assert np.abs(values - np.round(values)).max() < 0.1  # each state bin holds one state
+    assert len(times) <= 10 and (np.diff(times) > 0).all() and times.min() >= 0 and times.max() <= 1
+    states = np.round(values)
+    assert (np.diff(states, axis=0) >= 0).all()  # (0, 0), then (1, 0), then (1, 1): a switches before b
+    assert {tuple(s) for s in states} == {(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)}
+    assert by_state.params["binning"] == "states"
+    sp = adata.copy()
+    sp.X = sparse.csr_matrix(sp.X)
+    np.testing.assert_allclose(scn.pp.prepare_trajectories(sp, n_bins=10, binning="states").values[0], values)
+    with pytest.raises(ValueError, match="binning='states' clusters the cells into n_bins states"):
+        scn.pp.prepare_trajectories(adata, binning="states")
+    with pytest.raises(ValueError, match="binning must be one of"):
+        scn.pp.prepare_trajectories(adata, n_bins=10, binning="cells")
+    before = adata.copy()
+    scn.tl.fit_sparse_ode(adata, binning="states", lam=0.01, **FAST)
+    assert adata.uns["scnode"]["params"]["binning"] == "states"
+    np.testing.assert_array_equal(adata.X, before.X)

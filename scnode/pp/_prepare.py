@@ -9,10 +9,13 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from ._states import state_bin_times
+
 logger = logging.getLogger("scnode")
 
 SCALINGS = ("minmax", "zscore", "none")
 SCALE_BY = ("lineage", "all")
+BINNINGS = ("time", "states")
 VELOCITY_POINTS, VELOCITY_DEGREE = 5, 3
 """The initial velocity is the slope at the first time of a cubic fitted to a lineage's first 5 time
 points (least squares): on the paper's second-order system, sampled every 0.2 time units, its error
@@ -182,6 +185,7 @@ def prepare_trajectories(
     n_bins: int | None = None,
     x0_cells: int = 1,
     perturbation_key: str | None = None,
+    binning: str = "time",
 ) -> TrajectorySet:
     """Turn cells ordered by (pseudo)time into trajectories that share one vector field.
 
@@ -226,8 +230,14 @@ def prepare_trajectories(
     trim_start, trim_end
         Cells dropped at the start and end of each lineage after sorting.
     n_bins
-        Average cells in this many equal-width time bins per lineage, each placed at its bin's centre
-        (empty bins are skipped; ``None``: average only cells with identical times).
+        Average cells in this many bins per trajectory (``None``: average only cells with identical
+        times); how, ``binning`` says.
+    binning
+        With ``n_bins``: ``"time"``, equal-width time bins, each placed at its centre (empty bins are
+        skipped); ``"states"``, the trajectory's cells clustered by their scaled expression (k-means,
+        on 50 principal components beyond 50 genes), each cluster placed at its cells' mean time
+        (:mod:`scnode.pp._states`): a noisy pseudotime then scatters a state's cells in time without
+        averaging distinct states together.
     x0_cells
         Number of first cells whose mean is the initial state.
     perturbation_key
@@ -252,6 +262,10 @@ def prepare_trajectories(
         raise ValueError(f"scale_by must be one of {SCALE_BY}, got {scale_by!r}.")
     if min(trim_start, trim_end) < 0 or x0_cells < 1 or (n_bins is not None and n_bins < 3):
         raise ValueError("Need trim_start, trim_end >= 0, x0_cells >= 1 and n_bins >= 3 (or None).")
+    if binning not in BINNINGS:
+        raise ValueError(f"binning must be one of {BINNINGS}, got {binning!r}.")
+    if binning == "states" and n_bins is None:
+        raise ValueError("binning='states' clusters the cells into n_bins states: give n_bins (e.g. 100).")
     if adata.n_obs == 0:
         raise ValueError("adata has no cells (n_obs is 0); there is no trajectory to fit.")
     t_all = _cell_times(adata.obs[time_key], time_key)
@@ -298,10 +312,12 @@ def prepare_trajectories(
         ts = (t - offset) / tscale
         if n_bins is None:
             keys = ts
+        elif binning == "states":  # each cell keyed by its cluster's mean time
+            keys = state_bin_times(x, center, scale, ts, n_bins)
         else:
             keys = np.minimum((ts - ts[0]) / (ts[-1] - ts[0]) * n_bins, n_bins - 1).astype(int)
         groups, means = _group_means(x, keys)  # scaling is affine: the scaled means are the means' scaled
-        if n_bins is None:
+        if n_bins is None or binning == "states":
             mean_t = groups
         else:  # bin centres: every lineage's times lie on one grid, which keeps the batched solve cheap
             mean_t = ts[0] + (groups + 0.5) * (ts[-1] - ts[0]) / n_bins
@@ -338,6 +354,7 @@ def prepare_trajectories(
         "n_bins": n_bins,
         "x0_cells": x0_cells,
         "perturbation_key": perturbation_key,
+        "binning": binning,
     }
     return TrajectorySet(
         chosen,

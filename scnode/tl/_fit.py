@@ -152,6 +152,7 @@ def fit_sparse_ode(
     trim_end: int = 0,
     n_bins: int | str | None = "auto",
     x0_cells: int | str = "auto",
+    binning: str = "time",
     adaptive: bool | str = "auto",
     keep: float = 0.5,
     holdout_every: int = 5,
@@ -255,6 +256,11 @@ def fit_sparse_ode(
     scaling, scale_by, trim_start, trim_end, n_bins, x0_cells
         Preprocessing, see :func:`scnode.pp.prepare_trajectories`. ``"auto"``: ``scale_by="lineage"``,
         ``n_bins=100`` and ``x0_cells=5`` for order 1; ``"all"``, ``None`` and ``1`` for order 2.
+    binning
+        ``"time"``: equal-width pseudotime bins; ``"states"``: the cells clustered by expression, each
+        cluster at its cells' mean pseudotime (see :func:`scnode.pp.prepare_trajectories`). Where the
+        pseudotime is noisy, state bins keep distinct states apart: on the GRN suite's cells timed by
+        the clock plus noise they rank edges better (docs/results.md); an option, not yet the default.
     adaptive
         With ``lam="auto"``: search the penalty a second time, each (target, input) pair penalised by
         the inverse of its score in the first search's selected fit (relative to the strongest pair,
@@ -369,6 +375,7 @@ def fit_sparse_ode(
             trim_end=trim_end,
             n_bins=n_bins,
             x0_cells=x0_cells,
+            binning=binning,
             adaptive=adaptive,
             device=device,
             random_state=random_state,

@@ -143,6 +143,7 @@ def setup(
     trim_end: int = 0,
     n_bins: int | str | None = "auto",
     x0_cells: int | str = "auto",
+    binning: str = "time",
     adaptive: bool | str = "auto",
     device: str = "auto",
     random_state: int = 0,
@@ -176,6 +177,7 @@ def setup(
         n_bins=n_bins,
         x0_cells=x0_cells,
         perturbation_key=perturbation_key,
+        binning=binning,
     )
     kwargs = {**_field_kwargs(field, method, order, hidden), **(model_kwargs or {})}
     settings: dict[str, Any] = {"field": field}

@@ -29,6 +29,7 @@ PREPARE_KEYS = (
     "n_bins",
     "x0_cells",
     "perturbation_key",
+    "binning",
 )
 """Arguments of :func:`scnode.pp.prepare_trajectories` that a model remembers from its fit."""
 
