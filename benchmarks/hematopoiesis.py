@@ -189,15 +189,17 @@ def run(
     schedule: dict,
     seed: int,
     gates: str | None = None,
+    binning: str = "time",
 ) -> dict:
     """Fit one method on a protocol's training donors and score it on its test donors.
 
-    ``gates``: the default call's rows with ``model_kwargs={"gates": gates}`` (``None``: its own).
+    ``gates``: the default call's rows with ``model_kwargs={"gates": gates}`` (``None``: its own);
+    ``binning``: the default call's rows with that ``binning``.
     """
     train_donors, test_donors = PROTOCOLS[protocol]
     train = adata[adata.obs["donor"].isin(train_donors)].copy()
     if method in DEFAULT_ROWS:
-        return _default_row(method, train, adata, test_donors, grn, schedule, seed, gates)
+        return _default_row(method, train, adata, test_donors, grn, schedule, seed, gates, binning)
     settings = dict(METHODS[method])
     lams = settings.pop("lams", None)
     name, method = method, settings.pop("method", method)
@@ -267,6 +269,7 @@ def _default_row(
     schedule: dict,
     seed: int,
     gates: str | None = None,
+    binning: str = "time",
 ) -> dict:
     """The default call on the training donors (the quick run shortens its fits)."""
     kwargs = {} if schedule is SCHEDULE else {"n_iter": schedule["n_iter"]}
@@ -275,6 +278,9 @@ def _default_row(
     if gates:
         kwargs["model_kwargs"] = {"gates": gates}
         name = f"{name}, gates={gates}"
+    if binning != "time":
+        kwargs["binning"] = binning
+        name = f"{name}, binning={binning!r}"
     start = time.perf_counter()
     model = scn.tl.fit_sparse_ode(
         train,
@@ -331,6 +337,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--gates", choices=["inputs", "pairs"], help="the default call's gates (default: its own)")
+    parser.add_argument("--binning", choices=["time", "states"], default="time", help="the default call's binning")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     schedule = QUICK_SCHEDULE if args.quick else SCHEDULE
@@ -348,7 +355,7 @@ def main(argv: list[str] | None = None) -> str:
         base = baselines(adata[adata.obs["donor"].isin(train_donors)], tests)
         rows = []
         for method in args.methods:
-            rows.append(run(method, protocol, adata, grn, schedule, args.seed, args.gates))
+            rows.append(run(method, protocol, adata, grn, schedule, args.seed, args.gates, args.binning))
             print(f"  [{protocol}] {method}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
         out += [
             "",

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="100 genes, 10-iteration fits")
     parser.add_argument("--n-genes", type=int, default=1000)
     parser.add_argument("--refine-time", type=int, default=0, help="fit_sparse_ode's refine_time (default: off)")
+    parser.add_argument("--binning", choices=["time", "states"], default="time", help="fit_sparse_ode's binning")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     sc.settings.verbosity = 0
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> str:
         regulators=tfs,
         progress_bar=False,
         refine_time=args.refine_time,
+        binning=args.binning,
         **kwargs,
     )
     fit_seconds = time.perf_counter() - t0

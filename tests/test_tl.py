@@ -319,3 +319,14 @@ def test_state_bins_keep_states_apart_where_time_bins_blur_them():
     scn.tl.fit_sparse_ode(adata, binning="states", lam=0.01, **FAST)
     assert adata.uns["scnode"]["params"]["binning"] == "states"
     np.testing.assert_array_equal(adata.X, before.X)
+
+
+def test_state_bins_closer_in_time_than_float32_resolves_merge():
+    """Four well-separated states whose mean times differ by 1e-9 in two of them: three bins, increasing."""
+    from scnode.pp._states import state_bin_times
+
+    x = np.repeat(np.eye(4) * 10, 5, axis=0)
+    times = np.repeat([0.0, 0.5, 0.5 + 1e-9, 1.0], 5)
+    keys = state_bin_times(x, np.zeros(4), np.ones(4), times, n_bins=4)
+    assert len(np.unique(keys)) == 3 and (keys[5:15] == keys[5]).all()
+    assert np.unique(keys).astype(np.float32).tolist() == sorted(set(np.unique(keys).astype(np.float32).tolist()))

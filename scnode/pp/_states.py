@@ -17,6 +17,9 @@ STATE_COMPONENTS = 50
 expression), not on every gene."""
 KMEANS_INIT = 3
 """k-means restarts (the best of them is kept)."""
+TIME_DIGITS = 6
+"""Clusters' times are rounded to this many digits of the trajectory's time span: those that would be
+equal in float32 (the fit's precision) become one bin."""
 
 
 def state_bin_times(
@@ -58,4 +61,7 @@ def state_bin_times(
     labels = KMeans(n_clusters=k, n_init=KMEANS_INIT, random_state=random_state).fit_predict(z)
     counts = np.bincount(labels, minlength=k)
     cluster_time = np.bincount(labels, weights=times, minlength=k) / np.maximum(counts, 1)
+    start, span = float(times.min()), float(np.ptp(times))
+    if span > 0:  # clusters closer in time than 1e-6 of the span share a bin (times become float32 later)
+        cluster_time = start + np.round((cluster_time - start) / span, TIME_DIGITS) * span
     return cluster_time[labels]
