@@ -319,6 +319,10 @@ def test_state_bins_keep_states_apart_where_time_bins_blur_them():
     scn.tl.fit_sparse_ode(adata, binning="states", lam=0.01, **FAST)
     assert adata.uns["scnode"]["params"]["binning"] == "states"
     np.testing.assert_array_equal(adata.X, before.X)
+    model = scn.tl.fit_sparse_ode(adata, binning="states", n_bins=10, lam=0.01, return_model=True, **FAST)
+    every_cell = scn.tl.score(adata, model, n_bins=None)  # scored on every cell: no bins, of either kind
+    assert every_cell.loc["sum", "n_times"] == len(np.unique(adata.obs["dpt_pseudotime"]))
+    assert scn.tl.score(adata, model).loc["sum", "n_times"] <= 10  # as fitted: the model's state bins
 
 
 def test_state_bins_closer_in_time_than_float32_resolves_merge():

@@ -81,6 +81,8 @@ def prepare_like(adata: AnnData, model: SparseODE, overrides: dict[str, Any]) ->
         )
     prep = {k: v for k, v in (model.preprocessing or {}).items() if k in PREPARE_KEYS}
     prep.update(overrides)
+    if prep.get("n_bins") is None and "binning" not in overrides:  # every cell: no bins of either kind
+        prep.pop("binning", None)
     return prepare_trajectories(adata, genes=genes, **prep)
 
 
