@@ -1,0 +1,268 @@
+"""Unseen knockouts: predict what knocking out a gene does, on the GRN suite's simulated systems.
+
+Usage::
+
+    python benchmarks/interventions.py             # eight systems, 2 seeds
+    python benchmarks/interventions.py --quick     # two systems, 300 cells, short fits, one seed
+
+A network earns its use when it predicts an experiment it was not shown. Each system of the GRN
+suite (``grn_suite.py``: BEELINE's six Boolean models, scanpy's krumsiek11 rules, a random 60-gene
+cascade) is simulated as there, 1000 cells from 10 noisy simulations per condition, unperturbed and
+with each of three knocked-out genes (the suite's choice, seeded). Every knockout is then held out
+and predicted by models trained on
+
+* *observational*: the unperturbed cells alone;
+* *other knockouts*: the unperturbed cells and the other two knockouts' cells (scnode is told which
+  gene each perturbed cell lacks, ``perturbation_key``; the linear model below pools them).
+
+The truth is the knockout's effect: the mean expression of the knocked-out cells minus that of the
+unperturbed cells, in each of 20 bins of the simulation clock (genes in units of their standard
+deviation over the unperturbed cells; the knocked-out gene itself left out). Predictions:
+
+* ``scnode``: the default call, ``scn.tl.fit_sparse_ode(adata, time_key="time",
+  lineage_key="simulation")``, then ``scn.tl.simulate_intervention(unperturbed, model,
+  knockout=gene)`` on the training cells: each unperturbed simulation's trajectory run again from its
+  initial state with the gene held at zero, minus the same run without; averaged per bin.
+* ``linear propagation`` (CellOracle's simulation, written here from its description): one ridge
+  regression per gene on every other gene (``RidgeCV``) over the training cells, and for each
+  unperturbed cell the knockout's change (minus the gene's level) propagated three times through the
+  coefficients, the gene's change reset after each step and expression kept non-negative; averaged
+  per bin. (CellOracle fits one model per cell cluster, restricted to a base GRN; here one for all cells,
+  every gene a candidate.)
+* ``no change``: the knocked-out gene falls, nothing else moves (the reference of the error).
+
+Scores per knockout: *error*, the squared error of the predicted effect over that of "no change"
+(below 1: better than predicting nothing); *correlation* of the predicted with the true effect over
+genes and bins; *signs*, the share of the genes the knockout moves (mean effect over the last third of
+the clock beyond 0.25 standard deviations) whose predicted late change has the true sign.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import torch
+from _report import command, machine, total
+from grn_suite import CELLS, MODELS, QUICK_MODELS, SIMULATIONS, knockout_genes, load_model
+from sklearn.linear_model import RidgeCV
+
+import scnode as scn
+
+BINS = 20
+"""Bins of the simulation clock in which effects are averaged."""
+PROPAGATION = 3
+"""Propagation steps of the linear model (CellOracle's default)."""
+MOVED = 0.25
+"""A gene counts as moved by a knockout when its late effect exceeds this many standard deviations."""
+METHODS = ["scnode", "linear propagation", "no change"]
+
+
+def clock_bins(adata: scn.AnnData) -> np.ndarray:
+    """Edges of :data:`BINS` equal bins over the simulated time."""
+    return np.linspace(0.0, float(adata.uns["boolode"]["t_max"]), BINS + 1)
+
+
+def binned_means(values: np.ndarray, times: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` (rows at ``times``) in each bin; NaN for an empty bin."""
+    which = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, len(edges) - 2)
+    out = np.full((len(edges) - 1, values.shape[1]), np.nan)
+    for b in range(len(edges) - 1):
+        rows = which == b
+        if rows.any():
+            out[b] = values[rows].mean(axis=0)
+    return out
+
+
+def true_effect(full: scn.AnnData, gene: str, edges: np.ndarray) -> np.ndarray:
+    """Knocked-out minus unperturbed mean expression per clock bin."""
+    pert = full.obs["perturbation"].astype(object)
+    x, t = np.asarray(full.X, float), full.obs["time"].to_numpy(float)
+    wt, ko = pert.isna().to_numpy(), (pert == gene).to_numpy()
+    return binned_means(x[ko], t[ko], edges) - binned_means(x[wt], t[wt], edges)
+
+
+def scnode_effect(model: scn.SparseODE, train: scn.AnnData, gene: str, edges: np.ndarray) -> np.ndarray:
+    """The fitted field's knockout from each unperturbed simulation's start, minus its unperturbed run.
+
+    The trajectories are prepared from the training cells, so that each is scaled as in the fit (a
+    simulation's unperturbed and perturbed cells share one scaling); the unperturbed ones are kept.
+    """
+    run = scn.tl.simulate_intervention(train, model, knockout=gene, n_points=200)
+    unperturbed = run.obs["simulation"].isin(train.obs.loc[train.obs["perturbation"].isna(), "simulation"]).to_numpy()
+    delta = np.asarray(run.layers["delta"], float)[unperturbed]
+    return binned_means(delta, run.obs["time"].to_numpy(float)[unperturbed], edges)
+
+
+def ridge_coefficients(x: np.ndarray) -> np.ndarray:
+    """``C[j, i]``: the coefficient of gene j in gene i's ridge regression on the other genes."""
+    n = x.shape[1]
+    coef = np.zeros((n, n))
+    for i in range(n):
+        others = np.delete(np.arange(n), i)
+        fit = RidgeCV(alphas=np.logspace(-2, 3, 11)).fit(x[:, others], x[:, i])
+        coef[others, i] = fit.coef_
+    return coef
+
+
+def propagation_effect(coef: np.ndarray, wt: scn.AnnData, gene: str, edges: np.ndarray) -> np.ndarray:
+    """CellOracle-style shift of every unperturbed cell, averaged per clock bin."""
+    x = np.asarray(wt.X, float)
+    g = list(wt.var_names).index(gene)
+    start = np.zeros_like(x)
+    start[:, g] = -x[:, g]
+    delta = start.copy()
+    for _ in range(PROPAGATION):
+        delta = delta @ coef
+        delta[:, g] = start[:, g]
+    delta = np.maximum(x + delta, 0.0) - x
+    return binned_means(delta, wt.obs["time"].to_numpy(float), edges)
+
+
+def scores(pred: np.ndarray, truth: np.ndarray, scale: np.ndarray, gene_index: int) -> dict[str, float]:
+    """Error over "no change", correlation and late signs of one knockout's predicted effect."""
+    keep = np.delete(np.arange(truth.shape[1]), gene_index)
+    rows = ~np.isnan(truth).any(axis=1) & ~np.isnan(pred).any(axis=1)
+    p, t = pred[rows][:, keep] / scale[keep], truth[rows][:, keep] / scale[keep]
+    late = slice(2 * len(t) // 3, None)
+    moved = np.abs(t[late].mean(axis=0)) > MOVED
+    p_late, t_late = p[late].mean(axis=0)[moved], t[late].mean(axis=0)[moved]
+    corr = np.nan if p.std() == 0 or t.std() == 0 else float(np.corrcoef(p.ravel(), t.ravel())[0, 1])
+    return {
+        "error": float(((p - t) ** 2).sum() / (t**2).sum()),
+        "correlation": corr,
+        "signs": float((np.sign(p_late) == np.sign(t_late)).mean()) if moved.any() else np.nan,
+        "moved": int(moved.sum()),
+    }
+
+
+def fit(train: scn.AnnData, seed: int, quick: bool) -> tuple[scn.SparseODE, float]:
+    """The default call (told the perturbations when the training cells have any) and its seconds."""
+    kwargs = {"n_iter": 20} if quick else {}
+    if train.obs["perturbation"].notna().any():
+        kwargs["perturbation_key"] = "perturbation"
+    tic = time.perf_counter()
+    model = scn.tl.fit_sparse_ode(
+        train,
+        time_key="time",
+        lineage_key="simulation",
+        random_state=seed,
+        progress_bar=False,
+        copy=True,
+        return_model=True,
+        **kwargs,
+    )[1]
+    return model, time.perf_counter() - tic
+
+
+def run_system(name: str, seed: int, quick: bool) -> list[dict]:
+    """Every held-out knockout of one system and seed, under both trainings, by every method."""
+    model = load_model(name)
+    kos = knockout_genes(model, seed)
+    full = scn.datasets.simulate_boolean(
+        model, n_cells=300 if quick else CELLS, n_simulations=SIMULATIONS, knockouts=kos, seed=seed
+    )
+    edges = clock_bins(full)
+    pert = full.obs["perturbation"].astype(object)
+    wt = full[pert.isna().to_numpy()].copy()
+    scale = np.asarray(wt.X, float).std(axis=0)
+    scale[scale == 0] = 1.0
+    genes = list(full.var_names)
+    rows = []
+    trainings = {"observational": {ko: wt for ko in kos}}
+    trainings["other knockouts"] = {ko: full[(pert != ko).to_numpy()].copy() for ko in kos}
+    for training, data in trainings.items():
+        fitted: dict[int, tuple[scn.SparseODE, float, np.ndarray]] = {}
+        for ko in kos:
+            train = data[ko]
+            if id(train) not in fitted:  # observational: one fit for every knockout
+                node, seconds = fit(train, seed, quick)
+                fitted[id(train)] = (node, seconds, ridge_coefficients(np.asarray(train.X, float)))
+            node, seconds, coef = fitted[id(train)]
+            truth = true_effect(full, ko, edges)
+            preds = {
+                "scnode": scnode_effect(node, train, ko, edges),
+                "linear propagation": propagation_effect(coef, wt, ko, edges),
+                "no change": np.where(np.isnan(truth), np.nan, 0.0),
+            }
+            for method, pred in preds.items():
+                rows.append(
+                    {
+                        "system": name,
+                        "seed": seed,
+                        "training": training,
+                        "knockout": ko,
+                        "method": method,
+                        "seconds": seconds if method == "scnode" else np.nan,
+                        **scores(pred, truth, scale, genes.index(ko)),
+                    }
+                )
+        print(f"  {name} seed {seed} {training}: done", file=sys.stderr, flush=True)
+    return rows
+
+
+def _fmt(v: float) -> str:
+    return "—" if not np.isfinite(v) else f"{v:.2f}"
+
+
+def tables(rows: list[dict]) -> str:
+    """Per training: per-system error and correlation (means over knockouts and seeds), and the means."""
+    frame = pd.DataFrame(rows)
+    systems = list(dict.fromkeys(frame["system"]))
+    lines = []
+    for training in ("observational", "other knockouts"):
+        part = frame[frame["training"] == training]
+        lines += [f"### Trained on {training}", ""]
+        head = ["method", *systems, "mean error", "mean correlation", "signs right", "genes moved"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for method in METHODS:
+            m = part[part["method"] == method]
+            per = m.groupby("system", sort=False)[["error", "correlation"]].mean()
+            cells = [f"{_fmt(per.loc[s, 'error'])} ({_fmt(per.loc[s, 'correlation'])})" for s in systems]
+            signs = (m["signs"] * m["moved"]).sum() / m["moved"].sum() if m["moved"].sum() else np.nan
+            means = [per["error"].mean(), per["correlation"].mean()]
+            share = "—" if not np.isfinite(signs) else f"{100 * signs:.0f}"
+            lines.append(
+                f"| {method} | "
+                + " | ".join(cells)
+                + f" | **{_fmt(means[0])}** | **{_fmt(means[1])}** | {share} % | {int(m['moved'].sum())} |"
+            )
+        seconds = part.loc[part["method"] == "scnode", "seconds"]
+        lines += ["", f"Each cell: error over 'no change' (correlation). scnode: {seconds.mean():.1f} s per fit.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Run the benchmark and print markdown tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="two systems, 300 cells, short fits, one seed")
+    parser.add_argument("--models", nargs="*", default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    models = args.models or (QUICK_MODELS if args.quick else MODELS)
+    seeds = [1] if args.quick else list(range(1, args.seeds + 1))
+    start = time.perf_counter()
+    rows = [r for name in models for seed in seeds for r in run_system(name, seed, args.quick)]
+    text = "\n".join(
+        [
+            f"# Unseen knockouts: the GRN suite's systems ({date.today()})",
+            "",
+            command("interventions.py", argv),
+            machine() + f"; seeds {seeds}; {300 if args.quick else CELLS} cells per condition, {BINS} clock bins.",
+            "",
+            tables(rows),
+            total(start),
+        ]
+    )
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
