@@ -157,8 +157,9 @@ def test_benchmark_quick_runs_all_tables():
             "boolode",
             "| scnode default call, binning='states': path ranking |",
         ),
+        ("interventions.py", ["--models", "cycle"], "boolode", "### Trained on other knockouts"),
     ],
-    ids=["hematopoiesis", "grn", "mocap", "grn_suite", "grn_suite_noisy_states"],
+    ids=["hematopoiesis", "grn", "mocap", "grn_suite", "grn_suite_noisy_states", "interventions"],
 )
 def test_other_benchmarks_quick(script, args, data, expect):
     if data is not None and not (Path(os.environ.get("SCNODE_DATA_DIR", "/nonexistent")) / data).is_dir():
