@@ -34,10 +34,12 @@ deviation over the unperturbed cells; the knocked-out gene itself left out). Pre
   earliest cell with the gene held at zero, minus the same run without; averaged per bin.
 * ``no change``: the knocked-out gene falls, nothing else moves (the reference of the error).
 
-Scores per knockout: *error*, the squared error of the predicted effect over that of "no change"
-(below 1: better than predicting nothing); *correlation* of the predicted with the true effect over
-genes and bins; *signs*, the share of the genes the knockout moves (mean effect over the last third of
-the clock beyond 0.25 standard deviations) whose predicted late change has the true sign.
+Scores per knockout: *RMSE*, the root-mean-square error of the predicted effect over genes and bins
+(in standard deviations; "no change" scores the size of the true effect, and a knockout that moves
+nothing is scored too); *below 'no change'*, the knockouts whose prediction errs less than predicting
+nothing; *correlation* of the predicted with the true effect over genes and bins; *signs*, the share
+of the genes a knockout moves (mean effect over the last third of the clock beyond 0.25 standard
+deviations) whose predicted late change has the true sign.
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ def ode_effect(ode: tuple[np.ndarray, np.ndarray], wt: scn.AnnData, gene: str, e
 
 
 def scores(pred: np.ndarray, truth: np.ndarray, scale: np.ndarray, gene_index: int) -> dict[str, float]:
-    """Error over "no change", correlation and late signs of one knockout's predicted effect."""
+    """Root-mean-square error, correlation and late signs of one knockout's predicted effect (standard deviations)."""
     keep = np.delete(np.arange(truth.shape[1]), gene_index)
     rows = ~np.isnan(truth).any(axis=1) & ~np.isnan(pred).any(axis=1)
     p, t = pred[rows][:, keep] / scale[keep], truth[rows][:, keep] / scale[keep]
@@ -178,7 +180,7 @@ def scores(pred: np.ndarray, truth: np.ndarray, scale: np.ndarray, gene_index: i
     p_late, t_late = p[late].mean(axis=0)[moved], t[late].mean(axis=0)[moved]
     corr = np.nan if p.std() == 0 or t.std() == 0 else float(np.corrcoef(p.ravel(), t.ravel())[0, 1])
     return {
-        "error": float(((p - t) ** 2).sum() / (t**2).sum()),
+        "rmse": float(np.sqrt(((p - t) ** 2).mean())),
         "correlation": corr,
         "signs": float((np.sign(p_late) == np.sign(t_late)).mean()) if moved.any() else np.nan,
         "moved": int(moved.sum()),
@@ -257,29 +259,37 @@ def _fmt(v: float) -> str:
 
 
 def tables(rows: list[dict]) -> str:
-    """Per training: per-system error and correlation (means over knockouts and seeds), and the means."""
+    """Per training: per-system RMSE and correlation (means over knockouts and seeds), and the summaries."""
     frame = pd.DataFrame(rows)
     systems = list(dict.fromkeys(frame["system"]))
     lines = []
     for training in ("observational", "other knockouts"):
         part = frame[frame["training"] == training]
+        reference = part[part["method"] == "no change"].set_index(["system", "seed", "knockout"])["rmse"]
         lines += [f"### Trained on {training}", ""]
-        head = ["method", *systems, "mean error", "mean correlation", "signs right", "genes moved"]
+        head = ["method", *systems, "mean RMSE", "below 'no change'", "mean correlation", "signs right"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for method in METHODS:
             m = part[part["method"] == method]
-            per = m.groupby("system", sort=False)[["error", "correlation"]].mean()
-            cells = [f"{_fmt(per.loc[s, 'error'])} ({_fmt(per.loc[s, 'correlation'])})" for s in systems]
+            per = m.groupby("system", sort=False)[["rmse", "correlation"]].mean()
+            cells = [f"{_fmt(per.loc[s, 'rmse'])} ({_fmt(per.loc[s, 'correlation'])})" for s in systems]
+            below = (m.set_index(["system", "seed", "knockout"])["rmse"] < reference - 1e-9).sum()
             signs = (m["signs"] * m["moved"]).sum() / m["moved"].sum() if m["moved"].sum() else np.nan
-            means = [per["error"].mean(), per["correlation"].mean()]
-            share = "—" if not np.isfinite(signs) else f"{100 * signs:.0f}"
+            share = "—" if not np.isfinite(signs) else f"{100 * signs:.0f} %"
             lines.append(
                 f"| {method} | "
                 + " | ".join(cells)
-                + f" | **{_fmt(means[0])}** | **{_fmt(means[1])}** | {share} % | {int(m['moved'].sum())} |"
+                + f" | **{_fmt(per['rmse'].mean())}** | {below} of {len(m)}"
+                + f" | {_fmt(per['correlation'].mean())} | {share} |"
             )
         seconds = part.loc[part["method"] == "scnode", "seconds"]
-        lines += ["", f"Each cell: error over 'no change' (correlation). scnode: {seconds.mean():.1f} s per fit.", ""]
+        moved = int(part.loc[part["method"] == "no change", "moved"].sum())
+        lines += [
+            "",
+            f"Each cell: RMSE of the predicted effect in standard deviations (its correlation with the true effect); "
+            f"signs over the {moved} genes the held-out knockouts move. scnode: {seconds.mean():.1f} s per fit.",
+            "",
+        ]
     return "\n".join(lines)
 
 
