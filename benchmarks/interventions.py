@@ -17,7 +17,9 @@ and predicted by models trained on
 
 The truth is the knockout's effect: the mean expression of the knocked-out cells minus that of the
 unperturbed cells, in each of 20 bins of the simulation clock (genes in units of their standard
-deviation over the unperturbed cells; the knocked-out gene itself left out). Predictions:
+deviation over every cell of the system, all four conditions: over the unperturbed cells alone, a
+gene that is off there and on in a knockout would weigh hundreds of times more; the knocked-out gene
+itself left out). Predictions:
 
 * ``scnode``: the default call, ``scn.tl.fit_sparse_ode(adata, time_key="time",
   lineage_key="simulation")``, then ``scn.tl.simulate_intervention(unperturbed, model,
@@ -216,7 +218,7 @@ def run_system(name: str, seed: int, quick: bool) -> list[dict]:
     edges = clock_bins(full)
     pert = full.obs["perturbation"].astype(object)
     wt = full[pert.isna().to_numpy()].copy()
-    scale = np.asarray(wt.X, float).std(axis=0)
+    scale = np.asarray(full.X, float).std(axis=0)
     scale[scale == 0] = 1.0
     genes = list(full.var_names)
     rows = []
