@@ -34,7 +34,11 @@ itself left out). Predictions:
 * ``linear ODE``: ``dx/dt = x A + b`` fitted by cross-validated Lasso to finite differences along
   each training simulation (the GRN suite's Lasso peer), integrated from each unperturbed simulation's
   earliest cell with the gene held at zero, minus the same run without; averaged per bin.
-* ``no change``: the knocked-out gene falls, nothing else moves (the reference of the error).
+* ``no change``: the knocked-out gene falls, nothing else moves (its RMSE is the size of the true effect).
+* ``noise floor``: not a prediction but what sampling alone puts between two measurements of the same
+  condition: a second unperturbed sample (10 more simulations, another seed) minus the first, scored
+  as an effect against zero. A prediction of the knockout's expected effect, however right, errs by
+  about this much against the measured one, which carries the same sampling noise.
 
 Scores per knockout: *RMSE*, the root-mean-square error of the predicted effect over genes and bins
 (in standard deviations; "no change" scores the size of the true effect, and a knockout that moves
@@ -67,7 +71,8 @@ PROPAGATION = 3
 """Propagation steps of the linear model (CellOracle's default)."""
 MOVED = 0.25
 """A gene counts as moved by a knockout when its late effect exceeds this many standard deviations."""
-METHODS = ["scnode", "linear ODE", "linear propagation", "no change"]
+FLOOR = "noise floor"
+METHODS = ["scnode", "linear ODE", "linear propagation", "no change", FLOOR]
 STEPS = 400
 """Euler steps of the linear ODE over the simulated time."""
 
@@ -218,6 +223,10 @@ def run_system(name: str, seed: int, quick: bool) -> list[dict]:
     edges = clock_bins(full)
     pert = full.obs["perturbation"].astype(object)
     wt = full[pert.isna().to_numpy()].copy()
+    again = scn.datasets.simulate_boolean(model, n_cells=wt.n_obs, n_simulations=SIMULATIONS, seed=seed + 1000)
+    x_wt, t_wt = np.asarray(wt.X, float), wt.obs["time"].to_numpy(float)
+    noise = binned_means(np.asarray(again.X, float), again.obs["time"].to_numpy(float), edges)
+    noise -= binned_means(x_wt, t_wt, edges)
     scale = np.asarray(full.X, float).std(axis=0)
     scale[scale == 0] = 1.0
     genes = list(full.var_names)
@@ -239,8 +248,10 @@ def run_system(name: str, seed: int, quick: bool) -> list[dict]:
                 "linear ODE": ode_effect(ode, wt, ko, edges),
                 "linear propagation": propagation_effect(coef, wt, ko, edges),
                 "no change": np.where(np.isnan(truth), np.nan, 0.0),
+                FLOOR: noise,
             }
             for method, pred in preds.items():
+                reference = truth if method != FLOOR else np.zeros_like(truth)
                 rows.append(
                     {
                         "system": name,
@@ -249,7 +260,7 @@ def run_system(name: str, seed: int, quick: bool) -> list[dict]:
                         "knockout": ko,
                         "method": method,
                         "seconds": seconds if method == "scnode" else np.nan,
-                        **scores(pred, truth, scale, genes.index(ko)),
+                        **scores(pred, reference, scale, genes.index(ko)),
                     }
                 )
         print(f"  {name} seed {seed} {training}: done", file=sys.stderr, flush=True)
