@@ -22,8 +22,8 @@ gene that is off there and on in a knockout would weigh hundreds of times more; 
 itself left out). Predictions:
 
 * ``scnode``: the default call, ``scn.tl.fit_sparse_ode(adata, time_key="time",
-  lineage_key="simulation")``, then ``scn.tl.simulate_intervention(unperturbed, model,
-  knockout=gene)`` on the training cells: each unperturbed simulation's trajectory run again from its
+  lineage_key="simulation")``, then ``scn.tl.simulate_intervention(training cells, model,
+  knockout=gene)``: each unperturbed simulation's trajectory (scaled as in the fit) run again from its
   initial state with the gene held at zero, minus the same run without; averaged per bin.
 * ``linear propagation`` (CellOracle's simulation, written here from its description): one ridge
   regression per gene on every other gene (``RidgeCV``) over the training cells, and for each
