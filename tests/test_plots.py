@@ -176,14 +176,15 @@ def test_network_nodes_and_labels_never_overlap(network, top_k, layout, n_nodes)
     res = scn.pl.network(adata, top_k=top_k, layout=layout, show=False)
     discs, labels, drawn = _disc_and_label_overlaps(res.ax)
     assert drawn == n_nodes and {t.get_text() for t in res.ax.texts} == {*res.data["source"], *res.data["target"]}
-    assert discs == 0 and labels == 0
+    assert discs == 0 and labels == 0, f"{discs} discs and {labels} labels overlap"
     # the legend sits under the graph: no disc reaches into it
     legend = res.ax.get_legend().get_window_extent()
     centres = res.ax.transData.transform(res.ax.collections[0].get_offsets())
-    assert (centres[:, 1] > legend.y1).all()
+    assert (centres[:, 1] > legend.y1).all(), f"lowest node at {centres[:, 1].min():.1f}, legend top {legend.y1:.1f}"
     # the graph fills the axes: its nodes span most of the width and of the height above the legend
     box = res.ax.get_window_extent()
-    assert np.ptp(centres[:, 0]) > 0.7 * box.width and np.ptp(centres[:, 1]) > 0.6 * (box.y1 - legend.y1)
+    spans = (np.ptp(centres[:, 0]) / box.width, np.ptp(centres[:, 1]) / (box.y1 - legend.y1))
+    assert spans[0] > 0.7 and spans[1] > 0.6, f"nodes span {spans[0]:.2f} of the width, {spans[1]:.2f} of the height"
 
 
 def test_network_in_a_small_axes_shrinks_instead_of_overlapping():
