@@ -30,7 +30,10 @@ def simulate_intervention(
     Parameters
     ----------
     adata
-        Cells with the model's genes and time column (the training data or another donor).
+        Cells with the model's genes and time column (the training data or another donor). Each
+        lineage is scaled from the cells given here, as in training; after a fit with
+        ``perturbation_key`` (where a lineage's perturbed and unperturbed cells are scaled together),
+        pass all the training cells to run the fit's own unperturbed trajectories in the fit's units.
     model
         A fitted model (from :func:`scnode.tl.fit_sparse_ode` with ``return_model=True``).
     hold
