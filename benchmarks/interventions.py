@@ -60,7 +60,7 @@ import numpy as np
 import pandas as pd
 import torch
 from _report import command, machine, total
-from grn_suite import CELLS, MODELS, QUICK_MODELS, SIMULATIONS, derivatives, knockout_genes, load_model
+from grn_suite import CELLS, MODELS, PROTOCOLS, QUICK_MODELS, SIMULATIONS, derivatives, knockout_genes, load_model
 from sklearn.linear_model import LassoCV, RidgeCV
 
 import scnode as scn
@@ -200,15 +200,9 @@ def fit(train: scn.AnnData, seed: int, quick: bool) -> tuple[scn.SparseODE, floa
     if train.obs["perturbation"].notna().any():
         kwargs["perturbation_key"] = "perturbation"
     tic = time.perf_counter()
+    protocol = PROTOCOLS["simulation"]  # the suite's: time_key="time", lineage_key="simulation"
     model = scn.tl.fit_sparse_ode(
-        train,
-        time_key="time",
-        lineage_key="simulation",
-        random_state=seed,
-        progress_bar=False,
-        copy=True,
-        return_model=True,
-        **kwargs,
+        train, random_state=seed, progress_bar=False, copy=True, return_model=True, **protocol, **kwargs
     )[1]
     return model, time.perf_counter() - tic
 
