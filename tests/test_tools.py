@@ -93,6 +93,45 @@ def test_knockout_acts_downstream_only():
     assert up.uns["intervention"]["hold"] == {"g1": 5.0}
 
 
+def _scaled_copy(model, factor):
+    """The one-way model with g1's response to g0 multiplied by ``factor``."""
+    other = model.clone()
+    with torch.no_grad():
+        other.system.field.layers[1].weight.mul_(factor)
+    return other
+
+
+def test_several_models_give_the_median_effect_and_its_spread():
+    adata = cells(n_genes=2)
+    _, model = _one_way_model(adata)
+    models = [_scaled_copy(model, f) for f in (0.5, 1.0, 3.0)]  # g1's effect grows with the factor
+    runs = [scn.tl.simulate_intervention(adata, m, knockout="g0", start=0.3, n_points=21) for m in models]
+    out = scn.tl.simulate_intervention(adata, models[::-1], knockout="g0", start=0.3, n_points=21)
+    deltas = np.stack([r.layers["delta"] for r in runs])
+    assert np.abs(deltas[2] - deltas[1]).max() > 1e-2  # the models disagree ...
+    np.testing.assert_allclose(out.layers["delta"], runs[1].layers["delta"], atol=1e-5)  # ... middle = median
+    np.testing.assert_allclose(out.layers["delta_low"], np.quantile(deltas, 0.25, axis=0), atol=1e-5)
+    np.testing.assert_allclose(out.layers["delta_high"], np.quantile(deltas, 0.75, axis=0), atol=1e-5)
+    np.testing.assert_allclose(out.X, out.layers["control"] + out.layers["delta"], atol=1e-5)
+    np.testing.assert_allclose(out.X[out.obs["intervened"].to_numpy(), 0], 0.0, atol=1e-5)
+    assert out.uns["intervention"]["n_models"] == 3 and runs[0].uns["intervention"]["n_models"] == 1
+    one = scn.tl.simulate_intervention(adata, [model], knockout="g0", start=0.3, n_points=21)
+    np.testing.assert_allclose(one.X, runs[1].X, atol=1e-6)
+    assert "delta_low" not in one.layers
+    renamed = model.clone()
+    renamed.config.var_names = ["g1", "g0"]
+    with pytest.raises(ValueError, match="different genes"):
+        scn.tl.simulate_intervention(adata, [model, renamed], knockout="g0")
+    binned = model.clone()
+    binned.preprocessing = {**model.preprocessing, "n_bins": 4}
+    with pytest.raises(ValueError, match="differently prepared"):
+        scn.tl.simulate_intervention(adata, [model, binned], knockout="g0")
+    with pytest.raises(ValueError, match="No model given"):
+        scn.tl.simulate_intervention(adata, [], knockout="g0")
+    with pytest.raises(TypeError, match="SparseODE"):
+        scn.tl.simulate_intervention(adata, [model, "model"], knockout="g0")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
