@@ -243,6 +243,11 @@ def test_lambda_path_table_selection_and_record(tmp_path):
     np.testing.assert_allclose(back.uns["scnode"]["path"]["table"]["lam"], table["lam"])
     with pytest.raises(ValueError, match="no penalty"):
         scn.tl.lambda_path(adata, [1.0], method="base")
+    # the path's fits run as one ensemble: the median of their knockout effects
+    each = np.stack([scn.tl.simulate_intervention(adata, m, knockout="g0").layers["delta"] for m in models])
+    together = scn.tl.simulate_intervention(adata, models, knockout="g0")
+    np.testing.assert_allclose(together.layers["delta"], np.median(each, axis=0), atol=1e-5)
+    assert together.uns["intervention"]["n_models"] == len(models)
 
 
 def test_lambda_path_with_validation_donor():
