@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import FAST, cells
+from helpers import FAST, FIT, cells
 
 import scnode as scn
 
@@ -248,6 +248,20 @@ def test_lambda_path_table_selection_and_record(tmp_path):
     together = scn.tl.simulate_intervention(adata, models, knockout="g0")
     np.testing.assert_allclose(together.layers["delta"], np.median(each, axis=0), atol=1e-5)
     assert together.uns["intervention"]["n_models"] == len(models)
+
+
+def test_default_call_returns_its_search_fits():
+    adata = cells()
+    model, fits = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", return_model=True, return_models=True, **FAST)
+    table = adata.uns["scnode"]["path"]["table"]
+    assert len(fits) == len(table["lam"]) > 2 and all(isinstance(m, scn.SparseODE) for m in fits)
+    np.testing.assert_allclose([m.config.lam for m in fits], np.sort(table["lam"]))
+    chosen = [m for m in fits if m is model]  # the selected, refitted fit is the one returned
+    assert len(chosen) == 1 and model.config.lam == adata.uns["scnode"]["params"]["lam"]
+    ko = scn.tl.simulate_intervention(adata, fits, knockout="g0")
+    assert ko.uns["intervention"]["n_models"] == len(fits)
+    copy, fixed = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", copy=True, return_models=True, **FIT)
+    assert isinstance(copy, ad.AnnData) and len(fixed) == 1 and fixed[0].config.lam == FIT["lam"]
 
 
 def test_lambda_path_with_validation_donor():

@@ -162,11 +162,12 @@ def fit_sparse_ode(
     key_added: str = "scnode",
     copy: bool = False,
     return_model: bool = False,
+    return_models: bool = False,
     model_kwargs: dict | None = None,
     fit_kwargs: dict | None = None,
     client: Client | str | None = None,
     refine_time: int = 0,
-) -> AnnData | SparseODE | tuple[AnnData, SparseODE] | None:
+) -> AnnData | SparseODE | list[SparseODE] | tuple[Any, ...] | None:
     """Fit a sparse neural ODE to cells ordered by pseudotime; the learned gene network goes to ``varp``.
 
     All lineages (categories of ``lineage_key``) share one vector field. The defaults are the
@@ -283,6 +284,13 @@ def fit_sparse_ode(
         Return a modified copy instead of writing into ``adata``.
     return_model
         Also return the fitted :class:`~scnode.SparseODE`.
+    return_models
+        Also return every fit of the penalty search (``lam="auto"``), a list in increasing order of
+        ``lam``: the selected fit refitted (the model ``return_model`` returns), the others as their
+        penalised phase ended (the state the search validated and scored pairs with). Pass them to
+        :func:`scnode.tl.simulate_intervention` for the median of their effects, which predicted
+        unseen knockouts better than the selected fit alone (docs/results.md). With a fixed ``lam``:
+        ``[model]``. Fits the search kept on disk (:mod:`scnode.tl._store`) are read back into memory.
     model_kwargs, fit_kwargs
         Further arguments of :class:`~scnode.SparseODE` and :meth:`~scnode.SparseODE.fit` (they
         override the field's and the defaults' settings).
@@ -302,8 +310,9 @@ def fit_sparse_ode(
 
     Returns
     -------
-    ``None`` (or the copy with ``copy=True``; the model with ``return_model=True``; both as a tuple
-    with both) and writes:
+    ``None``, or what is asked for, in this order (a tuple when more than one): the copy
+    (``copy=True``), the model (``return_model=True``), the search's fits (``return_models=True``).
+    Writes:
 
     ``adata.varp[key_added]``
         ``n_vars x n_vars`` dependency scores, **rows = regulators (inputs), columns = targets
@@ -410,8 +419,9 @@ def fit_sparse_ode(
     write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window, search_models=models)
     if refine_time:
         target.obs[f"{key_added}_time"] = data.obs[RETIMED_KEY].to_numpy()
-    if copy and return_model:
-        return target, model
-    if copy:
-        return target
-    return model if return_model else None
+    out: list[Any] = [target] if copy else []
+    if return_model:
+        out.append(model)
+    if return_models:
+        out.append([model] if models is None else sorted(models, key=lambda m: m.config.lam))
+    return None if not out else out[0] if len(out) == 1 else tuple(out)
