@@ -31,14 +31,14 @@ def simulate_intervention(
     lineage's initial state up to ``start`` and then with the intervened genes fixed (rate zero)
     at their values. ``adata`` is not modified.
 
-    Given several models (e.g. every fit of a penalty search, :func:`scnode.tl.lambda_path` with
-    ``return_models=True``), each is run so, and the effect is their **median**: per lineage, time
-    and gene, the median over the models of intervened minus unchanged, with the interquartile range
-    beside it. A sparse fit commits to one of the regulator sets that explain the data equally well,
-    and a knockout tests exactly the edges it chose; fits under different penalties choose
-    differently, and their median keeps the effects they agree on. On the GRN suite's simulated
-    knockouts, held out of training, the median over a search's fits predicted the effects' size
-    better than one selected fit (docs/results.md, "Unseen knockouts").
+    Given several models (e.g. every fit of the penalty search: :func:`scnode.tl.fit_sparse_ode` or
+    :func:`scnode.tl.lambda_path` with ``return_models=True``), each is run so, and the effect is
+    their **median**: per lineage, time and gene, the median over the models of intervened minus
+    unchanged, with the interquartile range beside it. A sparse fit commits to one of the regulator
+    sets that explain the data equally well, and a knockout tests exactly the edges it chose; fits
+    under different penalties choose differently, and their median keeps the effects they agree on.
+    On the GRN suite's simulated knockouts, held out of training, the median over a search's fits
+    predicted the effects' size better than one selected fit (docs/results.md, "Unseen knockouts").
 
     Parameters
     ----------
