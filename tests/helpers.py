@@ -3,6 +3,7 @@
 import anndata as ad
 import numpy as np
 import pandas as pd
+import torch
 
 import scnode as scn
 
@@ -29,3 +30,24 @@ def damped_system(n_trajectories: int = 3) -> tuple[list[np.ndarray], list[np.nd
     adata = scn.datasets.second_order_system(n_trajectories=n_trajectories, n_times=20, t_max=4.0, random_state=5)
     times, values, _ = scn.pp.trajectories(adata, trajectory_key="trajectory")
     return times, values
+
+
+def one_way_model(adata: ad.AnnData) -> tuple[scn.pp.TrajectorySet, scn.SparseODE]:
+    """A hand-built first-order field in which g0 drives g1 and nothing else happens."""
+    ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
+    model = scn.SparseODE(2, method="base", hidden=(2,), device="cpu", var_names=ts.genes)
+    with torch.no_grad():  # d g1/dt = 2 elu(g0); d g0/dt = 0
+        model.system.field.layers[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+        model.system.field.layers[0].bias.zero_()
+        model.system.field.layers[1].weight.copy_(torch.tensor([[0.0, 0.0], [2.0, 0.0]]))
+        model.system.field.layers[1].bias.zero_()
+    model.preprocessing = dict(ts.params)
+    return ts, model
+
+
+def scaled_copy(model: scn.SparseODE, factor: float) -> scn.SparseODE:
+    """The one-way model with g1's response to g0 multiplied by ``factor``."""
+    other = model.clone()
+    with torch.no_grad():
+        other.system.field.layers[1].weight.mul_(factor)
+    return other

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import FAST, FIT, cells
+from helpers import FAST, FIT, cells, one_way_model, scaled_copy
 from scipy import sparse
 from scipy.spatial import cKDTree
 
@@ -706,6 +706,21 @@ def test_plots_of_2000_genes_stay_small():
     assert everything.data.shape == (2000, 2000) and w <= 16 and h <= 14 and not everything.ax.get_xticklabels()
     net = scn.pl.network(adata, show=False)
     assert len(net.data) == 30 and tuple(net.ax.figure.get_size_inches()) == (6.0, 6.0)
+    effect = ad.AnnData(  # an intervention's result on 2000 genes, as simulate_intervention writes it
+        np.zeros((20, 2000), np.float32),
+        obs=pd.DataFrame(
+            {"time": np.linspace(0, 1, 20), "lineage": ["a"] * 20, "extrapolated": False, "intervened": True}
+        ),
+        var=pd.DataFrame(index=adata.var_names),
+    )
+    effect.layers["delta"] = np.random.default_rng(2).normal(size=(20, 2000)).astype(np.float32)
+    effect.uns["intervention"] = {"hold": {"g0": 0.0}, "start": 0.0, "n_models": 1}
+    drawn = scn.pl.intervention(effect, show=False)
+    strongest = np.argsort(-np.abs(effect.layers["delta"]).max(axis=0))[:7]
+    expected = [f"g{j}" for j in strongest if j != 0][:6]
+    assert list(drawn.data["gene"].unique()) == expected and tuple(drawn.ax[0].figure.get_size_inches()) == (12.0, 6.0)
+    with pytest.raises(ValueError, match="at most 24"):
+        scn.pl.intervention(effect, list(effect.var_names[:25]), show=False)
     with pytest.raises(ValueError, match="max_genes"):
         scn.pl.adjacency(adata, max_genes=0, show=False)
     # ten fitted genes among the 2000: only rows and columns with a score are drawn, not 40 blank ones
@@ -716,3 +731,30 @@ def test_plots_of_2000_genes_stay_small():
     small = scn.pl.adjacency(few, show=False)
     assert small.data.shape == (10, 10) and set(small.data.index) == {f"g{i}" for i in range(10)}
     assert small.ax.get_ylabel() == "10 strongest rows (1990 not shown)"
+
+
+def test_intervention_plot_draws_the_median_effect_and_the_models_spread():
+    adata = cells(n_genes=2)
+    _, model = one_way_model(adata)
+    models = [scaled_copy(model, f) for f in (0.5, 1.0, 3.0)]
+    ensemble = scn.tl.simulate_intervention(adata, models, knockout="g0", start=0.3, n_points=21)
+    res = scn.pl.intervention(ensemble, show=False)
+    assert list(res.data["gene"].unique()) == ["g1"]  # the knocked-out gene is left out by default
+    assert len(res.ax) == 1 and res.ax[0].get_title() == "g1"
+    lineage = ensemble.obs["lineage"].astype(str).to_numpy()
+    for name, part in res.data.groupby("lineage"):
+        rows = np.flatnonzero(lineage == name)
+        np.testing.assert_allclose(part["delta"], ensemble.layers["delta"][rows, 1], rtol=1e-6)
+        np.testing.assert_allclose(part["low"], ensemble.layers["delta_low"][rows, 1], rtol=1e-6)
+        assert (part["high"] >= part["delta"] - 1e-6).all() and (part["low"] <= part["delta"] + 1e-6).all()
+    assert len(res.ax[0].collections) == 2  # one band per lineage
+    assert "median of 3 models" in res.ax[0].get_legend().get_title().get_text()
+    single = scn.pl.intervention(scn.tl.simulate_intervention(adata, model, knockout="g0"), ["g0", "g1"], show=False)
+    assert single.data["low"].isna().all() and not single.ax[0].collections and len(single.ax) == 2
+    with pytest.raises(KeyError, match="simulate_intervention"):
+        scn.pl.intervention(scn.tl.predict(adata, model), show=False)
+    with pytest.raises(KeyError, match="g7"):
+        scn.pl.intervention(ensemble, "g7", show=False)
+    with pytest.raises(ValueError, match="n_genes"):
+        scn.pl.intervention(ensemble, n_genes=0, show=False)
+    plt.close("all")

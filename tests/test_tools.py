@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import FAST, FIT, cells
+from helpers import FAST, FIT, cells, one_way_model, scaled_copy
 
 import scnode as scn
 
@@ -18,19 +18,6 @@ def fitted():
         adata, lineage_key="lineage", trim_start=2, x0_cells=2, n_bins=None, return_model=True, **FAST
     )
     return adata, model
-
-
-def _one_way_model(adata):
-    """A hand-built first-order field in which g0 drives g1 and nothing else happens."""
-    ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
-    model = scn.SparseODE(2, method="base", hidden=(2,), device="cpu", var_names=ts.genes)
-    with torch.no_grad():  # d g1/dt = 2 elu(g0); d g0/dt = 0
-        model.system.field.layers[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
-        model.system.field.layers[0].bias.zero_()
-        model.system.field.layers[1].weight.copy_(torch.tensor([[0.0, 0.0], [2.0, 0.0]]))
-        model.system.field.layers[1].bias.zero_()
-    model.preprocessing = dict(ts.params)
-    return ts, model
 
 
 def test_predict_starts_at_x0_in_data_units_and_extrapolates(fitted):
@@ -79,7 +66,7 @@ def test_score_held_out_donor_uses_its_own_x0_and_leaves_it_untouched(fitted):
 
 def test_knockout_acts_downstream_only():
     adata = cells(n_genes=2)
-    _, model = _one_way_model(adata)
+    _, model = one_way_model(adata)
     out = scn.tl.simulate_intervention(adata, model, knockout="g0", start=0.4, n_points=21)
     assert set(out.layers) >= {"control", "delta", "scaled"}
     g0 = out.X[:, 0]
@@ -93,18 +80,10 @@ def test_knockout_acts_downstream_only():
     assert up.uns["intervention"]["hold"] == {"g1": 5.0}
 
 
-def _scaled_copy(model, factor):
-    """The one-way model with g1's response to g0 multiplied by ``factor``."""
-    other = model.clone()
-    with torch.no_grad():
-        other.system.field.layers[1].weight.mul_(factor)
-    return other
-
-
 def test_several_models_give_the_median_effect_and_its_spread():
     adata = cells(n_genes=2)
-    _, model = _one_way_model(adata)
-    models = [_scaled_copy(model, f) for f in (0.5, 1.0, 3.0)]  # g1's effect grows with the factor
+    _, model = one_way_model(adata)
+    models = [scaled_copy(model, f) for f in (0.5, 1.0, 3.0)]  # g1's effect grows with the factor
     runs = [scn.tl.simulate_intervention(adata, m, knockout="g0", start=0.3, n_points=21) for m in models]
     out = scn.tl.simulate_intervention(adata, models[::-1], knockout="g0", start=0.3, n_points=21)
     deltas = np.stack([r.layers["delta"] for r in runs])
@@ -305,7 +284,7 @@ def test_outputs_of_every_tool_write_to_h5ad(fitted, tmp_path):
 
 def test_windowed_score_starts_each_window_from_the_data():
     adata = cells(n_genes=2)
-    _, model = _one_way_model(adata)
+    _, model = one_way_model(adata)
     ts = scn.pp.prepare_trajectories(adata, lineage_key="lineage")
     table = scn.tl.score(adata, model, window=3)
     t, v = ts.times[0], ts.values[0]

@@ -2,6 +2,7 @@
 
 from ._adjacency import adjacency
 from ._gene_trends import gene_trends
+from ._intervention import intervention
 from ._lambda_path import lambda_path
 from ._loss import loss
 from ._network import network
@@ -14,6 +15,7 @@ __all__ = [
     "PlotResult",
     "adjacency",
     "gene_trends",
+    "intervention",
     "lambda_path",
     "loss",
     "network",

@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib.patheffects as patheffects
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from anndata import AnnData
@@ -12,7 +11,7 @@ from matplotlib.lines import Line2D
 from scipy import sparse
 
 from ..model import SparseODE
-from ._utils import PlotResult, finish, lineage_colors, prediction_columns
+from ._utils import PlotResult, finish, gene_panels, lineage_colors, prediction_columns
 
 COLUMNS = ["gene", "lineage", "time", "value", "kind"]
 
@@ -83,21 +82,6 @@ def _curve_from_layer(adata: AnnData, genes: list[str], key: str, observed: pd.D
         part = part[np.isfinite(part["value"])].assign(kind="fitted")
         frames.append(part.sort_values(["lineage", "time"], kind="stable"))
     return pd.concat(frames, ignore_index=True)
-
-
-def _panels(axs: Axes | Sequence[Axes] | np.ndarray | None, n: int) -> np.ndarray:
-    if axs is None:
-        ncols = min(n, 3)
-        nrows = -(-n // ncols)
-        _, grid = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.0 * nrows), squeeze=False, layout="constrained")
-        grid = grid.ravel()
-        for extra in grid[n:]:
-            extra.set_visible(False)
-        return grid[:n]
-    panels = np.atleast_1d(np.asarray(axs, dtype=object)).ravel()
-    if len(panels) < n:
-        raise ValueError(f"Need one Axes per gene: got {len(panels)} Axes for {n} genes.")
-    return panels[:n]
 
 
 def _binned(observed: pd.DataFrame, n_bins: int) -> pd.DataFrame:
@@ -336,7 +320,7 @@ def gene_trends(
     parts = [observed, bins, curve] if len(bins) else [observed, curve]
     data = pd.concat(parts, ignore_index=True).reindex(columns=[*COLUMNS, "sd"])
     colors = lineage_colors([*observed["lineage"], *curve["lineage"]])
-    panels = _panels(axs, len(genes))
+    panels = gene_panels(axs, len(genes))
     units = params.get("layer") or "X"
     for ax, gene in zip(panels, genes, strict=True):
         _draw_panel(

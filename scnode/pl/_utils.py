@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +66,19 @@ def prediction_columns(prediction: Any, time_key: str | None, lineage_key: str |
         if column is None or column not in obs:
             raise KeyError(f"The prediction has no {what} column {column!r} in obs (available: {list(obs.columns)}).")
     return time_key, lineage_key
+
+
+def gene_panels(axs: Axes | Sequence[Axes] | np.ndarray | None, n: int) -> np.ndarray:
+    """Return ``n`` Axes, one per gene: those given (``axs``) or a new figure of up to three panels per row."""
+    if axs is None:
+        ncols = min(n, 3)
+        nrows = -(-n // ncols)
+        _, grid = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.0 * nrows), squeeze=False, layout="constrained")
+        grid = grid.ravel()
+        for extra in grid[n:]:
+            extra.set_visible(False)
+        return grid[:n]
+    panels = np.atleast_1d(np.asarray(axs, dtype=object)).ravel()
+    if len(panels) < n:
+        raise ValueError(f"Need one Axes per gene: got {len(panels)} Axes for {n} genes.")
+    return panels[:n]
