@@ -118,8 +118,15 @@ def test_second_order_adaptive_search_on_a_client_matches_serial(cluster):
     _, client = cluster
     adata = scn.datasets.second_order_system(n_trajectories=3, random_state=0)
     call = {"method": "pathreg", "order": 2, "time_key": "time", "lineage_key": "trajectory", **FAST}
-    serial = scn.tl.fit_sparse_ode(adata, copy=True, **call)
-    dist = scn.tl.fit_sparse_ode(adata, copy=True, client=client, **call)  # both searches' fits on the workers
+    serial, serial_fits = scn.tl.fit_sparse_ode(adata, copy=True, return_models=True, **call)
+    dist, dist_fits = scn.tl.fit_sparse_ode(adata, copy=True, client=client, return_models=True, **call)  # on workers
+    assert (
+        [m.config.lam for m in serial_fits]
+        == [m.config.lam for m in dist_fits]
+        == sorted(serial.uns["scnode"]["path"]["table"]["lam"])
+    )
+    for a, b in zip(serial_fits, dist_fits, strict=True):  # the second (adaptive) search's fits, as serial
+        np.testing.assert_array_equal(a.adjacency(), b.adjacency())
     assert serial.uns["scnode"]["params"]["adaptive"]
     for stage in (serial.uns["scnode"]["path"], serial.uns["scnode"]["path"]["first_stage"]):
         assert len(stage["table"]["lam"]) > 1
