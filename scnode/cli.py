@@ -339,14 +339,18 @@ def fit(args: argparse.Namespace) -> dict:
             random_state=args.seed,
             progress_bar=not args.no_progress,
             key_added=args.key_added,
-            return_model=args.save_model is not None,
+            return_model=True,
+            return_models=args.save_models is not None,
         )
     except (KeyError, ValueError) as err:
         raise _InputError(_message(err)) from err
+    model, fits = model if args.save_models is not None else (model, [])
     try:
         adata.write_h5ad(args.out)
-        if model is not None:
+        if args.save_model is not None:
             model.save(args.save_model)
+        for fit in fits:  # one folder per penalty weight, in increasing order
+            fit.save(args.save_models / f"lam_{fit.config.lam:g}")
     except OSError as err:
         raise _InputError(f"cannot write the results: {err}") from err
 
@@ -362,6 +366,7 @@ def fit(args: argparse.Namespace) -> dict:
         "targets_without_regulators": int(metrics["targets_without_regulators"]),
         "out": args.out,
         "model": args.save_model,
+        "models": [str(args.save_models / f"lam_{fit.config.lam:g}") for fit in fits],
     }
     summary["lam"] = float(record["params"]["lam"])
     print(
@@ -374,7 +379,10 @@ def fit(args: argparse.Namespace) -> dict:
         f"{summary['targets_without_regulators']} target(s) without any regulator, "
         f"{int(metrics['targets_with_all_regulators'])} with every allowed one"
     )
-    print(f"  wrote {args.out}" + (f"; model saved in {args.save_model}" if model is not None else ""))
+    saved = f"; model saved in {args.save_model}" if args.save_model is not None else ""
+    if fits:
+        saved += f"; the search's {len(fits)} fits saved in {args.save_models}"
+    print(f"  wrote {args.out}{saved}")
     return summary
 
 
@@ -443,6 +451,14 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--key-added", default="scnode", help="key in varp, layers and uns (default %(default)s)")
     p.add_argument("--save-model", type=Path, default=None, metavar="DIR", help="also save the model (SparseODE.save)")
+    p.add_argument(
+        "--save-models",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also save every fit of the penalty search, one folder per lam (DIR/lam_<lam>): pass them, loaded, "
+        "to scn.tl.simulate_intervention for the median of their effects",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

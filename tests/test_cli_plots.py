@@ -276,6 +276,8 @@ def test_cli_fit_bad_input_is_a_clear_error(tmp_path, capsys):
 
 
 def test_cli_fit_save_model_is_loadable(tmp_path, capsys):
+    import anndata as ad
+
     src, out, model_dir = _tiny_h5ad(tmp_path / "in.h5ad"), tmp_path / "out.h5ad", tmp_path / "model"
     (tmp_path / "regs.txt").write_text("g0\ng1\n")
     args = ["--save-model", str(model_dir), "--field", "per_gene", "--regulators-file", str(tmp_path / "regs.txt")]
@@ -288,3 +290,13 @@ def test_cli_fit_save_model_is_loadable(tmp_path, capsys):
     assert [layer.gated for layer in model.system.field.layers] == [True, False, False]
     assert model.config.inputs == [0, 1] and model.config.self_inputs  # g2 regulates nothing but itself
     assert model.adjacency().shape == (3, 3) and (model.adjacency()[:2, 2] == 0).all()
+    fits_dir = tmp_path / "fits"  # every fit of the default search, loadable as one ensemble
+    assert main(["fit", str(src), "--out", str(out), "--save-models", str(fits_dir), *FAST]) == 0
+    printed = capsys.readouterr().out
+    folders = sorted(fits_dir.iterdir())
+    searched = ad.read_h5ad(out).uns["scnode"]["path"]["table"]["lam"]
+    assert f"fits saved in {fits_dir}" in printed and len(folders) == len(searched) > 2
+    fits = [scn.SparseODE.load(f, var_names=["g0", "g1", "g2"], device="cpu") for f in folders]
+    assert {f"lam_{m.config.lam:g}" for m in fits} == {f.name for f in folders}
+    ko = scn.tl.simulate_intervention(ad.read_h5ad(src), fits, knockout="g0")  # each fit's preprocessing saved
+    assert ko.uns["intervention"]["n_models"] == len(fits) and "delta_high" in ko.layers
