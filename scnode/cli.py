@@ -345,12 +345,13 @@ def fit(args: argparse.Namespace) -> dict:
     except (KeyError, ValueError) as err:
         raise _InputError(_message(err)) from err
     model, fits = model if args.save_models is not None else (model, [])
+    folders = [args.save_models / f"lam_{fit.config.lam:g}" for fit in fits]  # one per penalty weight
     try:
         adata.write_h5ad(args.out)
         if args.save_model is not None:
             model.save(args.save_model)
-        for fit in fits:  # one folder per penalty weight, in increasing order
-            fit.save(args.save_models / f"lam_{fit.config.lam:g}")
+        for fit, folder in zip(fits, folders, strict=True):
+            fit.save(folder)
     except OSError as err:
         raise _InputError(f"cannot write the results: {err}") from err
 
@@ -366,7 +367,7 @@ def fit(args: argparse.Namespace) -> dict:
         "targets_without_regulators": int(metrics["targets_without_regulators"]),
         "out": args.out,
         "model": args.save_model,
-        "models": [str(args.save_models / f"lam_{fit.config.lam:g}") for fit in fits],
+        "models": [str(folder) for folder in folders],
     }
     summary["lam"] = float(record["params"]["lam"])
     print(

@@ -91,7 +91,17 @@ def simulate_intervention(
     ts = prepare_like(adata, models[0], prepare_kwargs)
     grids = time_grids(ts, extrapolate, n_points)
     onsets = [ts.times[k][0] + start * (ts.times[k][-1] - ts.times[k][0]) for k in range(len(grids))]
-    runs = [_run(m, ts, grids, values, onsets, start) for m in models]
+    plan = []  # per lineage, what every model runs: the held genes (scaled units), from when, its perturbation
+    for k in range(len(grids)):
+        held = {g: (v - ts.center[k][ts.genes.index(g)]) / ts.scale[k][ts.genes.index(g)] for g, v in values.items()}
+        perturbed = ts.held_rows(k, 1)
+        if perturbed is not None and start > 0:
+            raise ValueError(
+                f"Trajectory {ts.lineages[k]!r} is perturbed from its start (perturbation_key); an intervention on it "
+                "must start there too (start=0)."
+            )
+        plan.append({"hold": held, "start": None if perturbed is not None else onsets[k], "held": perturbed})
+    runs = [_run(m, ts, grids, plan) for m in models]
     control = [np.median([run[0][k] for run in runs], axis=0) for k in range(len(grids))]
     effects = [np.stack([run[1][k] - run[0][k] for run in runs]) for k in range(len(grids))]
     changed = [c + np.median(e, axis=0) for c, e in zip(control, effects, strict=True)]
@@ -130,26 +140,15 @@ def _models(model: SparseODE | Sequence[SparseODE]) -> list[SparseODE]:
 
 
 def _run(
-    model: SparseODE,
-    ts: TrajectorySet,
-    grids: list[np.ndarray],
-    values: dict[str, float],
-    onsets: list[float],
-    start: float,
+    model: SparseODE, ts: TrajectorySet, grids: list[np.ndarray], plan: list[dict]
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Return one model's unchanged and intervened trajectories per lineage (scaled units)."""
+    """Return one model's unchanged and intervened trajectories per lineage (scaled units).
+
+    ``plan``: per lineage, the ``hold``, ``start`` and ``held`` arguments of :meth:`~scnode.SparseODE.predict`.
+    """
     v0 = initial_velocities(model, ts)
     control = model.predict(grids, ts.x0, v0=v0, held=ts.held)
-    changed = []
-    for k, grid in enumerate(grids):
-        held = {g: (v - ts.center[k][ts.genes.index(g)]) / ts.scale[k][ts.genes.index(g)] for g, v in values.items()}
-        perturbed = ts.held_rows(k, 1)
-        if perturbed is not None and start > 0:
-            raise ValueError(
-                f"Trajectory {ts.lineages[k]!r} is perturbed from its start (perturbation_key); an intervention on it "
-                "must start there too (start=0)."
-            )
-        at = None if perturbed is not None else onsets[k]
-        kw = {"v0": None if v0 is None else v0[k], "hold": held, "start": at, "held": perturbed}
-        changed.append(model.predict(grid, ts.x0[k], **kw))
+    changed = [
+        model.predict(grid, ts.x0[k], v0=None if v0 is None else v0[k], **plan[k]) for k, grid in enumerate(grids)
+    ]
     return list(control), changed
