@@ -134,11 +134,15 @@ def run(method: str, motion: str, seq: scn.AnnData, unseen: scn.AnnData, schedul
         ok = table["val_mse"] <= (1 + TOLERANCE) * table["val_mse"].min()
         model = models[int(np.flatnonzero(ok)[-1])]
     seconds = time.perf_counter() - start
-    ts = scn.pp.prepare_trajectories(train, time_key="time", scaling="none")
-    t_all = (seq.obs["time"].to_numpy() - ts.time_offset[0]) / ts.time_scale[0]
-    x_all = (np.asarray(seq.X, float) - ts.center[0]) / ts.scale[0]
-    pred = model.predict(t_all, ts.x0[0])
-    mse = {k: float(np.mean((pred[s] - x_all[s]) ** 2)) for k, s in (("train", TRAIN), ("extrapolation", EXTRAPOLATE))}
+    # frames 0-199 integrated from frame 0 as the model's training data were prepared (its time unit,
+    # scaling and initial velocity), on the frames' own (equally spaced) times, in metres
+    pred = scn.tl.predict(seq, model, n_points=seq.n_obs)
+    if not np.allclose(pred.obs["time"].to_numpy(), seq.obs["time"].to_numpy()):
+        raise RuntimeError("The predicted time grid is not the frames' times: frames are not equally spaced.")
+    x_all, x_pred = np.asarray(seq.X, float), np.asarray(pred.X, float)
+    mse = {
+        k: float(np.mean((x_pred[s] - x_all[s]) ** 2)) for k, s in (("train", TRAIN), ("extrapolation", EXTRAPOLATE))
+    }
     return {
         "method": name,
         "lam": float(model.config.lam),
