@@ -16,6 +16,7 @@ import pytest
 from helpers import FAST, cells
 
 import scnode as scn
+from scnode.tl import _select
 
 distributed = pytest.importorskip("distributed")
 
@@ -78,13 +79,19 @@ def test_sweep_with_client_matches_serial(cluster):
     assert (dist["seconds"] > 0).all()
 
 
-def test_lambda_path_with_client_matches_serial(cluster, caplog):
+def test_lambda_path_with_client_matches_serial(cluster, caplog, tmp_path, monkeypatch):
     lc, _ = cluster
     adata = cells()
     out_s, table_s, models_s = scn.tl.lambda_path(adata, [40.0, 80.0, 100.0], copy=True, return_models=True, **PATH)
     with caplog.at_level(logging.INFO, logger="scnode"):
         out_d, table_d, models_d = scn.tl.lambda_path(
-            adata, [40.0, 80.0, 100.0], client=lc.scheduler_address, copy=True, return_models=True, **PATH
+            adata,
+            [40.0, 80.0, 100.0],
+            client=lc.scheduler_address,
+            copy=True,
+            return_models=True,
+            search_dir=tmp_path,
+            **PATH,
         )  # an address: lambda_path opens (and closes) its own client
     # each fit on the cluster is reported here as it ends
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lambda search: lam")]
@@ -98,6 +105,13 @@ def test_lambda_path_with_client_matches_serial(cluster, caplog):
         assert {k: v for k, v in a.history.as_dict().items() if k not in timed} == {
             k: v for k, v in b.history.as_dict().items() if k not in timed
         }
+    # the workers' fits were kept (search_dir, written here as they arrived): a serial call reads them back
+    monkeypatch.setattr(_select, "_fit_task", lambda *args: pytest.fail("a kept fit was fitted again"))
+    _, table_r, models_r = scn.tl.lambda_path(
+        adata, [40.0, 80.0, 100.0], copy=True, return_models=True, search_dir=tmp_path, **PATH
+    )
+    pd.testing.assert_frame_equal(table_d, table_r, check_exact=True)
+    _same_models(models_d, models_r)
 
 
 def test_consensus_of_restarts_on_a_client_matches_serial(cluster):

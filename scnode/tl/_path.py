@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ def lambda_path(
     copy: bool = False,
     return_models: bool = False,
     client: Client | str | None = None,
+    search_dir: str | os.PathLike | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame | tuple[Any, ...]:
     """Fit a range of penalty weights, tabulate them, and keep the selected one.
@@ -89,6 +91,9 @@ def lambda_path(
     client
         A :class:`distributed.Client` or a scheduler address (``pip install scnode[dask]``; the workers
         need scnode installed; their progress bars are off). ``None``: everything here.
+    search_dir
+        As in :func:`scnode.tl.fit_sparse_ode`: a directory that keeps each fit as it ends, so that an
+        interrupted call resumes (not with ``validation``).
     **kwargs
         Preprocessing, model and training arguments of :func:`scnode.tl.fit_sparse_ode` (``time_key``,
         ``lineage_key``, ``genes``, ``regulators``, ``prior``, ``order``, ``lam1``, ``field``,
@@ -143,6 +148,7 @@ def lambda_path(
             within=st.within,
             client=connected,
             scorer=scorer,
+            search_dir=search_dir,
         )
         search = searcher.run_auto() if lams is None else searcher.run_grid(lams, max_extend)
     table = search.table()

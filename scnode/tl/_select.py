@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -36,11 +37,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..core import FitInterrupted
 from ..model import SparseODE
 from ..model._training import N_ITER, refit_copy, refit_iterations
 from ..pp import TrajectorySet
 from ._dask import map_tasks
 from ._predict import lineage_mse
+from ._search_dir import SearchDirectory
 from ._store import FitStore
 from ._utils import candidate_mask, degenerate_graph, initial_velocities, sparsity_summary
 
@@ -211,6 +214,10 @@ class LambdaSearch:
         (the zero pattern the refit would freeze) and only the selected one is refitted, exactly as
         its whole fit would have continued (the same data, generator state and refit); its row gains
         ``val_mse_refit`` and ``train_mse_refit``. A search then costs a refit per fit less.
+    search_dir
+        Directory to write each fit to as it ends; a fit found there (made from the same data and
+        settings) is read back instead of fitted again, so an interrupted search resumes
+        (:mod:`scnode.tl._search_dir`). Not with a ``scorer`` (a function cannot be fingerprinted).
     """
 
     def __init__(
@@ -226,6 +233,7 @@ class LambdaSearch:
         client: Client | None = None,
         scorer: Callable[[SparseODE], float] | None = None,
         refit: str = "all",
+        search_dir: str | os.PathLike | None = None,
     ) -> None:
         if refit not in ("all", "selected"):
             raise ValueError(f"refit must be 'all' or 'selected', got {refit!r}.")
@@ -248,6 +256,14 @@ class LambdaSearch:
             self.refit_iter = refit_iterations(fit_kwargs.get("n_iter", N_ITER), fit_kwargs.get("refit_iter"))
             self.fit_kwargs = {**fit_kwargs, "refit_iter": 0}
         self.search = Search()
+        self.kept: SearchDirectory | None = None
+        if search_dir is not None:
+            if scorer is not None:
+                raise ValueError(
+                    "search_dir cannot be combined with a validation scorer (another AnnData): a fit's record "
+                    "would not say what it was validated on."
+                )
+            self.kept = SearchDirectory(search_dir, build, ts, held, window, self.fit_kwargs)
 
     # ---------------------------------------------------------------- fitting
     def fit(self, lams: Sequence[float], stage: str) -> None:
@@ -262,16 +278,40 @@ class LambdaSearch:
         if not todo:
             return
         shared = (self.build, self.ts, self.held, self.window, self.fit_kwargs, self.scorer)
-        store = self.search.models
+        store, kept = self.search.models, self.kept
+        found: dict[float, tuple[Any, dict[str, Any]]] = {}
+        for lam in todo if kept is not None else []:
+            if lam in kept:
+                model, row, path = kept.load(lam)
+                seconds = row["seconds"]
+                logger.info("lambda search: lam %g read back from %s (fitted in %.0f s)", lam, kept.path, seconds)
+                found[lam] = store.stash(model, path), row
+                del model
 
         def arrived(result: tuple[SparseODE, dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
             _log(result[1], stage)
-            return store.stash(result[0]), result[1]  # a large fit goes to disk before the next one starts
+            path = None if kept is None else kept.save(*result)
+            return store.stash(result[0], path), result[1]  # a large fit goes to disk before the next one starts
 
-        done_fits = map_tasks(
-            _fit_task, todo, shared, self.client, label="fits of the lambda search", on_result=arrived
-        )
-        for entry, row in done_fits:
+        pending = [lam for lam in todo if lam not in found]
+        try:
+            fitted = (
+                map_tasks(_fit_task, pending, shared, self.client, label="fits of the lambda search", on_result=arrived)
+                if pending
+                else []
+            )
+        except FitInterrupted as err:
+            if kept is not None:
+                err.add_context(
+                    f"The fits that ended are kept in {kept.path}: the same call with search_dir={str(kept.root)!r} "
+                    "reads them back and fits only the others."
+                )
+            else:
+                err.add_context("Pass search_dir='<directory>' to keep a search's fits, so that a rerun resumes.")
+            raise
+        fitted_by_lam = dict(zip(pending, fitted, strict=True))
+        for lam in todo:
+            entry, row = found[lam] if lam in found else fitted_by_lam[lam]
             row["stage"] = stage
             self.search.rows.append(row)
             store.append(entry)

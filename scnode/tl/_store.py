@@ -61,24 +61,32 @@ class FitStore:
         self._dir: tempfile.TemporaryDirectory | None = None
         self._count = 0
 
-    def stash(self, model: SparseODE) -> SparseODE | Spilled:
+    def stash(self, model: SparseODE, path: Path | None = None) -> SparseODE | Spilled:
         """Return ``model``, or, when it is large, a :class:`Spilled` entry: its weights on disk, the rest in memory.
 
-        ``model`` itself is left as it is (the caller drops it to free its weights).
+        ``model`` itself is left as it is (the caller drops it to free its weights). ``path``: a file
+        that already holds the model's weights (a search's ``search_dir``), read back from there
+        instead of written again; the store never deletes it.
         """
         if model_bytes(model) < SPILL_BYTES:
             return model
-        if self._dir is None:
-            self._dir = tempfile.TemporaryDirectory(prefix="scnode-search-")
-        path = Path(self._dir.name) / f"fit{self._count}.pt"
-        self._count += 1
-        torch.save(model.system.state_dict(), path)
+        if path is None:
+            path = self._write(model)
         shell = copy.copy(model)  # its configuration, history and generator, without the field
         shell.system = None
         shell.generator = torch.Generator(device=model.device)  # its own: the model's may advance
         shell.generator.set_state(model.generator.get_state())
         shell.history = copy.deepcopy(model.history)
         return Spilled(shell, path)
+
+    def _write(self, model: SparseODE) -> Path:
+        """Write a model's weights into the store's temporary directory; return the file."""
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="scnode-search-")
+        path = Path(self._dir.name) / f"fit{self._count}.pt"
+        self._count += 1
+        torch.save(model.system.state_dict(), path)
+        return path
 
     def append(self, entry: SparseODE | Spilled) -> None:
         """Add a model, or an entry returned by :meth:`stash`."""
