@@ -9,7 +9,9 @@ reads it back instead: the same data, preprocessing, settings, initial weights, 
 versions and device give the same *fingerprint*, the name of the subdirectory its fits are kept in.
 Since every fit of a search starts from scratch and CPU fits are repeatable, a resumed search gives
 the results of an uninterrupted one. A change that could change a fit gives another fingerprint, so
-a fit made under other settings is never reused; old subdirectories stay until deleted.
+a fit made under other settings is never reused; old subdirectories stay until deleted. The code
+itself is named only by scnode's version: a development install whose fitting code changed between
+two calls must be given a fresh directory.
 """
 
 from __future__ import annotations
@@ -46,10 +48,10 @@ def _feed(h: Any, obj: Any) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().to("cpu").contiguous().reshape(-1)
         h.update(f"tensor {t.dtype} {tuple(obj.shape)};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
+        h.update(t.view(torch.uint8).numpy())  # the tensor's own bytes, not a copy
     elif isinstance(obj, np.ndarray):
         h.update(f"array {obj.dtype} {obj.shape};".encode())
-        h.update(np.ascontiguousarray(obj).tobytes() if obj.dtype != object else repr(obj.tolist()).encode())
+        h.update(np.ascontiguousarray(obj) if obj.dtype != object else repr(obj.tolist()).encode())
     elif isinstance(obj, dict):
         h.update(f"dict {len(obj)};".encode())
         for key in sorted(obj, key=str):
