@@ -341,6 +341,7 @@ def fit(args: argparse.Namespace) -> dict:
             key_added=args.key_added,
             return_model=True,
             return_models=args.save_models is not None,
+            search_dir=args.search_dir,
         )
     except (KeyError, ValueError) as err:
         raise _InputError(_message(err)) from err
@@ -459,6 +460,14 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="also save every fit of the penalty search, one folder per lam (DIR/lam_<lam>): pass them, loaded, "
         "to scn.tl.simulate_intervention for the median of their effects",
+    )
+    p.add_argument(
+        "--search-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each fit of the penalty search in DIR as it ends: the same command run again after an "
+        "interrupt (Ctrl-C, a job's time limit) reads them back and fits only the others",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -236,6 +236,21 @@ def test_cli_fit_writes_results(tmp_path, capsys):
     assert np.isfinite(res.layers["scnode_fitted"]).all()
 
 
+def test_cli_fit_search_dir_resumes_the_search(tmp_path, capsys, monkeypatch):
+    import anndata as ad
+
+    from scnode.tl import _select
+
+    src, kept = _tiny_h5ad(tmp_path / "in.h5ad"), tmp_path / "search"
+    assert main(["fit", str(src), "--out", str(tmp_path / "a.h5ad"), "--search-dir", str(kept), *FAST]) == 0
+    [fits] = list(kept.iterdir())
+    first = ad.read_h5ad(tmp_path / "a.h5ad")
+    assert len(list(fits.glob("*.json"))) == len(first.uns["scnode"]["path"]["table"]["lam"])
+    monkeypatch.setattr(_select, "_fit_task", lambda *args: pytest.fail("a kept fit was fitted again"))
+    assert main(["fit", str(src), "--out", str(tmp_path / "b.h5ad"), "--search-dir", str(kept), *FAST]) == 0
+    np.testing.assert_array_equal(ad.read_h5ad(tmp_path / "b.h5ad").varp["scnode"], first.varp["scnode"])
+
+
 def test_cli_fit_refine_time_round_trips(tmp_path, capsys):
     import anndata as ad
 
