@@ -68,6 +68,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import platform
 import resource
@@ -190,15 +191,44 @@ def measure(spec: dict) -> dict:
     }
 
 
+class _ReadBack(logging.Handler):
+    """Collects the lambdas a search read back from its ``search_dir`` (its log says so)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lams: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("lambda search: lam") and " read back from " in record.getMessage():
+            self.lams.append(float(record.args[0]))
+
+
 def full_fit(adata: anndata.AnnData, spec: dict) -> dict:
-    """Wall time, peak memory and graph of ``fit_sparse_ode`` with its defaults (and the spec's regulators)."""
+    """Wall time, peak memory and graph of ``fit_sparse_ode`` with its defaults (and the spec's regulators).
+
+    With a ``search_dir`` among the settings, ``read_back`` counts the search's fits read back from
+    it and ``read_back_s`` sums their own fitting time (their rows' ``seconds``).
+    """
     start = time.perf_counter()
     if spec.get("genes") is not None:
         adata = adata[:, : spec["genes"]].copy()
-    scn.tl.fit_sparse_ode(adata, **DEFAULT_PREP, device=spec["device"], progress_bar=False, **spec["settings"])
+    watch = _ReadBack()
+    logger = logging.getLogger("scnode")
+    level = logger.level
+    logger.addHandler(watch)
+    logger.setLevel(logging.INFO)
+    try:
+        scn.tl.fit_sparse_ode(adata, **DEFAULT_PREP, device=spec["device"], progress_bar=False, **spec["settings"])
+    finally:
+        logger.removeHandler(watch)
+        logger.setLevel(level)
     record = adata.uns["scnode"]
     metrics = record["metrics"]
+    table = pd.DataFrame(record["path"]["table"]) if "path" in record else None
+    read_back = table[np.isin(table["lam"], watch.lams)] if table is not None else []
     return {
+        "read_back": len(read_back),
+        "read_back_s": float(read_back["seconds"].sum()) if len(read_back) else 0.0,
         "wall_s": time.perf_counter() - start,
         "peak_mb": _peak_memory_mb(spec["device"]),
         "lam": float(record["params"]["lam"]),
@@ -787,6 +817,11 @@ def section_genes_fit(args: argparse.Namespace) -> None:
         )
         if args.fit_iter:
             print(f"Every fit with `n_iter={args.fit_iter}` (a short schedule: memory, not the fit's result).\n")
+        if args.search_dir is not None:
+            print(
+                f"Each call keeps its search's fits in `{args.search_dir}`: a call run again after a stop reads back\n"
+                "the fits made before; its wall time then adds their own fitting time (said in brackets).\n"
+            )
         print(
             "| field | regulators | genes | wall time (min) | peak memory (MB) | lam | edges | median regulators "
             "| train MSE | fits |"
@@ -801,10 +836,15 @@ def section_genes_fit(args: argparse.Namespace) -> None:
                         settings = {"regulators": regs, **extra}
                         spec = {"data": str(path), "genes": g, "settings": settings, "full": True}
                         spec.update(device=device, threads=args.threads, iters=0)
+                        if args.search_dir is not None:
+                            settings["search_dir"] = str(args.search_dir)
                         if args.quick or args.fit_iter:  # a short schedule: the pipeline's memory, not a fit
                             spec["settings"]["n_iter"] = args.fit_iter or 4
                         r = run_isolated(spec)
-                        cells = [field_name, f"{which} ({len(regs)})", g, f"{r['wall_s'] / 60:.1f}"]
+                        minutes = f"{(r['wall_s'] + r['read_back_s']) / 60:.1f}"
+                        if r["read_back"]:
+                            minutes += f" ({r['read_back']} fits read back: {r['read_back_s'] / 60:.1f} min of them)"
+                        cells = [field_name, f"{which} ({len(regs)})", g, minutes]
                         cells += [f"{r['peak_mb']:.0f}", f"{r['lam']:.3g}", f"{r['n_edges']:,}"]
                         cells += [f"{r['median_regulators']:.0f}", f"{r['train_mse']:.4f}", r["fits"]]
                         print("| " + " | ".join(map(str, cells)) + " |", flush=True)
@@ -895,6 +935,14 @@ def main() -> None:
         default=None,
         help="genes_fit: n_iter of every fit (default: the call's own); a short schedule measures the whole call's "
         "memory (search, fits kept on disk, path score) where its full time would take hours",
+    )
+    parser.add_argument(
+        "--search-dir",
+        type=Path,
+        default=None,
+        help="genes_fit: keep each call's penalty-search fits in this directory (fit_sparse_ode's search_dir): a "
+        "call stopped before its end resumes when run again, and its row adds the fitting time of the fits it "
+        "read back to its own wall time (a call of several hours in more than one run)",
     )
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
     parser.add_argument(
