@@ -87,6 +87,13 @@ def test_an_interrupted_search_resumes_from_its_directory_with_the_results_of_a_
         scn.tl.fit_sparse_ode(adata, search_dir=record, **SEARCH)
 
 
+@pytest.mark.parametrize("call", [{"lam": 0.1}, {"method": "base"}], ids=["fixed lam", "base"])
+def test_search_dir_without_a_search_is_a_clear_error(tmp_path, call):
+    with pytest.raises(ValueError, match="search_dir keeps the fits of the automatic penalty search"):
+        scn.tl.fit_sparse_ode(cells(), search_dir=tmp_path, **{**SEARCH, **call})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_interrupted_search_without_a_directory_says_how_to_keep_its_fits(monkeypatch):
     monkeypatch.setattr(_select, "_fit_task", lambda *args: (_ for _ in ()).throw(_interrupt()))
     with pytest.raises(FitInterrupted, match="Pass search_dir='<directory>' to keep a search's fits"):

@@ -363,6 +363,11 @@ def fit_sparse_ode(
         raise ValueError(f"lam must be a number >= 0 or 'auto', got {lam!r}.")
     if lam != "auto" and lam < 0:
         raise ValueError(f"lam must be >= 0, got {lam}.")
+    if search_dir is not None and (lam != "auto" or method == "base"):
+        raise ValueError(
+            "search_dir keeps the fits of the automatic penalty search (lam='auto', a sparsity method); this call "
+            "makes one fit. To resume one fit, pass fit_kwargs={'checkpoint': '<file>'}, then {'resume': '<file>'}."
+        )
     if isinstance(refine_time, bool) or not isinstance(refine_time, int | np.integer) or refine_time < 0:
         raise ValueError(f"refine_time must be an integer >= 0, got {refine_time!r}.")
     fixed_refit = refit_iter
