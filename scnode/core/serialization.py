@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +62,25 @@ def load(path: str | os.PathLike, *, what: str, map_location: str | torch.device
         raise ValueError(f"{path} cannot be read as {what}: {_reason(err)}.") from None
 
 
-def save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` through a temporary file renamed into place: an interrupted save leaves the old file whole."""
+def _replace(path: str | os.PathLike, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place (never half-written)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` through a temporary file renamed into place: an interrupted save leaves the old file whole."""
+    _replace(path, lambda tmp: torch.save(obj, tmp))
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write a text file the same way as :func:`save`: an interrupted write leaves the old file whole."""
+    _replace(path, lambda tmp: tmp.write_text(text))
 
 
 def check_state_dict(state: Any, reference: dict[str, torch.Tensor], *, source: str) -> None:

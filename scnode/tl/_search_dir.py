@@ -90,16 +90,6 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else str(value)
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a file through a temporary one renamed into place (never left half-written)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 class SearchDirectory:
     """The fits of one search (one fingerprint) under ``root``: written as they end, read back by a rerun.
 
@@ -158,7 +148,7 @@ class SearchDirectory:
             "history": model.history.as_dict(),
             "generator": model.generator.get_state().tolist(),
         }
-        _write_text(record, json.dumps(entry, default=_plain))  # last: its presence marks the fit as whole
+        serialization.write_text(json.dumps(entry, default=_plain), record)  # last: its presence marks the fit as whole
         return weights
 
     def load(self, lam: float) -> tuple[SparseODE, dict[str, Any], Path]:
