@@ -306,7 +306,7 @@ def fit_sparse_ode(
         instead: an interrupted search (Ctrl-C, a job's time limit) resumes where it stopped, with the
         results of an uninterrupted one. Each set of settings gets its own subdirectory (a hash of
         what the fits depend on); delete them when done. For long searches (thousands of genes: at
-        10,000 genes one fit takes 15-25 minutes on 2 CPU cores and its weights 0.7 GB).
+        10,000 genes one fit takes 13-25 minutes on 2 CPU cores and its weights 0.7 GB; the whole call 2.4 hours).
     refine_time
         Re-time the cells this many times: after a fit, each fitted cell moves to the time of the
         nearest state on its trajectory's fitted path (from the trajectory's initial state), and the
