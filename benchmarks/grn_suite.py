@@ -7,6 +7,7 @@ Usage::
     python benchmarks/grn_suite.py --pseudotime cells   # one cell per simulation (see PROTOCOLS)
     python benchmarks/grn_suite.py --pseudotime dpt     # ... ordered by diffusion pseudotime
     python benchmarks/grn_suite.py --pseudotime dpt --refine-time 2   # ... and scnode re-timing the cells
+    python benchmarks/grn_suite.py --pseudotime dpt --refine-time auto  # ... while the fitted order differs
     python benchmarks/grn_suite.py --pseudotime noisy --clock-noise 0.1  # ... ordered by a noisy clock
     python benchmarks/grn_suite.py --pseudotime noisy --binning states   # ... and scnode with state bins
 
@@ -92,6 +93,8 @@ CLOCK_NOISE = 0.1
 NEIGHBOURS = 15
 """Local order of a pseudotime: each unperturbed cell's this many nearest neighbours in expression."""
 MISSING: set[str] = set()
+UNREACHED: list[str] = []
+"""Per system and seed: cells left out under ``--pseudotime dpt`` because DPT could not reach them."""
 """Peers left out because their package is not installed (``pip install -e ".[benchmarks]"``)."""
 
 
@@ -203,7 +206,7 @@ def scnode_rows(
     quick: bool,
     perturbed: bool,
     protocol: dict,
-    refine_time: int = 0,
+    refine_time: int | str = 0,
     binning: str = "time",
 ) -> list[dict]:
     """The default call's graph and path ranking (with ``refine_time``: that call with the cells re-timed;
@@ -226,7 +229,10 @@ def scnode_rows(
     order = {}
     if refine_time and "time" in adata.obs:
         wt = adata.obs["perturbation"].isna().to_numpy() if "perturbation" in adata.obs else slice(None)
-        order = {"refined_spearman": float(spearmanr(out.obs["scnode_time"][wt], adata.obs["time"][wt])[0])}
+        fitted = out.obs["scnode_time"] if "scnode_time" in out.obs else adata.obs[protocol["time_key"]]  # auto: none
+        order = {"refined_spearman": float(spearmanr(fitted[wt], adata.obs["time"][wt])[0])}
+    if refine_time == "auto":
+        order["refine_rounds"] = int(out.uns["scnode"]["params"]["refine_rounds"])
     return [
         {
             "method": name,
@@ -253,8 +259,13 @@ def load_model(name: str) -> scn.datasets.BooleanModel:
     return scn.datasets.boolean_model(name)
 
 
-def with_dpt(adata: scn.AnnData) -> scn.AnnData:
-    """Diffusion pseudotime of all cells (every condition), rooted at the earliest unperturbed cell."""
+def with_dpt(adata: scn.AnnData, label: str = "") -> scn.AnnData:
+    """Diffusion pseudotime of all cells (every condition), rooted at the earliest unperturbed cell.
+
+    Cells that DPT cannot reach from the root (a neighbour graph in several pieces: its pseudotime is
+    infinite) are left out, as the default call's error message tells a user to, and counted in
+    :data:`UNREACHED` under ``label``.
+    """
     import scanpy as sc
 
     adata = adata.copy()
@@ -263,6 +274,11 @@ def with_dpt(adata: scn.AnnData) -> scn.AnnData:
     wt = np.flatnonzero(adata.obs["perturbation"].isna().to_numpy())
     adata.uns["iroot"] = int(wt[np.argmin(adata.obs["time"].to_numpy()[wt])])
     sc.tl.dpt(adata)
+    reached = np.isfinite(adata.obs["dpt_pseudotime"].to_numpy(float))
+    if not reached.all():
+        wt_lost = int((~reached & adata.obs["perturbation"].isna().to_numpy()).sum())
+        UNREACHED.append(f"{label}: {int((~reached).sum())} of {adata.n_obs} cells ({wt_lost} unperturbed)")
+        adata = adata[reached].copy()
     return adata
 
 
@@ -300,7 +316,7 @@ def run_system(
     seed: int,
     quick: bool,
     protocol: dict,
-    refine: Sequence[int] = (),
+    refine: Sequence[int | str] = (),
     clock_noise: float = CLOCK_NOISE,
     binnings: Sequence[str] = (),
 ) -> list[dict]:
@@ -312,7 +328,7 @@ def run_system(
     full = scn.datasets.simulate_boolean(model, n_cells=cells, n_simulations=sims, knockouts=kos, seed=seed)
     order = (None, None)
     if protocol["time_key"] == "dpt_pseudotime":
-        full = with_dpt(full)
+        full = with_dpt(full, f"{name} seed {seed}")
     elif protocol["time_key"] == "noisy_time":
         full = with_noisy_clock(full, clock_noise, seed)
     if protocol["time_key"] != "time":
@@ -370,6 +386,10 @@ def _tables(rows: list[dict]) -> str:
             refined = part.dropna(subset=["refined_spearman"]).groupby("system", sort=False)["refined_spearman"].mean()
             cells = ", ".join(f"{system} {rho:.2f}" for system, rho in refined.items())
             lines.append(f"- Spearman correlation of the re-timed cells with the clock (unperturbed cells): {cells}")
+        if "refine_rounds" in part and part["refine_rounds"].notna().any():
+            made = part.dropna(subset=["refine_rounds"]).groupby("system", sort=False)["refine_rounds"]
+            cells = ", ".join(f"{system} {', '.join(str(int(n)) for n in rounds)}" for system, rounds in made)
+            lines.append(f"- Re-timings made by `refine_time='auto'` (per seed): {cells}")
         lines += [""]
     order = frame.dropna(subset=["pseudotime_spearman"]).groupby("system", sort=False)["pseudotime_spearman"].mean()
     if len(order):
@@ -385,6 +405,10 @@ def _tables(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _refine_time(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
 def main(argv: list[str] | None = None) -> str:
     """Run the suite and print markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -394,7 +418,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--pseudotime", choices=list(PROTOCOLS), default="simulation", help="see PROTOCOLS")
     parser.add_argument("--gates", choices=["inputs", "pairs"], help="scnode's gates (default: the default call's)")
     parser.add_argument(
-        "--refine-time", type=int, nargs="*", default=[], help="also scnode's rows with refine_time=n, per n given"
+        "--refine-time",
+        type=_refine_time,
+        nargs="*",
+        default=[],
+        help="also scnode's rows with refine_time=n, per n (or auto) given",
     )
     parser.add_argument(
         "--clock-noise", type=float, default=CLOCK_NOISE, help="--pseudotime noisy: noise over the clock's range"
@@ -429,6 +457,7 @@ def main(argv: list[str] | None = None) -> str:
             "",
             _tables(rows),
             *([f"Left out: {', '.join(sorted(MISSING))}.", ""] if MISSING else []),
+            *([f"Cells DPT could not reach, left out: {'; '.join(UNREACHED)}.", ""] if UNREACHED else []),
             total(start),
         ]
     )

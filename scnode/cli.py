@@ -264,6 +264,16 @@ def _window(value: str) -> int | str | None:
         raise argparse.ArgumentTypeError(f"expected an integer, auto or none, got {value!r}") from None
 
 
+def _refine_time(value: str) -> int | str:
+    """Parse ``--refine-time auto`` or a number of re-timings."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {value!r}") from None
+
+
 def _read_genes(path: Path) -> list[str]:
     """Gene names from a file with one gene per line (blank lines and ``#`` comments skipped)."""
     if not path.is_file():
@@ -447,7 +457,10 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-bins", type=int, default=100, help="average cells in this many time bins per lineage")
     p.add_argument("--x0-cells", type=int, default=5, help="first cells averaged into the initial state")
     p.add_argument(
-        "--refine-time", type=int, default=0, help="re-time the cells by the fitted paths and refit, this many times"
+        "--refine-time",
+        type=_refine_time,
+        default=0,
+        help="re-time the cells by the fitted paths and refit, this many times, or auto (while the order changes)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anndata
 import matplotlib
 
 matplotlib.use("Agg")
@@ -315,3 +316,22 @@ def test_cli_fit_save_model_is_loadable(tmp_path, capsys):
     assert {f"lam_{m.config.lam:g}" for m in fits} == {f.name for f in folders}
     ko = scn.tl.simulate_intervention(ad.read_h5ad(src), fits, knockout="g0")  # each fit's preprocessing saved
     assert ko.uns["intervention"]["n_models"] == len(fits) and "delta_high" in ko.layers
+
+
+def test_grn_suite_dpt_leaves_out_cells_it_cannot_reach(monkeypatch):
+    """Two pieces of neighbour graph: DPT is infinite on the one without the root; those cells go, counted."""
+    pytest.importorskip("sklearn")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import grn_suite
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(0.0, 0.1, (30, 3)), rng.normal(50.0, 0.1, (30, 3))])
+    adata = anndata.AnnData(x.astype(np.float32))
+    adata.obs["time"] = np.r_[np.linspace(0, 1, 30), np.linspace(0, 1, 30)]
+    adata.obs["perturbation"] = pd.Series([None] * 30 + ["g1"] * 30, index=adata.obs_names, dtype=object)
+    monkeypatch.setattr(grn_suite, "UNREACHED", [])
+    out = grn_suite.with_dpt(adata, "two pieces")
+    assert out.n_obs == 30 and out.obs["perturbation"].isna().all()
+    assert np.isfinite(out.obs["dpt_pseudotime"]).all()
+    assert grn_suite.UNREACHED == ["two pieces: 30 of 60 cells (0 unperturbed)"]
+    assert adata.n_obs == 60 and "dpt_pseudotime" not in adata.obs  # the input is left as it was

@@ -65,7 +65,32 @@ def test_refine_time_with_a_layer_sparse_cells_and_lineages():
     assert np.isfinite(adata.layers["scnode_fitted"]).all()
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_refine_time_auto_retimes_until_the_order_holds():
+    adata = cascade()
+    kw = {"lam": 0.01, "n_iter": 100, "copy": True, "progress_bar": False}
+    out = scn.tl.fit_sparse_ode(adata, time_key="pt", refine_time="auto", **kw)
+    params, record = out.uns["scnode"]["params"], out.uns["scnode"]["refine_time"]
+    rounds = params["refine_rounds"]
+    assert params["refine_time"] == "auto" and 1 <= rounds <= 2
+    # every fit's order was checked: it re-timed while the path reordered the cells, and stopped when not
+    assert len(record["spearman"]) == rounds + 1
+    assert (record["spearman"][:-1] < 0.9).all() and (record["spearman"][-1] >= 0.9 or rounds == 2)
+    assert spearmanr(out.obs["scnode_time"], out.obs["t"])[0] > 0.95
+    assert params["time_key"] == "scnode_time" and "scnode_time" not in adata.obs
+
+
+def test_refine_time_auto_keeps_a_good_order_and_its_fit():
+    adata = cascade()
+    kw = {"time_key": "t", "lam": 0.01, "n_iter": 100, "copy": True, "progress_bar": False}
+    auto = scn.tl.fit_sparse_ode(adata, refine_time="auto", **kw)
+    plain = scn.tl.fit_sparse_ode(adata, **kw)
+    params = auto.uns["scnode"]["params"]
+    assert params["refine_rounds"] == 0 and params["time_key"] == "t" and "scnode_time" not in auto.obs
+    assert auto.uns["scnode"]["refine_time"]["spearman"][0] >= 0.9
+    np.testing.assert_array_equal(auto.varp["scnode"], plain.varp["scnode"])
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2", "Auto"])
 def test_refine_time_must_be_a_count(bad):
     adata = cells()
     with pytest.raises(ValueError, match="refine_time must be an integer >= 0"):

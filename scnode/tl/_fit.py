@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 
 RETIMED_KEY = "_scnode_retimed"
 """``obs`` column of the refits' times (``refine_time``), in the light copy that carries them."""
+AUTO_REFINE_ROUNDS = 2
+"""``refine_time="auto"``: at most this many re-timings."""
+AUTO_REFINE_RHO = 0.9
+"""``refine_time="auto"``: re-time again while the fitted path's order of the cells agrees with the times
+the fit was given by less than this rank correlation (per trajectory, averaged)."""
 
 
 def _timed(adata: AnnData, layer: str | None) -> AnnData:
@@ -169,7 +174,7 @@ def fit_sparse_ode(
     fit_kwargs: dict | None = None,
     client: Client | str | None = None,
     search_dir: str | os.PathLike | None = None,
-    refine_time: int = 0,
+    refine_time: int | str = 0,
 ) -> AnnData | SparseODE | list[SparseODE] | tuple[Any, ...] | None:
     """Fit a sparse neural ODE to cells ordered by pseudotime; the learned gene network goes to ``varp``.
 
@@ -315,8 +320,12 @@ def fit_sparse_ode(
         costs another fit. The graph is the last fit's; the times it used go to
         ``obs[key_added + "_time"]`` (cells not fitted keep their time), and each round's selected
         λ, the rank correlation of its new times with the times it was fitted on and the cells' mean
-        distance to their path to ``uns[key_added]["refine_time"]``. See docs/results.md for when
-        it helps.
+        distance to their path to ``uns[key_added]["refine_time"]``. ``"auto"``: re-time while the
+        times are not self-consistent, i.e. while the fitted path orders the cells it was fitted on
+        with a rank correlation below :data:`AUTO_REFINE_RHO` (0.9) to their times, at most
+        :data:`AUTO_REFINE_ROUNDS` (2) times: a fit whose path keeps the given order costs one
+        prediction more and is the fit of ``refine_time=0``; the record then also holds the last fit's
+        correlation (why it stopped). See docs/results.md for when it helps.
 
     Returns
     -------
@@ -368,11 +377,13 @@ def fit_sparse_ode(
             "search_dir keeps the fits of the automatic penalty search (lam='auto', a sparsity method); this call "
             "makes one fit. To resume one fit, pass fit_kwargs={'checkpoint': '<file>'}, then {'resume': '<file>'}."
         )
-    if isinstance(refine_time, bool) or not isinstance(refine_time, int | np.integer) or refine_time < 0:
-        raise ValueError(f"refine_time must be an integer >= 0, got {refine_time!r}.")
+    auto = isinstance(refine_time, str) and refine_time == "auto"
+    if not auto and (isinstance(refine_time, bool) or not isinstance(refine_time, int | np.integer) or refine_time < 0):
+        raise ValueError(f"refine_time must be an integer >= 0 or 'auto', got {refine_time!r}.")
+    max_rounds = AUTO_REFINE_ROUNDS if auto else int(refine_time)
     fixed_refit = refit_iter
     data, data_layer, fit_time_key, rounds = adata, layer, time_key, []
-    for round_ in range(int(refine_time) + 1):
+    for round_ in range(max_rounds + 1):
         st = setup(
             data,
             method=method,
@@ -418,22 +429,28 @@ def fit_sparse_ode(
             client=client,
             search_dir=search_dir,
         )
-        if round_ == refine_time:
+        if round_ == max_rounds and not auto:
             break
         moved = retime_cells(data, model, st.ts, data_layer)
         rounds.append({"lam": float(model.config.lam), **{k: moved[k] for k in ("spearman", "distance")}})
+        if round_ == max_rounds or (auto and not moved["spearman"] < AUTO_REFINE_RHO):
+            break  # "auto": this fit's path keeps the order it was fitted on (NaN: a single time)
         if data is adata:  # a light AnnData for the refits: the same matrix (as X), obs with the new times
             data, data_layer, fit_time_key = _timed(adata, layer), None, RETIMED_KEY
         data.obs[RETIMED_KEY] = np.where(np.isnan(moved["time"]), data.obs[time_key], moved["time"])
     if method != "base":
         warn_if_degenerate(model, f"the {method!r} fit")
-    params = {**record_params(st, model), "refine_time": int(refine_time)}
-    if refine_time:  # the light copy's settings are the user's; the times of the last fit go beside the user's
+    refined = data is not adata  # the last fit ran on new times
+    params = {**record_params(st, model), "refine_time": "auto" if auto else int(refine_time)}
+    if auto:
+        params["refine_rounds"] = round_
+    if refined:  # the light copy's settings are the user's; the times of the last fit go beside the user's
         params.update(layer=layer, time_key=f"{key_added}_time", refined_time_key=time_key)
+    if rounds:
         extra = {**(extra or {}), "refine_time": {k: np.array([r[k] for r in rounds]) for k in rounds[0]}}
     target = adata.copy() if copy else adata
     write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window, search_models=models)
-    if refine_time:
+    if refined:
         target.obs[f"{key_added}_time"] = data.obs[RETIMED_KEY].to_numpy()
     out: list[Any] = [target] if copy else []
     if return_model:
