@@ -325,7 +325,9 @@ def fit_sparse_ode(
         with a rank correlation below :data:`AUTO_REFINE_RHO` (0.9) to their times, at most
         :data:`AUTO_REFINE_ROUNDS` (2) times: a fit whose path keeps the given order costs one
         prediction more and is the fit of ``refine_time=0``; the record then also holds the last fit's
-        correlation (why it stopped). See docs/results.md for when it helps.
+        correlation (why it stopped). The rule cannot tell a misordered pseudotime from a good time
+        that one path cannot keep in order (a cycle, cells resting at a steady state): there it
+        re-times too, and costs. See docs/results.md for when it helps.
 
     Returns
     -------
