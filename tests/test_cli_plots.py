@@ -264,6 +264,18 @@ def test_cli_fit_refine_time_round_trips(tmp_path, capsys):
     assert len(res.uns["scnode"]["refine_time"]["distance"]) == 1
 
 
+def test_cli_fit_refine_time_auto(tmp_path, capsys):
+    import anndata as ad
+
+    src, out = _tiny_h5ad(tmp_path / "in.h5ad"), tmp_path / "out.h5ad"
+    assert main(["fit", str(src), "--out", str(out), "--refine-time", "auto", "--lam", "0.01", *FAST]) == 0
+    params = ad.read_h5ad(out).uns["scnode"]["params"]
+    assert params["refine_time"] == "auto" and 0 <= params["refine_rounds"] <= 2
+    with pytest.raises(SystemExit):
+        main(["fit", str(src), "--out", str(out), "--refine-time", "twice", *FAST])
+    assert "expected an integer or auto, got 'twice'" in capsys.readouterr().err
+
+
 def test_cli_fit_genes_file(tmp_path):
     import anndata as ad
 
