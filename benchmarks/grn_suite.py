@@ -233,6 +233,7 @@ def scnode_rows(
         order = {"refined_spearman": float(spearmanr(fitted[wt], adata.obs["time"][wt])[0])}
     if refine_time == "auto":
         order["refine_rounds"] = int(out.uns["scnode"]["params"]["refine_rounds"])
+        order["refine_chosen"] = int(out.uns["scnode"]["params"]["refine_chosen"])
     return [
         {
             "method": name,
@@ -387,9 +388,12 @@ def _tables(rows: list[dict]) -> str:
             cells = ", ".join(f"{system} {rho:.2f}" for system, rho in refined.items())
             lines.append(f"- Spearman correlation of the re-timed cells with the clock (unperturbed cells): {cells}")
         if "refine_rounds" in part and part["refine_rounds"].notna().any():
-            made = part.dropna(subset=["refine_rounds"]).groupby("system", sort=False)["refine_rounds"]
-            cells = ", ".join(f"{system} {', '.join(str(int(n)) for n in rounds)}" for system, rounds in made)
-            lines.append(f"- Re-timings made by `refine_time='auto'` (per seed): {cells}")
+            made = part.dropna(subset=["refine_rounds"]).groupby("system", sort=False)
+            cells = ", ".join(
+                f"{system} {', '.join(f'{int(n)} ({int(k)})' for n, k in zip(g['refine_rounds'], g['refine_chosen']))}"
+                for system, g in made
+            )
+            lines.append(f"- Re-timings made by `refine_time='auto'` (in brackets the fit kept; per seed): {cells}")
         lines += [""]
     order = frame.dropna(subset=["pseudotime_spearman"]).groupby("system", sort=False)["pseudotime_spearman"].mean()
     if len(order):

@@ -75,6 +75,8 @@ def test_refine_time_auto_retimes_until_the_order_holds():
     # every fit's order was checked: it re-timed while the path reordered the cells, and stopped when not
     assert len(record["spearman"]) == rounds + 1
     assert (record["spearman"][:-1] < 0.9).all() and (record["spearman"][-1] >= 0.9 or rounds == 2)
+    # it keeps the fit whose path passes closest to the cells: here a re-timed one
+    assert params["refine_chosen"] == int(np.argmin(record["distance"])) >= 1
     assert spearmanr(out.obs["scnode_time"], out.obs["t"])[0] > 0.95
     assert params["time_key"] == "scnode_time" and "scnode_time" not in adata.obs
 
@@ -85,7 +87,8 @@ def test_refine_time_auto_keeps_a_good_order_and_its_fit():
     auto = scn.tl.fit_sparse_ode(adata, refine_time="auto", **kw)
     plain = scn.tl.fit_sparse_ode(adata, **kw)
     params = auto.uns["scnode"]["params"]
-    assert params["refine_rounds"] == 0 and params["time_key"] == "t" and "scnode_time" not in auto.obs
+    assert params["refine_rounds"] == params["refine_chosen"] == 0
+    assert params["time_key"] == "t" and "scnode_time" not in auto.obs
     assert auto.uns["scnode"]["refine_time"]["spearman"][0] >= 0.9
     np.testing.assert_array_equal(auto.varp["scnode"], plain.varp["scnode"])
 

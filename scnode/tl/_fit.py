@@ -323,11 +323,13 @@ def fit_sparse_ode(
         distance to their path to ``uns[key_added]["refine_time"]``. ``"auto"``: re-time while the
         times are not self-consistent, i.e. while the fitted path orders the cells it was fitted on
         with a rank correlation below :data:`AUTO_REFINE_RHO` (0.9) to their times, at most
-        :data:`AUTO_REFINE_ROUNDS` (2) times: a fit whose path keeps the given order costs one
-        prediction more and is the fit of ``refine_time=0``; the record then also holds the last fit's
-        correlation (why it stopped). The rule cannot tell a misordered pseudotime from a good time
-        that one path cannot keep in order (a cycle, cells resting at a steady state): there it
-        re-times too, and costs. See docs/results.md for when it helps.
+        :data:`AUTO_REFINE_ROUNDS` (2) times, and keep, of the fits made, the one whose path passes
+        closest to the cells (the cells' mean distance to it; ``params["refine_rounds"]`` counts the
+        re-timings, ``params["refine_chosen"]`` names the fit kept, 0 for the given times, and the
+        record holds every fit's check). A fit whose path keeps the given order costs one prediction
+        more and is the fit of ``refine_time=0``. The order rule cannot tell a misordered pseudotime
+        from a good time that one path cannot keep in order (a cycle, cells resting at a steady
+        state): there it re-times too. See docs/results.md for when it helps.
 
     Returns
     -------
@@ -385,6 +387,7 @@ def fit_sparse_ode(
     max_rounds = AUTO_REFINE_ROUNDS if auto else int(refine_time)
     fixed_refit = refit_iter
     data, data_layer, fit_time_key, rounds = adata, layer, time_key, []
+    candidates = []  # "auto": each fit with its cells' distance to its path and the times it used
     for round_ in range(max_rounds + 1):
         st = setup(
             data,
@@ -435,17 +438,23 @@ def fit_sparse_ode(
             break
         moved = retime_cells(data, model, st.ts, data_layer)
         rounds.append({"lam": float(model.config.lam), **{k: moved[k] for k in ("spearman", "distance")}})
+        if auto:
+            used = None if data is adata else data.obs[RETIMED_KEY].to_numpy().copy()
+            candidates.append((np.nan_to_num(moved["distance"], nan=np.inf), round_, st, model, models, extra, used))
         if round_ == max_rounds or (auto and not moved["spearman"] < AUTO_REFINE_RHO):
             break  # "auto": this fit's path keeps the order it was fitted on (NaN: a single time)
         if data is adata:  # a light AnnData for the refits: the same matrix (as X), obs with the new times
             data, data_layer, fit_time_key = _timed(adata, layer), None, RETIMED_KEY
         data.obs[RETIMED_KEY] = np.where(np.isnan(moved["time"]), data.obs[time_key], moved["time"])
+    used = None if data is adata else data.obs[RETIMED_KEY].to_numpy()
+    if auto:  # of the fits made, the one whose path passes closest to the cells (the first on ties)
+        _, chosen, st, model, models, extra, used = min(candidates, key=lambda c: (c[0], c[1]))
     if method != "base":
         warn_if_degenerate(model, f"the {method!r} fit")
-    refined = data is not adata  # the last fit ran on new times
+    refined = used is not None  # the kept fit ran on new times
     params = {**record_params(st, model), "refine_time": "auto" if auto else int(refine_time)}
     if auto:
-        params["refine_rounds"] = round_
+        params.update(refine_rounds=round_, refine_chosen=chosen)
     if refined:  # the light copy's settings are the user's; the times of the last fit go beside the user's
         params.update(layer=layer, time_key=f"{key_added}_time", refined_time_key=time_key)
     if rounds:
@@ -453,7 +462,7 @@ def fit_sparse_ode(
     target = adata.copy() if copy else adata
     write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window, search_models=models)
     if refined:
-        target.obs[f"{key_added}_time"] = data.obs[RETIMED_KEY].to_numpy()
+        target.obs[f"{key_added}_time"] = used
     out: list[Any] = [target] if copy else []
     if return_model:
         out.append(model)
