@@ -388,11 +388,10 @@ def _tables(rows: list[dict]) -> str:
             cells = ", ".join(f"{system} {rho:.2f}" for system, rho in refined.items())
             lines.append(f"- Spearman correlation of the re-timed cells with the clock (unperturbed cells): {cells}")
         if "refine_rounds" in part and part["refine_rounds"].notna().any():
-            made = part.dropna(subset=["refine_rounds"]).groupby("system", sort=False)
-            cells = ", ".join(
-                f"{system} {', '.join(f'{int(n)} ({int(k)})' for n, k in zip(g['refine_rounds'], g['refine_chosen']))}"
-                for system, g in made
-            )
+            made = part.dropna(subset=["refine_rounds"])
+            pairs = made[["refine_rounds", "refine_chosen"]].to_numpy(int)
+            made = made.assign(made=[f"{n} ({k})" for n, k in pairs])
+            cells = ", ".join(f"{system} {', '.join(g)}" for system, g in made.groupby("system", sort=False)["made"])
             lines.append(f"- Re-timings made by `refine_time='auto'` (in brackets the fit kept; per seed): {cells}")
         lines += [""]
     order = frame.dropna(subset=["pseudotime_spearman"]).groupby("system", sort=False)["pseudotime_spearman"].mean()
