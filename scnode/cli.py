@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -244,14 +244,24 @@ def _hidden(value: str) -> tuple[int, ...]:
     return widths
 
 
-def _lam(value: str) -> float | str:
-    """Parse ``--lam auto`` or a number."""
-    if value == "auto":
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
+def _auto_or(cast: type, what: str) -> Callable[[str], int | float | str]:
+    """Return an argparse type that reads ``auto`` or a value of ``cast`` (``what`` names it in errors)."""
+
+    def parse(value: str) -> int | float | str:
+        if value == "auto":
+            return value
+        try:
+            return cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} or auto, got {value!r}") from None
+
+    return parse
+
+
+_lam = _auto_or(float, "a number")
+"""Parse ``--lam auto`` or a number."""
+_refine_time = _auto_or(int, "an integer")
+"""Parse ``--refine-time auto`` or a number of re-timings."""
 
 
 def _window(value: str) -> int | str | None:
@@ -262,16 +272,6 @@ def _window(value: str) -> int | str | None:
         return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, auto or none, got {value!r}") from None
-
-
-def _refine_time(value: str) -> int | str:
-    """Parse ``--refine-time auto`` or a number of re-timings."""
-    if value == "auto":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {value!r}") from None
 
 
 def _read_genes(path: Path) -> list[str]:
