@@ -54,6 +54,7 @@ from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.linear_model import LassoCV
 
 import scnode as scn
+from scnode.cli import _refine_time
 
 MODELS = [
     "linear",
@@ -93,9 +94,9 @@ CLOCK_NOISE = 0.1
 NEIGHBOURS = 15
 """Local order of a pseudotime: each unperturbed cell's this many nearest neighbours in expression."""
 MISSING: set[str] = set()
+"""Peers left out because their package is not installed (``pip install -e ".[benchmarks]"``)."""
 UNREACHED: list[str] = []
 """Per system and seed: cells left out under ``--pseudotime dpt`` because DPT could not reach them."""
-"""Peers left out because their package is not installed (``pip install -e ".[benchmarks]"``)."""
 
 
 def knockout_genes(model: scn.datasets.BooleanModel, seed: int) -> list[str]:
@@ -406,10 +407,6 @@ def _tables(rows: list[dict]) -> str:
             "",
         ]
     return "\n".join(lines)
-
-
-def _refine_time(value: str) -> int | str:
-    return value if value == "auto" else int(value)
 
 
 def main(argv: list[str] | None = None) -> str:
