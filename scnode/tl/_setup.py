@@ -73,7 +73,7 @@ SINGLE_CELL_GATE_EPS = 1e-16
 """First-order fits: Adam's ``eps`` of the gate group. The gates' gradients (1e-10 to 2e-9 on paul15
 with 1000 genes) sit below torch's 1e-8, which turns Adam into plain gradient descent on them: the
 penalty's identical push then moves every gate in lockstep, and the graph is full below a threshold
-of λ and empty above it (docs/results.md, "Why the gates collapse")."""
+of λ and empty above it (docs/results.md, "Why the gates needed grading")."""
 
 
 PENALTY_DELAY_SHARE = 0.25
