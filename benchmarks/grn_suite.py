@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/grn_suite.py                  # six models, 2 seeds
+    python benchmarks/grn_suite.py                  # eight systems, 2 seeds
+    python benchmarks/grn_suite.py --seeds 1 --first-seed 3   # one more seed, never used before
     python benchmarks/grn_suite.py --quick          # two models, one seed, short fits: the same code path
     python benchmarks/grn_suite.py --pseudotime cells   # one cell per simulation (see PROTOCOLS)
     python benchmarks/grn_suite.py --pseudotime dpt     # ... ordered by diffusion pseudotime
@@ -413,6 +414,9 @@ def main(argv: list[str] | None = None) -> str:
     """Run the suite and print markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument(
+        "--first-seed", type=int, default=1, help="seeds first-seed ... first-seed + seeds - 1 (0 is for development)"
+    )
     parser.add_argument("--quick", action="store_true", help="two models, 300 cells, short fits, one seed")
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--pseudotime", choices=list(PROTOCOLS), default="simulation", help="see PROTOCOLS")
@@ -436,7 +440,7 @@ def main(argv: list[str] | None = None) -> str:
         protocol["model_kwargs"] = {"gates": args.gates}
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     models = args.models or (QUICK_MODELS if args.quick else MODELS)
-    seeds = [1] if args.quick else list(range(1, args.seeds + 1))
+    seeds = [args.first_seed] if args.quick else list(range(args.first_seed, args.first_seed + args.seeds))
     start = time.perf_counter()
     rows = [
         r
