@@ -99,3 +99,21 @@ def test_refine_time_must_be_a_count(bad):
     with pytest.raises(ValueError, match="refine_time must be an integer >= 0"):
         scn.tl.fit_sparse_ode(adata, refine_time=bad, **FIT)
     assert "scnode" not in adata.uns
+
+
+def test_refine_time_leaves_a_trajectory_its_path_cannot_order():
+    # a knockout of the cascade's head that changes nothing: its cells all sit at the start state, so
+    # its fitted path's nearest state is the same for every cell (before: the refit found one time)
+    adata = cascade()
+    adata.obs["perturbation"] = pd.Categorical([None] * adata.n_obs, categories=["a"])
+    dead = adata[:100].copy()
+    dead.obs_names = [f"ko{i}" for i in range(dead.n_obs)]
+    dead.X = np.zeros_like(dead.X)
+    dead.obs["perturbation"] = "a"
+    both = ad.concat([adata, dead])
+    kw = {"lam": 0.01, "n_iter": 60, "copy": True, "progress_bar": False, "perturbation_key": "perturbation"}
+    out = scn.tl.fit_sparse_ode(both, time_key="pt", refine_time=1, **kw)
+    assert out.uns["scnode"]["refine_time"]["unordered"].tolist() == [1]
+    knocked = out.obs["perturbation"] == "a"
+    np.testing.assert_array_equal(out.obs.loc[knocked, "scnode_time"], both.obs.loc[knocked, "pt"])
+    assert spearmanr(out.obs.loc[~knocked, "scnode_time"], out.obs.loc[~knocked, "t"])[0] > 0.9

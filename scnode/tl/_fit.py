@@ -316,20 +316,22 @@ def fit_sparse_ode(
         Re-time the cells this many times: after a fit, each fitted cell moves to the time of the
         nearest state on its trajectory's fitted path (from the trajectory's initial state), and the
         whole fit (penalty search included) is made again on the new times. For pseudotimes that
-        misorder cells, such as diffusion pseudotime on genes that rise and fall again; each round
-        costs another fit. The graph is the last fit's; the times it used go to
-        ``obs[key_added + "_time"]`` (cells not fitted keep their time), and each round's selected
-        λ, the rank correlation of its new times with the times it was fitted on and the cells' mean
-        distance to their path to ``uns[key_added]["refine_time"]``. ``"auto"``: re-time while the
-        times are not self-consistent, i.e. while the fitted path orders the cells it was fitted on
-        with a rank correlation below :data:`AUTO_REFINE_RHO` (0.9) to their times, at most
+        misorder cells, such as diffusion pseudotime on genes that rise and fall again; each round costs
+        another fit. The graph is the last fit's; the times it used go to ``obs[key_added + "_time"]``
+        (cells not fitted keep their time, as do the cells of a trajectory whose path barely moves, such
+        as a knockout that changes nothing: fewer than three distinct new times), and each round's
+        selected λ, the rank correlation of its new times with the times it was fitted on, the cells'
+        mean distance to their path and the number of trajectories that kept their times (``unordered``)
+        to ``uns[key_added]["refine_time"]``. ``"auto"``: re-time while the times are not
+        self-consistent, i.e. while the fitted path orders the cells it was fitted on with a rank
+        correlation below :data:`AUTO_REFINE_RHO` (0.9) to their times, at most
         :data:`AUTO_REFINE_ROUNDS` (2) times, and keep, of the fits made, the one whose path passes
         closest to the cells (the cells' mean distance to it; ``params["refine_rounds"]`` counts the
         re-timings, ``params["refine_chosen"]`` names the fit kept, 0 for the given times, and the
         record holds every fit's check). A fit whose path keeps the given order costs one prediction
         more and is the fit of ``refine_time=0``. The order rule cannot tell a misordered pseudotime
-        from a good time that one path cannot keep in order (a cycle, cells resting at a steady
-        state): there it re-times too. See docs/results.md for when it helps.
+        from a good time that one path cannot keep in order (a cycle, cells resting at a steady state):
+        there it re-times too. See docs/results.md for when it helps.
 
     Returns
     -------
@@ -437,7 +439,13 @@ def fit_sparse_ode(
         if round_ == max_rounds and not auto:
             break
         moved = retime_cells(data, model, st.ts, data_layer)
-        rounds.append({"lam": float(model.config.lam), **{k: moved[k] for k in ("spearman", "distance")}})
+        rounds.append(
+            {
+                "lam": float(model.config.lam),
+                **{k: moved[k] for k in ("spearman", "distance")},
+                "unordered": len(moved["unordered"]),
+            }
+        )
         if auto:
             used = None if data is adata else data.obs[RETIMED_KEY].to_numpy().copy()
             candidates.append((np.nan_to_num(moved["distance"], nan=np.inf), round_, st, model, models, extra, used))

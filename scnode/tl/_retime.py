@@ -24,6 +24,21 @@ GRID_PER_BIN = 4
 """Points of the fitted path per time point of the trajectory (at least 200 in all)."""
 CHUNK = 4096
 """Cells per distance block."""
+MIN_TIMES = 3
+"""A trajectory is re-timed only if its cells then take at least this many distinct times after the
+preprocessing's trims (what a fit needs): a path that does not move, such as a knocked-out gene's
+that leaves every level where it starts, cannot order its cells, and they keep their times."""
+
+
+def _orderable(new: np.ndarray, trim_start: int, trim_end: int) -> bool:
+    """Whether ``new`` keeps :data:`MIN_TIMES` distinct times without its ``trim_start`` lowest, ``trim_end`` highest.
+
+    The next fit trims the trajectory's cells, these and those trimmed before, by time: it drops at
+    most ``trim_start`` of these from below and ``trim_end`` from above, so what is left here is
+    left there too.
+    """
+    kept = np.sort(new)[trim_start : len(new) - trim_end]
+    return len(np.unique(kept)) >= MIN_TIMES
 
 
 def _nearest(cells: np.ndarray | sparse.csr_matrix, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,15 +71,17 @@ def retime_cells(adata: AnnData, model: SparseODE, ts: TrajectorySet, layer: str
 
     Returns
     -------
-    ``time``: ``(n_obs,)`` new times in the units of the old ones (NaN for cells not fitted);
+    ``time``: ``(n_obs,)`` new times in the units of the old ones (NaN for cells not fitted, and
+    for the cells of a trajectory whose path cannot order them: see :data:`MIN_TIMES`);
     ``spearman``: rank correlation of the new times with the old ones over the fitted cells
     (per trajectory, averaged); ``distance``: the cells' mean distance to their path (scaled units,
-    root of the summed squares over genes).
+    root of the summed squares over genes); ``unordered``: the names of the trajectories left as they were.
     """
     x = _matrix(adata, layer, ts.genes)
     v0 = initial_velocities(model, ts)
     new = np.full(adata.n_obs, np.nan)
-    rhos, dists = [], []
+    rhos, dists, unordered = [], [], []
+    trims = (int(ts.params.get("trim_start", 0)), int(ts.params.get("trim_end", 0)))
     for k, t in enumerate(ts.times):
         cells = np.flatnonzero(ts.cell_lineage == k)
         if len(cells) == 0:
@@ -76,12 +93,17 @@ def retime_cells(adata: AnnData, model: SparseODE, ts: TrajectorySet, layer: str
         xc = x[cells]
         xc = sparse.csr_matrix(xc.multiply(1.0 / ts.scale[k])) if sparse.issparse(xc) else xc / ts.scale[k]
         index, dist = _nearest(xc, path + ts.center[k] / ts.scale[k])
-        new[cells] = grid[index] * ts.time_scale[k] + ts.time_offset[k]
-        if len(np.unique(new[cells])) > 1 and len(np.unique(ts.cell_time[cells])) > 1:
-            rhos.append(float(spearmanr(new[cells], ts.cell_time[cells])[0]))
+        timed = grid[index] * ts.time_scale[k] + ts.time_offset[k]
+        if len(np.unique(timed)) > 1 and len(np.unique(ts.cell_time[cells])) > 1:
+            rhos.append(float(spearmanr(timed, ts.cell_time[cells])[0]))
         dists.append(float(dist.mean()))
+        if _orderable(timed, *trims):
+            new[cells] = timed
+        else:
+            unordered.append(ts.lineages[k])
     return {
         "time": new,
         "spearman": float(np.mean(rhos)) if rhos else float("nan"),
         "distance": float(np.mean(dists)) if dists else float("nan"),
+        "unordered": unordered,
     }
