@@ -325,6 +325,15 @@ def test_state_bins_keep_states_apart_where_time_bins_blur_them():
     assert scn.tl.score(adata, model).loc["sum", "n_times"] <= 10  # as fitted: the model's state bins
 
 
+def test_state_bins_of_a_trajectory_in_one_state_are_a_clear_error():
+    adata = _switches()
+    adata.obs["lineage"] = pd.Categorical(["L0"] * 300 + ["still"] * 100)
+    adata.X[300:] = 0.0  # the second lineage's cells all share one state (its times stay distinct)
+    with pytest.raises(ValueError, match=r"Lineage 'still': its 100 cells form 1 state bin .* binning='time'"):
+        scn.pp.prepare_trajectories(adata, lineage_key="lineage", n_bins=10, binning="states")
+    assert len(scn.pp.prepare_trajectories(adata, lineage_key="lineage", n_bins=10).times[1]) == 10
+
+
 def test_state_bins_closer_in_time_than_float32_resolves_merge():
     """Four well-separated states whose mean times differ by 1e-9 in two of them: three bins, increasing."""
     from scnode.pp._states import state_bin_times

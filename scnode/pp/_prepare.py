@@ -317,6 +317,12 @@ def prepare_trajectories(
         else:
             keys = np.minimum((ts - ts[0]) / (ts[-1] - ts[0]) * n_bins, n_bins - 1).astype(int)
         groups, means = _group_means(x, keys)  # scaling is affine: the scaled means are the means' scaled
+        if len(groups) < 2:  # time bins always give two (three distinct times); states may all be one
+            raise ValueError(
+                f"Lineage {name!r}: its {len(idx)} cells form {len(groups)} state bin (binning='states' clusters "
+                "them by expression, and they share one state), so it has no trajectory to fit; at least two "
+                "distinct states are needed. Use binning='time' or leave this trajectory out."
+            )
         if n_bins is None or binning == "states":
             mean_t = groups
         else:  # bin centres: every lineage's times lie on one grid, which keeps the batched solve cheap
