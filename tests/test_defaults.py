@@ -158,6 +158,9 @@ def test_regulators_get_the_only_outgoing_edges():
         scn.tl.fit_sparse_ode(adata, lineage_key="lineage", regulators=["GATA1", "SPI1"], **FIT)
     with pytest.raises(KeyError, match="neither a list of genes nor a column"):
         scn.tl.fit_sparse_ode(adata, lineage_key="lineage", regulators="tf", **FIT)
+    adata.var["none"] = False
+    with pytest.raises(ValueError, match=r"adata.var\['none'\] marks no gene as a regulator"):
+        scn.tl.fit_sparse_ode(adata, lineage_key="lineage", regulators="none", **FIT)
     assert adata.uns["scnode"]["params"] == before.uns["scnode"]["params"]
 
 

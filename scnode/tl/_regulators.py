@@ -32,6 +32,8 @@ def resolve_regulators(adata: AnnData, regulators: Sequence[str] | str | None, g
             raise ValueError(f"adata.var[{regulators!r}] must be boolean to name the regulators, got {col.dtype}.")
         names = [str(g) for g in adata.var_names[col.to_numpy()]]
         source = f"adata.var[{regulators!r}]"
+        if not names:
+            raise ValueError(f"{source} marks no gene as a regulator (every value is False).")
     else:
         if isinstance(regulators, pd.Index | np.ndarray | pd.Series):
             regulators = list(regulators)
