@@ -26,8 +26,8 @@ CHUNK = 4096
 """Cells per distance block."""
 MIN_TIMES = 3
 """A trajectory is re-timed only if its cells then take at least this many distinct times after the
-preprocessing's trims (what a fit needs): a path that does not move, such as a knocked-out gene's
-that leaves every level where it starts, cannot order its cells, and they keep their times."""
+preprocessing's trims (what a fit needs): a path that does not move (a knockout that leaves every
+level where it starts) cannot order its cells, and they keep their times."""
 
 
 def _orderable(new: np.ndarray, trim_start: int, trim_end: int) -> bool:
