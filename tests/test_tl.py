@@ -325,13 +325,16 @@ def test_state_bins_keep_states_apart_where_time_bins_blur_them():
     assert scn.tl.score(adata, model).loc["sum", "n_times"] <= 10  # as fitted: the model's state bins
 
 
-def test_state_bins_of_a_trajectory_in_one_state_are_a_clear_error():
+def test_state_bins_of_a_trajectory_in_one_state_fall_back_to_time_bins():
     adata = _switches()
     adata.obs["lineage"] = pd.Categorical(["L0"] * 300 + ["still"] * 100)
     adata.X[300:] = 0.0  # the second lineage's cells all share one state (its times stay distinct)
-    with pytest.raises(ValueError, match=r"Lineage 'still': its 100 cells form 1 state bin .* binning='time'"):
-        scn.pp.prepare_trajectories(adata, lineage_key="lineage", n_bins=10, binning="states")
-    assert len(scn.pp.prepare_trajectories(adata, lineage_key="lineage", n_bins=10).times[1]) == 10
+    by_state = scn.pp.prepare_trajectories(adata, lineage_key="lineage", n_bins=10, binning="states")
+    by_time = scn.pp.prepare_trajectories(adata, lineage_key="lineage", n_bins=10)
+    np.testing.assert_array_equal(by_state.times[1], by_time.times[1])  # a flat trajectory in 10 time bins
+    np.testing.assert_array_equal(by_state.values[1], by_time.values[1])
+    assert len(by_state.times[1]) == 10 and not np.array_equal(by_state.times[0], by_time.times[0])
+    scn.tl.fit_sparse_ode(adata, lineage_key="lineage", binning="states", n_bins=10, **FIT)  # before: IndexError
 
 
 def test_state_bins_closer_in_time_than_float32_resolves_merge():

@@ -237,7 +237,8 @@ def prepare_trajectories(
         skipped); ``"states"``, the trajectory's cells clustered by their scaled expression (k-means,
         on 50 principal components beyond 50 genes), each cluster placed at its cells' mean time
         (:mod:`scnode.pp._states`): a noisy pseudotime then scatters a state's cells in time without
-        averaging distinct states together.
+        averaging distinct states together. A trajectory whose cells all share one state (a knockout
+        that changes nothing) is binned by time: one state bin would leave it no trajectory.
     x0_cells
         Number of first cells whose mean is the initial state.
     perturbation_key
@@ -310,20 +311,19 @@ def prepare_trajectories(
             center, scale = shared[0], shared[1]
             tscale = shared[2] if scale_time else 1.0
         ts = (t - offset) / tscale
+        by_state = n_bins is not None and binning == "states"
         if n_bins is None:
             keys = ts
-        elif binning == "states":  # each cell keyed by its cluster's mean time
+        elif by_state:  # each cell keyed by its cluster's mean time
             keys = state_bin_times(x, center, scale, ts, n_bins)
         else:
-            keys = np.minimum((ts - ts[0]) / (ts[-1] - ts[0]) * n_bins, n_bins - 1).astype(int)
+            keys = _time_bins(ts, n_bins)
         groups, means = _group_means(x, keys)  # scaling is affine: the scaled means are the means' scaled
-        if len(groups) < 2:  # time bins always give two (three distinct times); states may all be one
-            raise ValueError(
-                f"Lineage {name!r}: its {len(idx)} cells form {len(groups)} state bin (binning='states' clusters "
-                "them by expression, and they share one state), so it has no trajectory to fit; at least two "
-                "distinct states are needed. Use binning='time' or leave this trajectory out."
-            )
-        if n_bins is None or binning == "states":
+        if by_state and len(groups) < 2:  # one state (a knockout that changes nothing): flat, in time bins
+            logger.info("scnode: the cells of trajectory %r share one state; it is binned by time.", str(name))
+            by_state = False
+            groups, means = _group_means(x, _time_bins(ts, n_bins))
+        if n_bins is None or by_state:
             mean_t = groups
         else:  # bin centres: every lineage's times lie on one grid, which keeps the batched solve cheap
             mean_t = ts[0] + (groups + 0.5) * (ts[-1] - ts[0]) / n_bins
@@ -396,6 +396,11 @@ def _cell_times(column: pd.Series, key: str) -> np.ndarray:
             f"adata = adata[np.isfinite(adata.obs[{key!r}])].copy()."
         )
     return t
+
+
+def _time_bins(ts: np.ndarray, n_bins: int) -> np.ndarray:
+    """Each of a trajectory's cells (sorted times ``ts``) keyed by its equal-width time bin, 0 to ``n_bins - 1``."""
+    return np.minimum((ts - ts[0]) / (ts[-1] - ts[0]) * n_bins, n_bins - 1).astype(int)
 
 
 def _lineage_cells(labels: pd.Categorical, t: np.ndarray, trim_start: int, trim_end: int):
