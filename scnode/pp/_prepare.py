@@ -398,9 +398,10 @@ def _cell_times(column: pd.Series, key: str) -> np.ndarray:
     return t
 
 
-def _time_bins(ts: np.ndarray, n_bins: int) -> np.ndarray:
-    """Each of a trajectory's cells (sorted times ``ts``) keyed by its equal-width time bin, 0 to ``n_bins - 1``."""
-    return np.minimum((ts - ts[0]) / (ts[-1] - ts[0]) * n_bins, n_bins - 1).astype(int)
+def _time_bins(t: np.ndarray, n_bins: int) -> np.ndarray:
+    """Each cell (times ``t``, not all equal) keyed by its equal-width time bin, 0 to ``n_bins - 1``."""
+    start = t.min()
+    return np.minimum((t - start) / (t.max() - start) * n_bins, n_bins - 1).astype(int)
 
 
 def _lineage_cells(labels: pd.Categorical, t: np.ndarray, trim_start: int, trim_end: int):
@@ -526,7 +527,7 @@ def _rate_time_unit(
         spans.append(span)
         if len(np.unique(t)) < 3:
             continue
-        keys = np.minimum(((t - t.min()) / span * RATE_BINS).astype(int), RATE_BINS - 1)
+        keys = _time_bins(t, RATE_BINS)
         tt = _group_means(t[:, None], keys)[1][:, 0]
         vv = (_group_means(v, keys)[1] - center) / scale
         if len(tt) < 3:
