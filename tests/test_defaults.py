@@ -161,6 +161,8 @@ def test_regulators_get_the_only_outgoing_edges():
     adata.var["none"] = False
     with pytest.raises(ValueError, match=r"adata.var\['none'\] marks no gene as a regulator"):
         scn.tl.fit_sparse_ode(adata, lineage_key="lineage", regulators="none", **FIT)
+    with pytest.raises(ValueError, match="the regulator list is empty"):
+        scn.tl.fit_sparse_ode(adata, lineage_key="lineage", regulators=[], **FIT)
     assert adata.uns["scnode"]["params"] == before.uns["scnode"]["params"]
 
 

@@ -31,14 +31,14 @@ def resolve_regulators(adata: AnnData, regulators: Sequence[str] | str | None, g
         if col.dtype != bool:
             raise ValueError(f"adata.var[{regulators!r}] must be boolean to name the regulators, got {col.dtype}.")
         names = [str(g) for g in adata.var_names[col.to_numpy()]]
-        source = f"adata.var[{regulators!r}]"
-        if not names:
-            raise ValueError(f"{source} marks no gene as a regulator (every value is False).")
+        source, empty = f"adata.var[{regulators!r}]", "marks no gene as a regulator (every value is False)"
     else:
         if isinstance(regulators, pd.Index | np.ndarray | pd.Series):
             regulators = list(regulators)
         names = list(dict.fromkeys(str(g) for g in regulators))
-        source = "the regulator list"
+        source, empty = "the regulator list", "is empty"
+    if not names:
+        raise ValueError(f"{source} {empty}.")
     position = {g: i for i, g in enumerate(genes)}
     found = [g for g in names if g in position]
     if not found:
