@@ -5,7 +5,7 @@
     python tutorials/execute.py --fast --no-write     # what CI checks (SCNODE_TUTORIAL_FAST=1)
 
 Each notebook runs in a fresh kernel with the tutorials folder as working directory; the wall time of
-each is printed (the docs promise at most 11 minutes each on 2 CPU cores for the full setting).
+each is printed (docs/tutorials.md states the times of the last full run).
 """
 
 from __future__ import annotations
