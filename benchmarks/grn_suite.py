@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/grn_suite.py                  # eight systems, 2 seeds
     python benchmarks/grn_suite.py --seeds 1 --first-seed 3   # one more seed, never used before
+    python benchmarks/grn_suite.py --models random30-1 random100-2 --seeds 1   # random networks never used before
     python benchmarks/grn_suite.py --quick          # two models, one seed, short fits: the same code path
     python benchmarks/grn_suite.py --pseudotime cells   # one cell per simulation (see PROTOCOLS)
     python benchmarks/grn_suite.py --pseudotime dpt     # ... ordered by diffusion pseudotime
@@ -254,11 +255,16 @@ def scnode_rows(
 
 
 def load_model(name: str) -> scn.datasets.BooleanModel:
-    """One of BEELINE's models, scanpy's krumsiek11 rules, or ``random<n>`` (a fixed random network of n genes)."""
+    """One of BEELINE's models, scanpy's krumsiek11 rules, or a random network of n genes.
+
+    ``random<n>``: the suite's fixed network (:data:`RANDOM_NETWORK_SEED`); ``random<n>-<s>``: the one
+    drawn with network seed ``s``, for networks never used before.
+    """
     if name == "krumsiek11":
         return scn.datasets.krumsiek11_boolean()
     if name.startswith("random"):
-        return scn.datasets.random_boolean_model(int(name[len("random") :]), seed=RANDOM_NETWORK_SEED)
+        size, _, seed = name[len("random") :].partition("-")
+        return scn.datasets.random_boolean_model(int(size), seed=int(seed) if seed else RANDOM_NETWORK_SEED)
     return scn.datasets.boolean_model(name)
 
 

@@ -347,3 +347,21 @@ def test_grn_suite_dpt_leaves_out_cells_it_cannot_reach(monkeypatch):
     assert np.isfinite(out.obs["dpt_pseudotime"]).all()
     assert grn_suite.UNREACHED == ["two pieces: 30 of 60 cells (0 unperturbed)"]
     assert adata.n_obs == 60 and "dpt_pseudotime" not in adata.obs  # the input is left as it was
+
+
+def test_grn_suite_random_network_names(monkeypatch):
+    """``random<n>`` is the suite's fixed network; ``random<n>-<s>`` another one, drawn with network seed s."""
+    pytest.importorskip("sklearn")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import grn_suite
+
+    def edges(model):
+        return model.network().to_numpy() != 0
+
+    fixed = grn_suite.load_model("random12")
+    assert fixed.genes == [f"g{i}" for i in range(12)]
+    suite_seed = grn_suite.RANDOM_NETWORK_SEED
+    assert np.array_equal(edges(fixed), edges(scn.datasets.random_boolean_model(12, seed=suite_seed)))
+    other = grn_suite.load_model("random12-5")
+    assert np.array_equal(edges(other), edges(scn.datasets.random_boolean_model(12, seed=5)))
+    assert not np.array_equal(edges(other), edges(fixed))
