@@ -69,6 +69,24 @@ def test_epr_top_k_by_hand():
     assert metrics.auprc_ratio(scores, truth) == pytest.approx(0.75 * 3)
 
 
+def test_epr_counts_ties_and_zeros_as_beeline():
+    """Ties at the k-th score are all predictions, zero scores none: the order of the pairs does not matter."""
+    truth = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])  # 2 true edges among 6 pairs: density 1/3
+    # a sparse graph: one non-zero pair (false), the true edges tied with the rest at zero
+    sparse = np.array([[0, 0, 0.5], [0, 0, 0], [0, 0, 0]])
+    assert metrics.epr(sparse, truth) == pytest.approx(0.0)  # index order would have picked (0, 1)
+    assert metrics.epr(np.zeros((3, 3)), truth) == 0.0  # no prediction at all
+    # three pairs tied at the k-th score: all three predicted, one true -> precision 1/3 + the strict top
+    tied = np.array([[0, 0.9, 0.5], [0.5, 0, 0.5], [0, 0, 0]])  # (0,1) T 0.9; (0,2) F, (1,0) F, (1,2) T at 0.5
+    assert metrics.epr(tied, truth) == pytest.approx((2 / 4) / (1 / 3))
+    order = [2, 0, 1]  # the same pairs in another gene order: the same EPR
+    for scores in (sparse, tied):
+        moved = metrics.epr(scores[np.ix_(order, order)], truth[np.ix_(order, order)])
+        assert moved == pytest.approx(metrics.epr(scores, truth))
+    with pytest.raises(ValueError, match="no edges"):
+        metrics.epr(tied, np.zeros((3, 3)))
+
+
 def test_auprc_all_tied_is_density():
     truth = np.array([[1, 0, 0, 1]])
     assert metrics.auprc(np.ones((1, 4)), truth) == pytest.approx(0.5)

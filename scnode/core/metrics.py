@@ -66,11 +66,22 @@ def auprc_ratio(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool
 
 
 def epr(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = True) -> float:
-    """Early precision ratio: precision among the top-k scores (k = true edges) over edge density."""
+    """Early precision ratio: precision of the top-k predictions (k = true edges) over edge density.
+
+    As BEELINE counts them: the predictions are the non-zero pairs scoring at least the k-th largest
+    score, ties included (so with fewer than k non-zero pairs, all of them); no non-zero pair, no
+    prediction: 0.
+    """
     s, y = _flatten(scores, truth, exclude_diagonal)
     k = int(y.sum())
-    top = np.argsort(-s, kind="stable")[:k]
-    return float(y[top].mean() / y.mean())
+    if k == 0:
+        raise ValueError("The true network has no edges.")
+    nonzero = s > 0
+    if not nonzero.any():
+        return 0.0
+    kth = np.sort(s)[::-1][min(k, len(s)) - 1]
+    predicted = s >= max(kth, s[nonzero].min())
+    return float(y[predicted].mean() / y.mean())
 
 
 def shd(support: np.ndarray, truth: np.ndarray) -> int:
