@@ -109,7 +109,8 @@ def evaluate_grn(
     Returns
     -------
     Series with ``auprc``, ``auprc_ratio`` (AUPRC / edge density), ``auroc``, ``epr`` (precision
-    among the top-k scores, k = number of true edges, over edge density), ``n_true_edges``,
+    of the top k, k = number of true edges, over edge density; as BEELINE counts it, the top k are
+    the nonzero scores at least as large as the k-th, ties included), ``n_true_edges``,
     ``n_candidates``, ``density``, ``n_predicted`` (candidates with a nonzero score) and
     ``sign_accuracy``: among the true edges in the top k with a nonzero score, the share whose
     learned sign (``varp[key + "_sign"]``, else the score's sign) is the true one (NaN when the truth
