@@ -79,8 +79,7 @@ def epr(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = True)
     nonzero = s > 0
     if not nonzero.any():
         return 0.0
-    kth = np.sort(s)[::-1][min(k, len(s)) - 1]
-    predicted = s >= max(kth, s[nonzero].min())
+    predicted = s >= max(np.sort(s)[-k], s[nonzero].min())  # the k-th largest score (k <= pairs)
     return float(y[predicted].mean() / y.mean())
 
 
