@@ -7,6 +7,7 @@ from ._fit import fit_sparse_ode
 from ._intervene import simulate_intervention
 from ._path import lambda_path
 from ._predict import predict, score
+from ._pseudotime import geodesic_pseudotime
 from ._sweep import sweep
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "edge_list",
     "evaluate_grn",
     "fit_sparse_ode",
+    "geodesic_pseudotime",
     "lambda_path",
     "predict",
     "score",

@@ -1,0 +1,70 @@
+"""scn.tl.geodesic_pseudotime: order along the manifold, connected pieces, roots and errors."""
+
+import numpy as np
+import pytest
+from anndata import AnnData
+from scipy.stats import spearmanr
+
+import scnode as scn
+from scnode.tl._pseudotime import knn_graph
+
+
+def _horseshoe(n: int = 300, seed: int = 0) -> tuple[AnnData, np.ndarray]:
+    """Cells along a curve that bends back toward its start (arc length 0..1), in a random order."""
+    rng = np.random.default_rng(seed)
+    s = rng.permutation(np.linspace(0.0, 1.0, n))
+    angle = 1.7 * np.pi * s
+    x = np.c_[np.cos(angle), np.sin(angle)] + rng.normal(0.0, 0.005, (n, 2))
+    return AnnData(x.astype(np.float32)), s
+
+
+def test_orders_cells_along_a_curve_that_returns_toward_its_start():
+    adata, s = _horseshoe()
+    root = int(np.argmin(s))
+    scn.tl.geodesic_pseudotime(adata, root, use_rep="X")
+    t = adata.obs["geodesic_pseudotime"].to_numpy()
+    assert t[root] == 0.0 and t.max() == pytest.approx(1.0)
+    assert spearmanr(t, s)[0] > 0.99
+    # straight-line distance from the root puts the curve's end among its early cells
+    straight = np.linalg.norm(adata.X - adata.X[root], axis=1)
+    assert spearmanr(straight, s)[0] < 0.9
+
+
+def test_pieces_far_apart_are_joined_and_come_later():
+    rng = np.random.default_rng(1)
+    near = rng.normal(0.0, 0.1, (40, 3))
+    far = rng.normal(0.0, 0.1, (40, 3)) + 10.0
+    adata = AnnData(np.r_[near, far].astype(np.float32))
+    adata.uns["iroot"] = 0
+    scn.tl.geodesic_pseudotime(adata, use_rep="X", n_neighbors=3)
+    t = adata.obs["geodesic_pseudotime"].to_numpy()
+    assert np.isfinite(t).all()
+    assert t[:40].max() < t[40:].min()
+    graph = knn_graph(np.r_[near, far], 3)
+    assert (graph != graph.T).nnz == 0
+
+
+def test_root_by_name_copy_and_representation():
+    adata, s = _horseshoe(100)
+    adata.obs_names = [f"c{i}" for i in range(adata.n_obs)]
+    adata.obsm["X_pca"] = np.asarray(adata.X)[:, ::-1].copy()  # the default representation when present
+    root = f"c{int(np.argmin(s))}"
+    out = scn.tl.geodesic_pseudotime(adata, root, key_added="t", copy=True)
+    assert "t" not in adata.obs and "t" in out.obs
+    assert out.obs.loc[root, "t"] == 0.0
+    assert spearmanr(out.obs["t"], s)[0] > 0.99
+
+
+def test_errors_name_the_problem():
+    adata, _ = _horseshoe(20)
+    with pytest.raises(ValueError, match="iroot"):
+        scn.tl.geodesic_pseudotime(adata)
+    with pytest.raises(KeyError, match="obsm"):
+        scn.tl.geodesic_pseudotime(adata, 0, use_rep="X_umap")
+    with pytest.raises(KeyError, match="obs_names"):
+        scn.tl.geodesic_pseudotime(adata, "nope")
+    with pytest.raises(ValueError, match="index of a cell"):
+        scn.tl.geodesic_pseudotime(adata, 20)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        scn.tl.geodesic_pseudotime(adata, 0, n_neighbors=0)
+    assert list(adata.obs.columns) == []
