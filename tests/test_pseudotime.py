@@ -68,3 +68,20 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="n_neighbors"):
         scn.tl.geodesic_pseudotime(adata, 0, n_neighbors=0)
     assert list(adata.obs.columns) == []
+
+
+def test_joins_are_the_shortest_gaps_whether_listed_or_searched(monkeypatch):
+    rng = np.random.default_rng(2)
+    x = np.r_[
+        rng.normal(0.0, 0.1, (4, 2)),
+        rng.normal(0.0, 0.1, (4, 2)) + [5.0, 0.0],
+        rng.normal(0.0, 0.1, (4, 2)) + [15.0, 0.0],
+    ]
+    listed = knn_graph(x, 3)  # every gap among the 30 listed neighbours
+    monkeypatch.setattr("scnode.tl._pseudotime.JOIN_NEIGHBORS", 3)  # none listed: searched exhaustively
+    searched = knn_graph(x, 3)
+    assert (listed != searched).nnz == 0
+    between = listed[:4][:, 4:8].toarray()
+    exact = np.linalg.norm(x[:4, None] - x[None, 4:8], axis=2)
+    assert (between > 0).sum() == 1 and between.max() == pytest.approx(exact.min())
+    assert listed[:4][:, 8:].nnz == 0  # the far piece joins the middle one, not the first

@@ -21,6 +21,8 @@ from sklearn.neighbors import NearestNeighbors
 N_NEIGHBORS = 5
 """Neighbours per cell. Few: a dense graph takes shortcuts across a curved trajectory (on the GRN
 suite's cycle with 15, the cells at its end were placed next to its start)."""
+JOIN_NEIGHBORS = 30
+"""Neighbours per cell searched for the shortest gap between pieces of the graph (:func:`knn_graph`)."""
 
 
 def _representation(adata: AnnData, use_rep: str | None) -> np.ndarray:
@@ -45,22 +47,39 @@ def knn_graph(x: np.ndarray, n_neighbors: int = N_NEIGHBORS) -> sparse.csr_matri
     Pieces of the graph are joined Borůvka-style: in each round every piece is joined to the nearest
     cell outside it by its shortest such edge, until one piece is left. So no cell is unreachable,
     and a piece far from the others is reached over the shortest gap, as in a minimum spanning tree.
+    The gaps are looked up among each cell's :data:`JOIN_NEIGHBORS` nearest cells; a piece whose
+    shortest gap might lie beyond them is searched exhaustively (the same edges, found faster).
     """
     n = x.shape[0]
     k = min(n_neighbors, n - 1)
-    dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
+    index = NearestNeighbors().fit(x)
+    dist, idx = index.kneighbors(x, n_neighbors=min(max(k, JOIN_NEIGHBORS) + 1, n))
     rows = np.repeat(np.arange(n), k)
-    graph = sparse.csr_matrix((dist[:, 1:].ravel(), (rows, idx[:, 1:].ravel())), shape=(n, n))
-    graph = graph.maximum(graph.T).tolil()
+    graph = sparse.csr_matrix((dist[:, 1 : k + 1].ravel(), (rows, idx[:, 1 : k + 1].ravel())), shape=(n, n))
+    graph = graph.maximum(graph.T)
     n_pieces, label = connected_components(graph, directed=False)
     while n_pieces > 1:
+        outside = label[idx] != label[:, None]  # neighbours in another piece
+        gaps = np.where(outside, dist, np.inf)
+        gap, partner = gaps.min(1), idx[np.arange(n), gaps.argmin(1)]
+        # a cell with no outside cell listed is farther from the outside than its last listed neighbour
+        bound = np.where(np.isfinite(gap), np.inf, dist[:, -1])
+        new_a, new_b, new_d = [], [], []
         for piece in range(n_pieces):
             inside = np.flatnonzero(label == piece)
-            outside = np.flatnonzero(label != piece)
-            d, j = NearestNeighbors(n_neighbors=1).fit(x[outside]).kneighbors(x[inside])
-            best = int(np.argmin(d[:, 0]))
-            a, b = inside[best], outside[j[best, 0]]
-            graph[a, b] = graph[b, a] = max(float(d[best, 0]), np.finfo(float).tiny)  # a duplicate cell: length ~0
+            best = inside[np.argmin(gap[inside])]
+            if gap[best] <= bound[inside].min():  # the shortest gap: no unlisted one can be shorter
+                a, b, d = best, partner[best], gap[best]
+            else:  # search every outside cell
+                rest = np.flatnonzero(label != piece)
+                d_in, j_in = NearestNeighbors(n_neighbors=1).fit(x[rest]).kneighbors(x[inside])
+                at = int(np.argmin(d_in[:, 0]))
+                a, b, d = inside[at], rest[j_in[at, 0]], d_in[at, 0]
+            new_a.append(a)
+            new_b.append(b)
+            new_d.append(max(float(d), np.finfo(float).tiny))  # a duplicate cell: length ~0, still an edge
+        joins = sparse.csr_matrix((new_d, (new_a, new_b)), shape=(n, n))
+        graph = graph.maximum(joins).maximum(joins.T)
         n_pieces, label = connected_components(graph, directed=False)
     return graph.tocsr()
 
