@@ -74,8 +74,8 @@ def test_joins_are_the_shortest_gaps_whether_listed_or_searched(monkeypatch):
     rng = np.random.default_rng(2)
     x = np.r_[
         rng.normal(0.0, 0.1, (4, 2)),
-        rng.normal(0.0, 0.1, (4, 2)) + [5.0, 0.0],
-        rng.normal(0.0, 0.1, (4, 2)) + [15.0, 0.0],
+        rng.normal(0.0, 0.1, (4, 2)) + np.array([5.0, 0.0]),
+        rng.normal(0.0, 0.1, (4, 2)) + np.array([15.0, 0.0]),
     ]
     listed = knn_graph(x, 3)  # every gap among the 30 listed neighbours
     monkeypatch.setattr("scnode.tl._pseudotime.JOIN_NEIGHBORS", 3)  # none listed: searched exhaustively

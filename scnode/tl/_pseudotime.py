@@ -26,7 +26,7 @@ JOIN_NEIGHBORS = 30
 
 
 def _representation(adata: AnnData, use_rep: str | None) -> np.ndarray:
-    """The cells' coordinates: ``obsm[use_rep]``, or ``X`` (``"X"``); ``None``: ``X_pca`` if present, else ``X``."""
+    """Return the cells' coordinates: ``obsm[use_rep]`` or ``X``; ``None``: ``X_pca`` if present, else ``X``."""
     if use_rep is None:
         use_rep = "X_pca" if "X_pca" in adata.obsm else "X"
     if use_rep == "X":
