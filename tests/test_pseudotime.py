@@ -67,6 +67,11 @@ def test_errors_name_the_problem():
         scn.tl.geodesic_pseudotime(adata, 20)
     with pytest.raises(ValueError, match="n_neighbors"):
         scn.tl.geodesic_pseudotime(adata, 0, n_neighbors=0)
+    wide = AnnData(np.random.default_rng(0).normal(size=(20, 60)).astype(np.float32))
+    with pytest.raises(ValueError, match=r"sc\.pp\.pca"):
+        scn.tl.geodesic_pseudotime(wide, 0)
+    scn.tl.geodesic_pseudotime(wide, 0, use_rep="X")  # asked for: used
+    assert wide.obs["geodesic_pseudotime"].max() == pytest.approx(1.0)
     assert list(adata.obs.columns) == []
 
 

@@ -21,6 +21,8 @@ from sklearn.neighbors import NearestNeighbors
 N_NEIGHBORS = 5
 """Neighbours per cell. Few: a dense graph takes shortcuts across a curved trajectory (on the GRN
 suite's cycle with 15, the cells at its end were placed next to its start)."""
+MAX_GENES_AS_X = 50
+"""Without ``use_rep``, ``X`` is used only up to this many genes (as scanpy's neighbours); beyond, ``X_pca``."""
 JOIN_NEIGHBORS = 30
 """Neighbours per cell searched for the shortest gap between pieces of the graph (:func:`knn_graph`)."""
 
@@ -29,6 +31,11 @@ def _representation(adata: AnnData, use_rep: str | None) -> np.ndarray:
     """Return the cells' coordinates: ``obsm[use_rep]`` or ``X``; ``None``: ``X_pca`` if present, else ``X``."""
     if use_rep is None:
         use_rep = "X_pca" if "X_pca" in adata.obsm else "X"
+        if use_rep == "X" and adata.n_vars > MAX_GENES_AS_X:
+            raise ValueError(
+                f"adata has {adata.n_vars} genes and no obsm['X_pca']: run sc.pp.pca(adata) first (distances "
+                "between cells in every gene are mostly noise), or pass use_rep='X' to use them anyway."
+            )
     if use_rep == "X":
         x = adata.X
     elif use_rep in adata.obsm:
@@ -129,7 +136,7 @@ def geodesic_pseudotime(
         The root cell: its index or name; ``None``: ``adata.uns["iroot"]`` (as for ``sc.tl.dpt``).
     use_rep
         Coordinates of the cells: a key of ``obsm`` or ``"X"``; ``None``: ``obsm["X_pca"]`` if present,
-        else ``X``.
+        else ``X`` up to 50 genes (an error beyond: run ``sc.pp.pca`` first).
     n_neighbors
         Neighbours per cell. Keep it small: a dense graph takes shortcuts across curved trajectories.
     key_added
