@@ -349,6 +349,25 @@ def test_grn_suite_dpt_leaves_out_cells_it_cannot_reach(monkeypatch):
     assert adata.n_obs == 60 and "dpt_pseudotime" not in adata.obs  # the input is left as it was
 
 
+def test_grn_suite_geodesic_times_each_condition_from_its_earliest_cell(monkeypatch):
+    """``--pseudotime geodesic``: per condition, rooted at its earliest cell; the clock's order along a line."""
+    pytest.importorskip("sklearn")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import grn_suite
+
+    clock = np.r_[np.linspace(0, 1, 30), np.linspace(0, 1, 30)]
+    x = np.c_[np.r_[clock[:30], 2.0 - clock[30:]], np.zeros(60)]  # the knockout runs the other way
+    adata = anndata.AnnData(x.astype(np.float32))
+    adata.obs["time"] = clock
+    adata.obs["perturbation"] = pd.Series([None] * 30 + ["g1"] * 30, index=adata.obs_names, dtype=object)
+    out = grn_suite.with_geodesic(adata)
+    t = out.obs["geodesic_pseudotime"].to_numpy()
+    for cells in (slice(0, 30), slice(30, 60)):
+        assert t[cells][0] == 0.0 and t[cells].max() == pytest.approx(1.0)
+        assert np.allclose(t[cells], clock[cells], atol=1e-6)
+    assert "geodesic_pseudotime" not in adata.obs
+
+
 def test_grn_suite_random_network_names(monkeypatch):
     """``random<n>`` is the suite's fixed network; ``random<n>-<s>`` another one, drawn with network seed s."""
     pytest.importorskip("sklearn")
