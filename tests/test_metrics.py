@@ -87,6 +87,25 @@ def test_epr_counts_ties_and_zeros_as_beeline():
         metrics.epr(tied, np.zeros((3, 3)))
 
 
+def test_sign_accuracy_counts_the_top_k_as_epr_does():
+    """``evaluate_grn``'s signs are read on EPR's predictions: ties at the k-th score all count, in any order."""
+    import anndata
+    import pandas as pd
+
+    import scnode as scn
+
+    genes = ["a", "b", "c"]
+    truth = pd.DataFrame([[0, 1, 0], [0, 0, -1], [0, 0, 0]], index=genes, columns=genes)  # a -> b +, b -| c
+    # (a, b) strongest with the right sign; (a, c) false and (b, c) true with the wrong sign, tied at the k-th
+    learned = np.array([[0, 0.9, 0.5], [0, 0, 0.5], [0, 0, 0]])
+    for order in ([0, 1, 2], [2, 1, 0]):
+        adata = anndata.AnnData(np.zeros((2, 3), np.float32), var=pd.DataFrame(index=[genes[i] for i in order]))
+        adata.varp["net"] = learned[np.ix_(order, order)]
+        res = scn.tl.evaluate_grn(adata, truth.iloc[order, order], key="net")
+        assert res["sign_accuracy"] == pytest.approx(0.5)  # index order first would have read (a, b) alone: 1.0
+        assert res["epr"] == pytest.approx((2 / 3) / (2 / 6))
+
+
 def test_auprc_all_tied_is_density():
     truth = np.array([[1, 0, 0, 1]])
     assert metrics.auprc(np.ones((1, 4)), truth) == pytest.approx(0.5)

@@ -73,14 +73,25 @@ def epr(scores: np.ndarray, truth: np.ndarray, *, exclude_diagonal: bool = True)
     prediction: 0.
     """
     s, y = _flatten(scores, truth, exclude_diagonal)
-    k = int(y.sum())
-    if k == 0:
+    if not y.any():
         raise ValueError("The true network has no edges.")
-    nonzero = s > 0
-    if not nonzero.any():
+    predicted = early_predictions(s, y)
+    if not predicted.any():
         return 0.0
-    predicted = s >= max(np.sort(s)[-k], s[nonzero].min())  # the k-th largest score (k <= pairs)
     return float(y[predicted].mean() / y.mean())
+
+
+def early_predictions(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Return the pairs :func:`epr` counts as predicted: non-zero, scoring at least the k-th largest score.
+
+    ``scores`` (non-negative) and ``truth`` are flat over the same candidate pairs; k is the number of
+    true pairs. Ties at the k-th score are all included, whatever their order.
+    """
+    s, k = np.asarray(scores, float), int(np.asarray(truth).sum())
+    nonzero = s > 0
+    if k == 0 or not nonzero.any():
+        return np.zeros(s.shape, bool)
+    return s >= max(np.sort(s)[-k], s[nonzero].min())  # the k-th largest score (k <= pairs)
 
 
 def shd(support: np.ndarray, truth: np.ndarray) -> int:
