@@ -55,6 +55,50 @@ def test_root_by_name_copy_and_representation():
     assert spearmanr(out.obs["t"], s)[0] > 0.99
 
 
+def test_groups_are_ordered_apart_each_from_its_earliest_cell():
+    a, s_a = _horseshoe(120, seed=3)
+    b, s_b = _horseshoe(80, seed=4)
+    x = np.r_[np.asarray(a.X), np.asarray(b.X)[:, ::-1] + 0.05]  # two branches that overlap in space
+    adata = AnnData(x.astype(np.float32))
+    adata.obs["branch"] = ["a"] * 120 + ["b"] * 80
+    adata.obs.loc[adata.obs_names[-3:], "branch"] = np.nan  # cells of no branch
+    adata.obs["rough"] = np.r_[s_a, s_b] + np.random.default_rng(5).normal(0.0, 0.02, 200)  # e.g. DPT
+    scn.tl.geodesic_pseudotime(adata, groupby="branch", root_key="rough", use_rep="X")
+    t = adata.obs["geodesic_pseudotime"].to_numpy()
+    assert np.isnan(t[-3:]).all() and np.isfinite(t[:-3]).all()
+    for cells, s in ((slice(0, 120), s_a), (slice(120, 197), s_b[:-3])):
+        assert t[cells].min() == 0.0 and t[cells].max() == pytest.approx(1.0)
+        assert spearmanr(t[cells], s)[0] > 0.99
+    # each group alone, from the same root: the same times
+    alone = adata[:120].copy()
+    scn.tl.geodesic_pseudotime(alone, int(np.argmin(alone.obs["rough"])), use_rep="X", key_added="alone")
+    np.testing.assert_array_equal(alone.obs["alone"].to_numpy(), t[:120])
+    # one root for all cells by root_key, without groups
+    whole = scn.tl.geodesic_pseudotime(adata, root_key="rough", use_rep="X", copy=True)
+    root = int(np.argmin(adata.obs["rough"]))
+    np.testing.assert_array_equal(
+        whole.obs["geodesic_pseudotime"],
+        scn.tl.geodesic_pseudotime(adata, root, use_rep="X", copy=True).obs["geodesic_pseudotime"],
+    )
+
+
+def test_group_and_root_errors_leave_adata_untouched():
+    adata, _ = _horseshoe(20)
+    adata.obs["branch"] = "a"
+    adata.obs["rough"] = np.nan
+    with pytest.raises(ValueError, match="root_key"):
+        scn.tl.geodesic_pseudotime(adata, groupby="branch", use_rep="X")
+    with pytest.raises(ValueError, match="not both"):
+        scn.tl.geodesic_pseudotime(adata, 0, root_key="rough", use_rep="X")
+    with pytest.raises(KeyError, match="groupby='lineage'"):
+        scn.tl.geodesic_pseudotime(adata, groupby="lineage", root_key="rough", use_rep="X")
+    with pytest.raises(KeyError, match="root_key='dpt'"):
+        scn.tl.geodesic_pseudotime(adata, root_key="dpt", use_rep="X")
+    with pytest.raises(ValueError, match="no finite value in group 'a'"):
+        scn.tl.geodesic_pseudotime(adata, groupby="branch", root_key="rough", use_rep="X")
+    assert list(adata.obs.columns) == ["branch", "rough"]
+
+
 def test_errors_name_the_problem():
     adata, _ = _horseshoe(20)
     with pytest.raises(ValueError, match="iroot"):

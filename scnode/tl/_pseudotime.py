@@ -95,7 +95,8 @@ def _root(adata: AnnData, root: int | str | None) -> int:
     if root is None:
         if "iroot" not in adata.uns:
             raise ValueError(
-                "No root cell: pass root= (a cell's index or name) or set adata.uns['iroot'], as for sc.tl.dpt."
+                "No root cell: pass root= (a cell's index or name), root_key= (an obs column: its earliest cell), "
+                "or set adata.uns['iroot'], as for sc.tl.dpt."
             )
         root = adata.uns["iroot"]
     if isinstance(root, str):
@@ -108,10 +109,30 @@ def _root(adata: AnnData, root: int | str | None) -> int:
     return root
 
 
+def _earliest(values: np.ndarray, cells: np.ndarray, root_key: str, group: object = None) -> int:
+    """Return the cell of ``cells`` with the smallest finite value of ``obs[root_key]``."""
+    finite = np.isfinite(values[cells])
+    if not finite.any():
+        where = "" if group is None else f" in group {group!r}"
+        raise ValueError(f"obs[{root_key!r}] has no finite value{where}: no cell to root at.")
+    return int(cells[finite][np.argmin(values[cells][finite])])
+
+
+def _distances(x: np.ndarray, start: int, n_neighbors: int) -> np.ndarray:
+    """Shortest-path distance of every row of ``x`` from row ``start``, scaled to [0, 1]."""
+    if x.shape[0] < 2:
+        return np.zeros(x.shape[0])
+    distance = dijkstra(knn_graph(x, n_neighbors), directed=False, indices=start)
+    top = distance.max()
+    return distance / top if top > 0 else distance
+
+
 def geodesic_pseudotime(
     adata: AnnData,
     root: int | str | None = None,
     *,
+    root_key: str | None = None,
+    groupby: str | None = None,
     use_rep: str | None = None,
     n_neighbors: int = N_NEIGHBORS,
     key_added: str = "geodesic_pseudotime",
@@ -125,15 +146,23 @@ def geodesic_pseudotime(
     of the graph joined by their shortest gaps), scaled to [0, 1]. On the GRN suite's simulations it
     orders the cells of a linear, a cyclic and a bifurcating network as their clock does where
     diffusion pseudotime does not, and the default call's network from it ranks the true edges above
-    the best peer's (docs/results.md). It does not branch: give the branches as lineages
-    (``lineage_key``) where the data have them.
+    the best peer's (docs/results.md). It does not branch: give the branches as groups (``groupby``,
+    then the same column as ``lineage_key``) where the data have them.
 
     Parameters
     ----------
     adata
         Cells in ``obs``.
     root
-        The root cell: its index or name; ``None``: ``adata.uns["iroot"]`` (as for ``sc.tl.dpt``).
+        The root cell: its index or name; ``None``: the earliest cell by ``root_key`` if given, else
+        ``adata.uns["iroot"]`` (as for ``sc.tl.dpt``). Not with ``groupby``.
+    root_key
+        A column of ``obs`` (e.g. ``"dpt_pseudotime"``): the root is the cell with its smallest
+        finite value, in each group with ``groupby``.
+    groupby
+        A column of ``obs`` (branches, or perturbations that do not share a trajectory): each
+        group's cells are ordered on their own, through a graph of their cells only, from their own
+        root (``root_key``), and scaled to [0, 1]. Cells with no group get NaN.
     use_rep
         Coordinates of the cells: a key of ``obsm`` or ``"X"``; ``None``: ``obsm["X_pca"]`` if present,
         else ``X`` up to 50 genes (an error beyond: run ``sc.pp.pca`` first).
@@ -147,15 +176,46 @@ def geodesic_pseudotime(
     Returns
     -------
     With ``copy=True`` a copy of ``adata``, otherwise ``None``; writes ``obs[key_added]``.
+
+    Examples
+    --------
+    Each branch ordered from its earliest cell by diffusion pseudotime, then the network:
+
+    >>> scn.tl.geodesic_pseudotime(adata, groupby="branch", root_key="dpt_pseudotime")  # doctest: +SKIP
+    >>> scn.tl.fit_sparse_ode(adata, time_key="geodesic_pseudotime", lineage_key="branch")  # doctest: +SKIP
     """
     if n_neighbors < 1:
         raise ValueError(f"n_neighbors must be at least 1, got {n_neighbors}.")
     if adata.n_obs < 2:
         raise ValueError("adata needs at least two cells for a pseudotime.")
-    start = _root(adata, root)
+    for name, key in (("root_key", root_key), ("groupby", groupby)):
+        if key is not None and key not in adata.obs:
+            raise KeyError(f"{name}={key!r} is not a column of adata.obs ({list(adata.obs.columns)}).")
+    if root is not None and (root_key is not None or groupby is not None):
+        raise ValueError(
+            "Pass either root= (one cell) or root_key= (each group's earliest cell by that obs column), not both; "
+            "with groupby= every group needs its own root: pass root_key=."
+        )
+    if groupby is not None and root_key is None:
+        raise ValueError(
+            f"With groupby={groupby!r} each group needs its own root: pass root_key=, an obs column whose smallest "
+            "value marks each group's earliest cell (e.g. 'dpt_pseudotime')."
+        )
+    values = None
+    if root_key is not None:
+        values = np.asarray(adata.obs[root_key], dtype=float)
     x = _representation(adata, use_rep)
-    distance = dijkstra(knn_graph(x, n_neighbors), directed=False, indices=start)
-    top = distance.max()
+    times = np.full(adata.n_obs, np.nan)
+    if groupby is None:
+        cells = np.arange(adata.n_obs)
+        start = _root(adata, root) if values is None else _earliest(values, cells, root_key)
+        times[:] = _distances(x, start, n_neighbors)
+    else:
+        labels = adata.obs[groupby]
+        for group in labels.dropna().unique():
+            cells = np.flatnonzero((labels == group).to_numpy())
+            start = _earliest(values, cells, root_key, group)
+            times[cells] = _distances(x[cells], int(np.flatnonzero(cells == start)[0]), n_neighbors)
     adata = adata.copy() if copy else adata
-    adata.obs[key_added] = distance / top if top > 0 else distance
+    adata.obs[key_added] = times
     return adata if copy else None
