@@ -264,6 +264,11 @@ _refine_time = _auto_or(int, "an integer")
 """Parse ``--refine-time auto`` or a number of re-timings."""
 
 
+def _n_bins(value: str) -> int | str | None:
+    """Parse ``--n-bins auto``, ``none`` (every cell its own time point) or a number of bins."""
+    return _window(value)
+
+
 def _window(value: str) -> int | str | None:
     """Parse ``--window auto``, ``none`` or a number of time points."""
     if value in ("auto", "none"):
@@ -344,6 +349,7 @@ def fit(args: argparse.Namespace) -> dict:
             trim_end=args.trim_end,
             n_bins=args.n_bins,
             x0_cells=args.x0_cells,
+            binning=args.binning,
             refine_time=args.refine_time,
             device=args.device,
             random_state=args.seed,
@@ -454,8 +460,24 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scaling", choices=("minmax", "zscore", "none"), default="minmax")
     p.add_argument("--trim-start", type=int, default=0, help="cells dropped at the start of each lineage")
     p.add_argument("--trim-end", type=int, default=0, help="cells dropped at the end of each lineage")
-    p.add_argument("--n-bins", type=int, default=100, help="average cells in this many time bins per lineage")
-    p.add_argument("--x0-cells", type=int, default=5, help="first cells averaged into the initial state")
+    p.add_argument(
+        "--n-bins",
+        type=_n_bins,
+        default="auto",
+        help="average cells in this many time bins per lineage, none, or auto (100 for order 1, none for order 2)",
+    )
+    p.add_argument(
+        "--x0-cells",
+        type=_auto_or(int, "an integer"),
+        default="auto",
+        help="first cells averaged into the initial state, or auto (5 for order 1, 1 for order 2)",
+    )
+    p.add_argument(
+        "--binning",
+        choices=("time", "states"),
+        default="time",
+        help="time: equal-width pseudotime bins; states: cells clustered by expression (default %(default)s)",
+    )
     p.add_argument(
         "--refine-time",
         type=_refine_time,

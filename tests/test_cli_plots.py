@@ -237,6 +237,26 @@ def test_cli_fit_writes_results(tmp_path, capsys):
     assert np.isfinite(res.layers["scnode_fitted"]).all()
 
 
+def test_cli_fit_preprocessing_defaults_follow_the_order_as_in_python(tmp_path, capsys):
+    import anndata as ad
+
+    src, out = tmp_path / "motion.h5ad", tmp_path / "out.h5ad"
+    scn.datasets.second_order_system(n_trajectories=3, n_times=8, random_state=2).write_h5ad(src)
+    common = ["--time-key", "time", "--lineage-key", "trajectory", "--lam", "0.01", "--n-iter", "10"]
+    assert main(["fit", str(src), "--out", str(out), "--order", "2", *common, "--device", "cpu", "--no-progress"]) == 0
+    params = ad.read_h5ad(out).uns["scnode"]["params"]
+    assert "n_bins" not in params or params["n_bins"] is None  # every observation, as fit_sparse_ode(order=2)
+    assert params["x0_cells"] == 1
+    cells = _tiny_h5ad(tmp_path / "cells.h5ad")
+    argv = ["fit", str(cells), "--out", str(out), *FAST, "--lam", "0.01", "--n-bins", "10", "--binning", "states"]
+    assert main(argv) == 0
+    params = ad.read_h5ad(out).uns["scnode"]["params"]
+    assert params["n_bins"] == 10 and params["x0_cells"] == 5 and params["binning"] == "states"
+    with pytest.raises(SystemExit):
+        main(["fit", str(cells), "--out", str(out), *FAST, "--n-bins", "many"])
+    assert "argument --n-bins: expected an integer, auto or none, got 'many'" in capsys.readouterr().err
+
+
 def test_cli_fit_search_dir_resumes_the_search(tmp_path, capsys, monkeypatch):
     import anndata as ad
 
