@@ -94,6 +94,8 @@ def test_group_and_root_errors_leave_adata_untouched():
         scn.tl.geodesic_pseudotime(adata, groupby="lineage", root_key="rough", use_rep="X")
     with pytest.raises(KeyError, match="root_key='dpt'"):
         scn.tl.geodesic_pseudotime(adata, root_key="dpt", use_rep="X")
+    with pytest.raises(ValueError, match="must be numeric"):
+        scn.tl.geodesic_pseudotime(adata, root_key="branch", use_rep="X")
     with pytest.raises(ValueError, match="no finite value in group 'a'"):
         scn.tl.geodesic_pseudotime(adata, groupby="branch", root_key="rough", use_rep="X")
     assert list(adata.obs.columns) == ["branch", "rough"]

@@ -13,6 +13,7 @@ the root.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components, dijkstra
@@ -203,6 +204,8 @@ def geodesic_pseudotime(
         )
     values = None
     if root_key is not None:
+        if not pd.api.types.is_numeric_dtype(adata.obs[root_key]):
+            raise ValueError(f"obs[{root_key!r}] must be numeric (a time), got dtype {adata.obs[root_key].dtype}.")
         values = np.asarray(adata.obs[root_key], dtype=float)
     x = _representation(adata, use_rep)
     times = np.full(adata.n_obs, np.nan)
