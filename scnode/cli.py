@@ -264,13 +264,8 @@ _refine_time = _auto_or(int, "an integer")
 """Parse ``--refine-time auto`` or a number of re-timings."""
 
 
-def _n_bins(value: str) -> int | str | None:
-    """Parse ``--n-bins auto``, ``none`` (every cell its own time point) or a number of bins."""
-    return _window(value)
-
-
-def _window(value: str) -> int | str | None:
-    """Parse ``--window auto``, ``none`` or a number of time points."""
+def _count_auto_or_none(value: str) -> int | str | None:
+    """Parse ``auto``, ``none`` or an integer: ``--window`` (time points) and ``--n-bins`` (bins)."""
     if value in ("auto", "none"):
         return None if value == "none" else value
     try:
@@ -453,7 +448,7 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-2, help="learning rate (default %(default)s)")
     p.add_argument(
         "--window",
-        type=_window,
+        type=_count_auto_or_none,
         default="auto",
         help="window length in time points, auto, or none (whole trajectories)",
     )
@@ -462,7 +457,7 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trim-end", type=int, default=0, help="cells dropped at the end of each lineage")
     p.add_argument(
         "--n-bins",
-        type=_n_bins,
+        type=_count_auto_or_none,
         default="auto",
         help="average cells in this many time bins per lineage, none, or auto (100 for order 1, none for order 2)",
     )

@@ -111,12 +111,12 @@ def _root(adata: AnnData, root: int | str | None) -> int:
 
 
 def _earliest(values: np.ndarray, cells: np.ndarray, root_key: str, group: object = None) -> int:
-    """Return the cell of ``cells`` with the smallest finite value of ``obs[root_key]``."""
-    finite = np.isfinite(values[cells])
-    if not finite.any():
+    """Return the position in ``cells`` of the cell with the smallest finite value of ``obs[root_key]``."""
+    own = values[cells]
+    if not np.isfinite(own).any():
         where = "" if group is None else f" in group {group!r}"
         raise ValueError(f"obs[{root_key!r}] has no finite value{where}: no cell to root at.")
-    return int(cells[finite][np.argmin(values[cells][finite])])
+    return int(np.nanargmin(np.where(np.isfinite(own), own, np.nan)))
 
 
 def _distances(x: np.ndarray, start: int, n_neighbors: int) -> np.ndarray:
@@ -217,8 +217,7 @@ def geodesic_pseudotime(
         labels = adata.obs[groupby]
         for group in labels.dropna().unique():
             cells = np.flatnonzero((labels == group).to_numpy())
-            start = _earliest(values, cells, root_key, group)
-            times[cells] = _distances(x[cells], int(np.flatnonzero(cells == start)[0]), n_neighbors)
+            times[cells] = _distances(x[cells], _earliest(values, cells, root_key, group), n_neighbors)
     adata = adata.copy() if copy else adata
     adata.obs[key_added] = times
     return adata if copy else None
