@@ -74,6 +74,7 @@ RANDOM_NETWORK_SEED = 0
 QUICK_MODELS = ["linear", "cycle"]
 CELLS, SIMULATIONS, KNOCKOUTS = 1000, 10, 3
 SCNODE = "scnode default call"
+PEERS = ["GRNBoost2", "GENIE3 (x)", "GENIE3 (dx/dt)", "correlation (x_j, dx_i/dt)", "Lasso (dx/dt)", "PySINDy"]
 PROTOCOLS = {
     "simulation": {"time_key": "time", "lineage_key": "simulation"},
     "cells": {"time_key": "time", "lineage_key": None},
@@ -139,8 +140,10 @@ def derivatives(adata: scn.AnnData, time_key: str) -> tuple[np.ndarray, np.ndarr
     return np.concatenate(cells), np.concatenate(xs), np.concatenate(ds)
 
 
-def peer_scores(adata: scn.AnnData, seed: int, time_key: str) -> dict[str, tuple[np.ndarray, float]]:
-    """Regulator x target scores of every peer and its seconds (GRNBoost2 and PySINDy when installed)."""
+def peer_scores(
+    adata: scn.AnnData, seed: int, time_key: str, peers: Sequence[str] = PEERS
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Regulator x target scores of each peer named and its seconds (GRNBoost2 and PySINDy when installed)."""
     cells, x, dx = derivatives(adata, time_key)
     d = x.shape[1]
     names = list(adata.var_names)
@@ -192,14 +195,16 @@ def peer_scores(adata: scn.AnnData, seed: int, time_key: str) -> dict[str, tuple
                     scores[j] += coef[:, f]
         return scores
 
-    for name, fn in (
-        ("GRNBoost2", grnboost2),
-        ("GENIE3 (x)", lambda: genie3(cells, cells)),  # every cell: it needs no time
-        ("GENIE3 (dx/dt)", lambda: genie3(x, dx)),
-        ("correlation (x_j, dx_i/dt)", lambda: np.abs(np.corrcoef(np.c_[x, dx].T)[:d, d:])),
-        ("Lasso (dx/dt)", lasso),
-        ("PySINDy", sindy),
-    ):
+    fns = {
+        "GRNBoost2": grnboost2,
+        "GENIE3 (x)": lambda: genie3(cells, cells),  # every cell: it needs no time
+        "GENIE3 (dx/dt)": lambda: genie3(x, dx),
+        "correlation (x_j, dx_i/dt)": lambda: np.abs(np.corrcoef(np.c_[x, dx].T)[:d, d:]),
+        "Lasso (dx/dt)": lasso,
+        "PySINDy": sindy,
+    }
+    for name in peers:
+        fn = fns[name]
         try:
             timed(name, fn)
         except ImportError as err:  # benchmark-only dependencies: pip install -e ".[benchmarks]"
@@ -350,6 +355,7 @@ def run_system(
     refine: Sequence[int | str] = (),
     clock_noise: float = CLOCK_NOISE,
     binnings: Sequence[str] = (),
+    peers: Sequence[str] = PEERS,
 ) -> list[dict]:
     """Both data sets of one model and seed: every row."""
     model = load_model(name)
@@ -380,7 +386,7 @@ def run_system(
             "pseudotime_spearman": order[0],
             "pseudotime_local": order[1],
         }
-        for method, (scores, seconds) in peer_scores(data, seed, protocol["time_key"]).items():
+        for method, (scores, seconds) in peer_scores(data, seed, protocol["time_key"], peers).items():
             rows.append({**common, "method": method, "seconds": seconds, **evaluate(data, scores)})
         for n in (0, *refine):
             rows.extend({**common, **r} for r in scnode_rows(data, seed, quick, perturbed, protocol, n))
@@ -464,6 +470,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument(
         "--binning", nargs="*", default=[], choices=["states"], help="also scnode's rows with this binning="
     )
+    parser.add_argument("--peers", nargs="*", choices=PEERS, default=PEERS, help="the peers to run (default: all)")
     args = parser.parse_args(argv)
     protocol = dict(PROTOCOLS[args.pseudotime])
     if args.gates:
@@ -476,7 +483,9 @@ def main(argv: list[str] | None = None) -> str:
         r
         for name in models
         for seed in seeds
-        for r in run_system(name, seed, args.quick, protocol, args.refine_time, args.clock_noise, args.binning)
+        for r in run_system(
+            name, seed, args.quick, protocol, args.refine_time, args.clock_noise, args.binning, args.peers
+        )
     ]
     cells = 300 if args.quick else CELLS
     sampling = SAMPLING[args.pseudotime]

@@ -154,7 +154,10 @@ def test_benchmark_quick_runs_all_tables():
         ),
         (
             "grn_suite.py",
-            ["--models", "cycle", "--pseudotime", "noisy", "--clock-noise", "0.05", "--binning", "states"],
+            [
+                *("--models", "cycle", "--pseudotime", "noisy", "--clock-noise", "0.05", "--binning", "states"),
+                *("--peers", "correlation (x_j, dx_i/dt)", "Lasso (dx/dt)"),
+            ],
             "boolode",
             "| scnode default call, binning='states': path ranking |",
         ),
@@ -168,6 +171,11 @@ def test_other_benchmarks_quick(script, args, data, expect):
     cmd = [sys.executable, f"benchmarks/{script}", "--quick", *args]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
     assert expect in res.stdout and "| method |" in res.stdout
+    if "--peers" in args:  # only the peers named, in both tables
+        named = args[args.index("--peers") + 1 :]
+        peers = [line.split(" | ")[0][2:] for line in res.stdout.splitlines() if line.startswith("| ")]
+        peers = [p for p in peers if p not in {"method", "---"} and not p.startswith("scnode")]
+        assert peers == named * 2, res.stdout
     if "--seeds" in args:  # the table over the seeds: each method's mean ± sd, its two values, wins over Base
         rows = [line.split(" | ") for line in res.stdout.splitlines() if " ± " in line and "| method" not in line]
         assert [r[0] for r in rows] == ["| base", "| pathreg"]
