@@ -204,9 +204,8 @@ def peer_scores(
         "PySINDy": sindy,
     }
     for name in peers:
-        fn = fns[name]
         try:
-            timed(name, fn)
+            timed(name, fns[name])
         except ImportError as err:  # benchmark-only dependencies: pip install -e ".[benchmarks]"
             MISSING.add(f"{name} ({err.name} not installed)")
     return out
