@@ -676,10 +676,13 @@ SWEEP_WHOLE_GENES = (529, 2000)
 GENE_FIELDS = {
     "per gene (default)": {},
     "per gene, pair gates": {"settings": {"model_kwargs": {"gates": "pairs"}}},
+    "per gene, bfloat16 gradients": {"settings": {"fit_kwargs": {"gradient_precision": "bfloat16"}}},
     "shared 32x32 MLP": {"settings": {"field": "shared"}},
 }
 """The gene sweep's fields (``--fields``): the default per-gene field (one gate per first-layer weight),
-the same with one gate per (target, regulator) pair (``gates="pairs"``), and the paper's shared MLP."""
+the same with one gate per (target, regulator) pair (``gates="pairs"``), the same with its first
+layer's backward products in bfloat16 (``fit_kwargs={"gradient_precision": "bfloat16"}``), and the
+paper's shared MLP."""
 SWEEP_LAM = 0.03
 """The sweep's fixed penalty weight (a fit that keeps most edges, as the search's first fits do)."""
 FULL_FIT_GENES = (529, 2000)

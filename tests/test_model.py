@@ -659,3 +659,50 @@ def test_decay_term_is_trained_in_the_refit(data):
 def test_decay_term_is_first_order_only():
     with pytest.raises(ValueError, match="decay=True is a first-order term"):
         scn.SparseODE(3, order=2, decay=True)
+
+
+@pytest.mark.skipif(not layers._onednn_ops(), reason="torch without oneDNN's packed-weight linear")
+@pytest.mark.parametrize("gated", [False, True])
+def test_bfloat16_gradients_stay_close_and_leave_the_forward_pass_alone(monkeypatch, gated):
+    """``gradient_precision="bfloat16"``: the same values, gradients within bfloat16's rounding of float32's."""
+    from scnode.core.fields import MLP
+
+    monkeypatch.setattr(layers, "ONEDNN_MIN_WEIGHTS", 1)
+    x = torch.rand(2, 16, 40, generator=torch.Generator().manual_seed(0))
+    results = []
+    for precision in ("float32", "bfloat16", None):
+        torch.manual_seed(1)
+        field = MLP(40, 40, (8,), gated=gated, grouped=True, self_inputs=True)
+        context = layers.gradient_precision(precision) if precision else torch.enable_grad()
+        with context:
+            field.prepare(sample=True, generator=torch.Generator().manual_seed(3))
+            assert field._deferred.bfloat16 == (precision == "bfloat16")
+            xi = x.clone().requires_grad_()
+            y = field(field(xi, xi).tanh() + xi, xi)  # two evaluations sharing the weights
+            y.pow(2).sum().backward()
+        grads = {n: p.grad for n, p in field.named_parameters() if p.grad is not None}
+        results.append({"y": y.detach(), "x": xi.grad, **grads})
+    f32, bf16, default = results
+    for name, value in f32.items():
+        assert torch.equal(value, default[name])  # float32 is the default
+    assert torch.equal(f32["y"], bf16["y"])  # the forward pass stays float32
+    for name in ("x", "layers.0.weight", *(["layers.0.log_alpha"] if gated else [])):
+        assert not torch.equal(f32[name], bf16[name])  # rounded differently ...
+    for name, a in f32.items():  # ... within 1 % (measured 0.02-0.25 %), also where it flows on
+        assert float((a - bf16[name]).norm() / a.norm()) < 0.01, name
+
+
+def test_gradient_precision_is_checked_and_auto_follows_the_cpu(monkeypatch):
+    """Bad precisions name the choices; ``auto`` is bfloat16 only on a CPU that multiplies it in hardware."""
+    with pytest.raises(ValueError, match="gradient_precision must be one of"):
+        scn.SparseODE(3, method="pathreg", per_output=True, **SMALL).fit(
+            [np.linspace(0, 1, 5)], [np.zeros((5, 3))], n_iter=2, gradient_precision="float16"
+        )
+    with pytest.raises(ValueError, match="gradient_precision must be one of"), layers.gradient_precision("half"):
+        pass
+    for hardware in (False, True):
+        monkeypatch.setattr(layers, "cpu_multiplies_bfloat16", lambda hardware=hardware: hardware)
+        with layers.gradient_precision("auto"):
+            assert layers._bfloat16_gradients(True) == hardware
+            assert not layers._bfloat16_gradients(False)  # only layers that go through oneDNN
+    assert not layers._bfloat16_gradients(True)  # float32 outside the block

@@ -9,8 +9,11 @@ fixed boolean buffer (all ones unless a refit froze a sparsity pattern) and ``z`
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -29,6 +32,47 @@ REDRAW_MIN_GATES = 1 << 24
 """A grouped first layer with at least this many per-weight gates draws each training sample of them
 again in the backward pass instead of keeping it (:func:`gates.gated_weight_drawn`): one gate-shaped
 tensor less at every moment of a step, for one more draw per step."""
+
+
+GRADIENT_PRECISIONS = ("float32", "bfloat16", "auto")
+"""Precisions of the backward products of a large grouped first layer (:func:`gradient_precision`)."""
+
+_GRADIENT_PRECISION: contextvars.ContextVar[str] = contextvars.ContextVar("gradient_precision", default="float32")
+
+
+@contextlib.contextmanager
+def gradient_precision(precision: str) -> Iterator[None]:
+    """Compute the backward products of large grouped first layers on the CPU in ``precision`` within the block.
+
+    ``"float32"``: as the forward pass. ``"bfloat16"``: the products that carry the gradient back
+    through a first layer that goes through oneDNN (:class:`WeightGradients`: the input's gradient
+    at every evaluation and the weight's gradient once per solve) read their operands rounded to
+    bfloat16 (8 bits of mantissa), sum in float32 and round their results to bfloat16: gradients
+    within a few tenths of a percent of float32's. The forward pass, and so the loss and the solver's steps, stay
+    float32. ``"auto"``: bfloat16 where the CPU multiplies bfloat16 in hardware
+    (Intel AMX), float32 elsewhere. Smaller layers, and other devices, stay float32.
+    """
+    if precision not in GRADIENT_PRECISIONS:
+        raise ValueError(f"gradient_precision must be one of {GRADIENT_PRECISIONS}, got {precision!r}.")
+    token = _GRADIENT_PRECISION.set(precision)
+    try:
+        yield
+    finally:
+        _GRADIENT_PRECISION.reset(token)
+
+
+@functools.cache
+def cpu_multiplies_bfloat16() -> bool:
+    """Whether this CPU has Intel AMX's bfloat16 tiles (``torch.cpu.get_capabilities()``)."""
+    try:
+        return bool(torch.cpu.get_capabilities().get("amx_bf16", False))
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _bfloat16_gradients(onednn: bool) -> bool:
+    precision = _GRADIENT_PRECISION.get()
+    return onednn and (precision == "bfloat16" or (precision == "auto" and cpu_multiplies_bfloat16()))
 
 
 @functools.cache
@@ -87,11 +131,17 @@ class WeightGradients:
     def __init__(self) -> None:
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.onednn = False
+        self.bfloat16 = False
         self._packed: torch.Tensor | None = None
+        self._weight_bf16: torch.Tensor | None = None
+
+    def _enable(self, weight: torch.Tensor) -> None:
+        self.onednn = _onednn_available(weight)
+        self.bfloat16 = _bfloat16_gradients(self.onednn)
 
     def collect(self, weight: torch.Tensor) -> torch.Tensor:
         """Return ``weight`` (``(rows, n_in)``) through the node that adds the stored gradients."""
-        self.onednn = _onednn_available(weight)
+        self._enable(weight)
         return _Collect.apply(weight, self)
 
     def collect_gated(
@@ -111,7 +161,7 @@ class WeightGradients:
         draw the sample from ``generator`` here and draw it again in the backward pass instead of
         keeping it (:func:`gates.gated_weight_drawn`).
         """
-        self.onednn = _onednn_available(weight)
+        self._enable(weight)
         return _GatedCollect.apply(weight, log_alpha, s, self, generator)
 
     def matmul(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -124,6 +174,13 @@ class WeightGradients:
         if not self.onednn:
             return x @ weight if transpose else x @ weight.T
         flat = x.reshape(-1, x.shape[-1])
+        if transpose and self.bfloat16:  # the weight rounded once per backward pass, read as below
+            if self._weight_bf16 is None:
+                self._weight_bf16 = weight.detach().to(torch.bfloat16)
+            out = torch.ops.mkldnn._linear_pointwise(
+                flat.to(torch.bfloat16), self._weight_bf16.T, None, "none", [], ""
+            ).float()
+            return out.reshape(*x.shape[:-1], out.shape[-1])
         if transpose:  # oneDNN reads the transposed view as a weight stored (in, out): no copy, no packing
             w = weight.detach().contiguous().T
         else:
@@ -151,8 +208,14 @@ class WeightGradients:
         same sums either way.
         """
         pairs, self.pairs = self.pairs, []
+        self._weight_bf16 = None
         if not pairs:
             return None
+        if self.bfloat16:  # one product of the stacked pairs rounded to bfloat16, summed in float32
+            g = torch.cat([b.reshape(-1, b.shape[-1]) for _, b in pairs]).to(torch.bfloat16)
+            x = torch.cat([a.reshape(-1, a.shape[-1]) for a, _ in pairs]).to(torch.bfloat16)
+            del pairs
+            return (g.T @ x).float()
         if not self.onednn:
             g = torch.cat([b.reshape(-1, b.shape[-1]) for _, b in pairs])
             return g.T @ torch.cat([a.reshape(-1, a.shape[-1]) for a, _ in pairs])
