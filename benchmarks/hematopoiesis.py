@@ -190,16 +190,18 @@ def run(
     seed: int,
     gates: str | None = None,
     binning: str = "time",
+    gradient_precision: str | None = None,
 ) -> dict:
     """Fit one method on a protocol's training donors and score it on its test donors.
 
     ``gates``: the default call's rows with ``model_kwargs={"gates": gates}`` (``None``: its own);
-    ``binning``: the default call's rows with that ``binning``.
+    ``binning``: the default call's rows with that ``binning``; ``gradient_precision``: theirs in
+    ``fit_kwargs`` (``None``: its own).
     """
     train_donors, test_donors = PROTOCOLS[protocol]
     train = adata[adata.obs["donor"].isin(train_donors)].copy()
     if method in DEFAULT_ROWS:
-        return _default_row(method, train, adata, test_donors, grn, schedule, seed, gates, binning)
+        return _default_row(method, train, adata, test_donors, grn, schedule, seed, gates, binning, gradient_precision)
     settings = dict(METHODS[method])
     lams = settings.pop("lams", None)
     name, method = method, settings.pop("method", method)
@@ -270,6 +272,7 @@ def _default_row(
     seed: int,
     gates: str | None = None,
     binning: str = "time",
+    gradient_precision: str | None = None,
 ) -> dict:
     """The default call on the training donors (the quick run shortens its fits)."""
     kwargs = {} if schedule is SCHEDULE else {"n_iter": schedule["n_iter"]}
@@ -281,6 +284,9 @@ def _default_row(
     if binning != "time":
         kwargs["binning"] = binning
         name = f"{name}, binning={binning!r}"
+    if gradient_precision:
+        kwargs["fit_kwargs"] = {"gradient_precision": gradient_precision}
+        name = f"{name}, gradient_precision={gradient_precision!r}"
     start = time.perf_counter()
     model = scn.tl.fit_sparse_ode(
         train,
@@ -338,6 +344,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--gates", choices=["inputs", "pairs"], help="the default call's gates (default: its own)")
     parser.add_argument("--binning", choices=["time", "states"], default="time", help="the default call's binning")
+    parser.add_argument("--gradient-precision", default=None, help="the default call's (default: its own)")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     schedule = QUICK_SCHEDULE if args.quick else SCHEDULE
@@ -355,7 +362,8 @@ def main(argv: list[str] | None = None) -> str:
         base = baselines(adata[adata.obs["donor"].isin(train_donors)], tests)
         rows = []
         for method in args.methods:
-            rows.append(run(method, protocol, adata, grn, schedule, args.seed, args.gates, args.binning))
+            options = (args.gates, args.binning, args.gradient_precision)
+            rows.append(run(method, protocol, adata, grn, schedule, args.seed, *options))
             print(f"  [{protocol}] {method}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
         out += [
             "",

@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument(
         "--pseudotime", choices=["dpt", "geodesic"], default="dpt", help="each branch's pseudotime (default: DPT)"
     )
+    parser.add_argument(
+        "--gradient-precision", default=None, help="fit_kwargs' gradient_precision (default: the call's own)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     sc.settings.verbosity = 0
@@ -116,6 +119,8 @@ def main(argv: list[str] | None = None) -> str:
         cells = prepare(n_genes, args.pseudotime)
     prep_seconds = time.perf_counter() - start
     kwargs = {"n_iter": 10} if args.quick else {}
+    if args.gradient_precision:
+        kwargs["fit_kwargs"] = {"gradient_precision": args.gradient_precision}
     tfs = scn.datasets.tf_list("mouse")
     t0 = time.perf_counter()
     scn.tl.fit_sparse_ode(

@@ -259,7 +259,9 @@ class SparseODE:
             ``lr_patience``, ``min_lr``, ``gate_lr_factor``, ``gate_eps``, ``refit_lr_factor``
             (optimiser), ``penalty_delay`` (iterations fitted before the penalty starts),
             ``batch_time``, ``batch_size``, ``x0_noise`` (batching and noise), ``checkpoint``,
-            ``checkpoint_every``, ``resume``, ``progress_bar``.
+            ``checkpoint_every``, ``resume``, ``progress_bar``, ``gradient_precision`` (``"float32"``,
+            the default; ``"bfloat16"`` or ``"auto"`` for the backward products of large per-gene
+            first layers on the CPU, :func:`scnode.core.layers.gradient_precision`).
 
         Returns
         -------
