@@ -706,3 +706,21 @@ def test_gradient_precision_is_checked_and_auto_follows_the_cpu(monkeypatch):
             assert layers._bfloat16_gradients(True) == hardware
             assert not layers._bfloat16_gradients(False)  # only layers that go through oneDNN
     assert not layers._bfloat16_gradients(True)  # float32 outside the block
+
+
+@pytest.mark.skipif(not layers._onednn_ops(), reason="torch without oneDNN's packed-weight linear")
+def test_a_fit_in_bfloat16_gradients_starts_from_the_same_loss_and_stays_close(data, monkeypatch):
+    """The fit setting reaches the first layer's products: the first loss equal, the weights close, not equal."""
+    monkeypatch.setattr(layers, "ONEDNN_MIN_WEIGHTS", 1)
+    times, values = data
+    fits = []
+    for precision in ("float32", "bfloat16"):
+        model = scn.SparseODE(3, method="pathreg", per_output=True, lam=0.05, random_state=2, **SMALL)
+        values3 = [v[:, :3] for v in values]
+        fits.append(model.fit(times, values3, n_iter=6, refit_iter=0, progress_bar=False, gradient_precision=precision))
+    f32, bf16 = fits
+    assert f32.history.loss[0] == bf16.history.loss[0]  # the forward pass is float32 in both
+    np.testing.assert_allclose(f32.history.loss, bf16.history.loss, rtol=1e-2)
+    w = [f.system.field.layers[0].weight.detach() for f in fits]
+    assert not torch.equal(w[0], w[1])
+    torch.testing.assert_close(w[0], w[1], rtol=0, atol=1e-3)

@@ -48,9 +48,11 @@ def gradient_precision(precision: str) -> Iterator[None]:
     through a first layer that goes through oneDNN (:class:`WeightGradients`: the input's gradient
     at every evaluation and the weight's gradient once per solve) read their operands rounded to
     bfloat16 (8 bits of mantissa), sum in float32 and round their results to bfloat16: gradients
-    within a few tenths of a percent of float32's. The forward pass, and so the loss and the solver's steps, stay
-    float32. ``"auto"``: bfloat16 where the CPU multiplies bfloat16 in hardware
-    (Intel AMX), float32 elsewhere. Smaller layers, and other devices, stay float32.
+    within a few tenths of a percent of float32's. The forward pass, and so the loss and the
+    solver's steps, stay float32. ``"auto"``: bfloat16 where the CPU multiplies bfloat16 in hardware
+    (Intel AMX), float32 elsewhere. Smaller layers, and other devices, stay float32. A
+    :class:`WeightGradients` reads the precision when its layer is prepared (:meth:`collect`), and
+    its backward products keep it.
     """
     if precision not in GRADIENT_PRECISIONS:
         raise ValueError(f"gradient_precision must be one of {GRADIENT_PRECISIONS}, got {precision!r}.")

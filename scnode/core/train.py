@@ -513,37 +513,37 @@ def train(
 
     bar = progress(range(start, total), enabled=cfg.progress_bar, desc=f"scnode {method.name}")
     it = start
-    with gradient_precision(cfg.gradient_precision):
-        try:
-            for it in bar:
-                tick = time.perf_counter()
-                if it == cfg.n_iter and cfg.refit_iter:
-                    freeze_pattern(system)
-                    opt, sched = _make_optimizer(system, cfg, refit=True)
-                    best_value = math.inf
-                refit = it >= cfg.n_iter
-                if cfg.batch_time is None and it < cfg.horizon_warmup:
-                    batch = _truncate(data, 0.1 + 0.9 * it / cfg.horizon_warmup)
-                    grid = TimeGrid.from_times(batch.times)
-                    target = batch.padded_values(grid.index.shape[1])
-                elif cfg.batch_time is None:
-                    batch, grid, target = data, full_grid, full_target
-                else:
-                    batch = _windows(data, cfg, generator)
-                    grid = TimeGrid.from_times(batch.times)
-                    target = batch.padded_values(grid.index.shape[1])
-                if cfg.x0_noise > 0 and cfg.batch_time is None:
-                    noise = torch.randn(batch.x0.shape, generator=generator, device=generator.device)
-                    if batch.held is not None:  # a held variable stays at its observed level
-                        noise = noise.masked_fill(batch.held.to(noise.device), 0.0)
-                    x0 = batch.x0 + cfg.x0_noise * noise.to(batch.x0)
-                    batch = Trajectories(batch.times, batch.values, x0, batch.v0, batch.held)
-                system.nfe = 0
-                if refit and it - cfg.n_iter < REFIT_WARMUP:  # ramp the fresh optimiser's rate up
-                    for group, base in zip(opt.param_groups, _base_lrs(cfg, refit_lr=True), strict=False):
-                        group["lr"] = base * (it - cfg.n_iter + 1) / REFIT_WARMUP
-                opt.zero_grad(set_to_none=True)
-                try:
+    try:
+        for it in bar:
+            tick = time.perf_counter()
+            if it == cfg.n_iter and cfg.refit_iter:
+                freeze_pattern(system)
+                opt, sched = _make_optimizer(system, cfg, refit=True)
+                best_value = math.inf
+            refit = it >= cfg.n_iter
+            if cfg.batch_time is None and it < cfg.horizon_warmup:
+                batch = _truncate(data, 0.1 + 0.9 * it / cfg.horizon_warmup)
+                grid = TimeGrid.from_times(batch.times)
+                target = batch.padded_values(grid.index.shape[1])
+            elif cfg.batch_time is None:
+                batch, grid, target = data, full_grid, full_target
+            else:
+                batch = _windows(data, cfg, generator)
+                grid = TimeGrid.from_times(batch.times)
+                target = batch.padded_values(grid.index.shape[1])
+            if cfg.x0_noise > 0 and cfg.batch_time is None:
+                noise = torch.randn(batch.x0.shape, generator=generator, device=generator.device)
+                if batch.held is not None:  # a held variable stays at its observed level
+                    noise = noise.masked_fill(batch.held.to(noise.device), 0.0)
+                x0 = batch.x0 + cfg.x0_noise * noise.to(batch.x0)
+                batch = Trajectories(batch.times, batch.values, x0, batch.v0, batch.held)
+            system.nfe = 0
+            if refit and it - cfg.n_iter < REFIT_WARMUP:  # ramp the fresh optimiser's rate up
+                for group, base in zip(opt.param_groups, _base_lrs(cfg, refit_lr=True), strict=False):
+                    group["lr"] = base * (it - cfg.n_iter + 1) / REFIT_WARMUP
+            opt.zero_grad(set_to_none=True)
+            try:
+                with gradient_precision(cfg.gradient_precision):  # read as the field prepares its layers
                     mse, pen = _objective_terms(
                         system,
                         method,
@@ -556,62 +556,61 @@ def train(
                         penalised=not refit,
                         generator=generator,
                     )
-                except (AssertionError, SolverError) as err:  # "underflow in dt" (torchdiffeq asserts it)
-                    system.load_state_dict(best_state)
-                    lr = opt.param_groups[0]["lr"]
-                    raise NonFiniteLossError(
-                        _nonfinite_message(f"The solver failed ({err})", it, lr, best_it), history
-                    ) from err
-                on = refit or it >= cfg.penalty_delay
-                loss = mse + pen if method.uses_gradient_penalty and on else mse
-                value = float((mse + pen).detach())
-                if not math.isfinite(value):
-                    system.load_state_dict(best_state)
-                    raise NonFiniteLossError(
-                        _nonfinite_message(f"The loss became {value}", it, opt.param_groups[0]["lr"], best_it), history
-                    )
-                if value < best_value:
-                    best_value, best_it, best_refitted = value, it, refit
-                    _copy_state(best_state, system)
-                system.release()  # the graph alone keeps the effective weights: freed during the backward pass
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)  # free the gradients now, not at the next step: the monitor and
-                # checkpoints in between need memory of their own (a graph's deterministic gates and weights)
-                lr = opt.param_groups[0]["lr"]
-                if method.prox is not None and not refit and on:
-                    method.prox(system, step=lr, **penalty_kwargs)
-                sched.step(value)
-                history.loss.append(value)
-                history.mse.append(float(mse.detach()))
-                history.penalty.append(float(pen.detach()))
-                history.lr.append(lr)
-                history.nfe.append(int(system.nfe))
-                history.seconds.append(time.perf_counter() - tick)
-                bar.set_postfix(
-                    loss=f"{history.mse[-1]:.3g}", penalty=f"{history.penalty[-1]:.3g}", lr=f"{lr:.2g}", refresh=False
+            except (AssertionError, SolverError) as err:  # "underflow in dt" (torchdiffeq asserts it)
+                system.load_state_dict(best_state)
+                raise NonFiniteLossError(
+                    _nonfinite_message(f"The solver failed ({err})", it, opt.param_groups[0]["lr"], best_it), history
+                ) from err
+            on = refit or it >= cfg.penalty_delay
+            loss = mse + pen if method.uses_gradient_penalty and on else mse
+            value = float((mse + pen).detach())
+            if not math.isfinite(value):
+                system.load_state_dict(best_state)
+                raise NonFiniteLossError(
+                    _nonfinite_message(f"The loss became {value}", it, opt.param_groups[0]["lr"], best_it), history
                 )
-                if cfg.checkpoint is not None and (it + 1) % cfg.checkpoint_every == 0:
-                    save(it + 1)
-                if cfg.monitor is not None and not refit and (it + 1) % cfg.monitor_every == 0:
-                    cfg.monitor(it + 1, system)
-        except KeyboardInterrupt:
-            system.load_state_dict(best_state)
-            history.interrupted = True
-            raise FitInterrupted(
-                iteration=len(history.loss),
-                total=total,
-                best_iteration=best_it,
-                refitted=best_refitted,
-                refit_pending=cfg.refit_iter > 0,
-                checkpoint=last_checkpoint,
-                checkpoint_file=cfg.checkpoint,
-                history=history,
-            ) from None
-        finally:
-            bar.close()
-            for layer in system.sparse_layers():
-                layer.release_buffers()
+            if value < best_value:
+                best_value, best_it, best_refitted = value, it, refit
+                _copy_state(best_state, system)
+            system.release()  # the graph alone keeps the effective weights: freed during the backward pass
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)  # free the gradients now, not at the next step: the monitor and
+            # checkpoints in between need memory of their own (a graph's deterministic gates and weights)
+            lr = opt.param_groups[0]["lr"]
+            if method.prox is not None and not refit and on:
+                method.prox(system, step=lr, **penalty_kwargs)
+            sched.step(value)
+            history.loss.append(value)
+            history.mse.append(float(mse.detach()))
+            history.penalty.append(float(pen.detach()))
+            history.lr.append(lr)
+            history.nfe.append(int(system.nfe))
+            history.seconds.append(time.perf_counter() - tick)
+            bar.set_postfix(
+                loss=f"{history.mse[-1]:.3g}", penalty=f"{history.penalty[-1]:.3g}", lr=f"{lr:.2g}", refresh=False
+            )
+            if cfg.checkpoint is not None and (it + 1) % cfg.checkpoint_every == 0:
+                save(it + 1)
+            if cfg.monitor is not None and not refit and (it + 1) % cfg.monitor_every == 0:
+                cfg.monitor(it + 1, system)
+    except KeyboardInterrupt:
+        system.load_state_dict(best_state)
+        history.interrupted = True
+        raise FitInterrupted(
+            iteration=len(history.loss),
+            total=total,
+            best_iteration=best_it,
+            refitted=best_refitted,
+            refit_pending=cfg.refit_iter > 0,
+            checkpoint=last_checkpoint,
+            checkpoint_file=cfg.checkpoint,
+            history=history,
+        ) from None
+    finally:
+        bar.close()
+        for layer in system.sparse_layers():
+            layer.release_buffers()
     if cfg.checkpoint is not None:
         save(total)  # the training state, from which a longer fit can resume
     if cfg.refit_iter and best_it >= cfg.n_iter:
