@@ -40,6 +40,13 @@ GRADIENT_PRECISIONS = ("float32", "bfloat16", "auto")
 _GRADIENT_PRECISION: contextvars.ContextVar[str] = contextvars.ContextVar("gradient_precision", default="float32")
 
 
+def check_gradient_precision(precision: str) -> str:
+    """Return ``precision`` if it is one of :data:`GRADIENT_PRECISIONS`, else raise a ``ValueError`` naming them."""
+    if precision not in GRADIENT_PRECISIONS:
+        raise ValueError(f"gradient_precision must be one of {GRADIENT_PRECISIONS}, got {precision!r}.")
+    return precision
+
+
 @contextlib.contextmanager
 def gradient_precision(precision: str) -> Iterator[None]:
     """Compute the backward products of large grouped first layers on the CPU in ``precision`` within the block.
@@ -54,9 +61,7 @@ def gradient_precision(precision: str) -> Iterator[None]:
     :class:`WeightGradients` reads the precision when its layer is prepared (:meth:`collect`), and
     its backward products keep it.
     """
-    if precision not in GRADIENT_PRECISIONS:
-        raise ValueError(f"gradient_precision must be one of {GRADIENT_PRECISIONS}, got {precision!r}.")
-    token = _GRADIENT_PRECISION.set(precision)
+    token = _GRADIENT_PRECISION.set(check_gradient_precision(precision))
     try:
         yield
     finally:
@@ -213,14 +218,13 @@ class WeightGradients:
         self._weight_bf16 = None
         if not pairs:
             return None
-        if self.bfloat16:  # one product of the stacked pairs rounded to bfloat16, summed in float32
-            g = torch.cat([b.reshape(-1, b.shape[-1]) for _, b in pairs]).to(torch.bfloat16)
-            x = torch.cat([a.reshape(-1, a.shape[-1]) for a, _ in pairs]).to(torch.bfloat16)
+        if self.bfloat16 or not self.onednn:  # one product of the stacked pairs (bfloat16: rounded, summed in float32)
+            dtype = torch.bfloat16 if self.bfloat16 else pairs[0][1].dtype
+            g = torch.cat([b.reshape(-1, b.shape[-1]) for _, b in pairs]).to(dtype)
+            x = torch.cat([a.reshape(-1, a.shape[-1]) for a, _ in pairs]).to(dtype)
             del pairs
-            return (g.T @ x).float()
-        if not self.onednn:
-            g = torch.cat([b.reshape(-1, b.shape[-1]) for _, b in pairs])
-            return g.T @ torch.cat([a.reshape(-1, a.shape[-1]) for a, _ in pairs])
+            total = g.T @ x
+            return total.float() if self.bfloat16 else total
         rows, n_in = sum(a.numel() // a.shape[-1] for a, _ in pairs), pairs[0][0].shape[-1]
         if n_in < rows:  # stack the g_e as they are (rows of g), transpose the smaller result
             x_t = torch.cat([a.reshape(-1, a.shape[-1]).T for a, _ in pairs], dim=1)

@@ -27,7 +27,7 @@ from . import serialization
 from .data import Trajectories
 from .dopri5 import SolverError
 from .fields import Intervention, ODESystem
-from .layers import GRADIENT_PRECISIONS, gradient_precision
+from .layers import check_gradient_precision, gradient_precision
 from .penalties import Method
 from .solve import SolverOptions, TimeGrid, solve_batched
 
@@ -207,10 +207,7 @@ class TrainConfig:
     gradient_precision: str = "float32"
 
     def __post_init__(self) -> None:
-        if self.gradient_precision not in GRADIENT_PRECISIONS:
-            raise ValueError(
-                f"gradient_precision must be one of {GRADIENT_PRECISIONS}, got {self.gradient_precision!r}."
-            )
+        check_gradient_precision(self.gradient_precision)
         if self.penalty_delay < 0:
             raise ValueError(f"penalty_delay must be >= 0, got {self.penalty_delay}.")
         if not self.gate_eps > 0:
