@@ -713,10 +713,10 @@ def test_a_fit_in_bfloat16_gradients_starts_from_the_same_loss_and_stays_close(d
     """The fit setting reaches the first layer's products: the first loss equal, the weights close, not equal."""
     monkeypatch.setattr(layers, "ONEDNN_MIN_WEIGHTS", 1)
     times, values = data
+    values3 = [v[:, :3] for v in values]
     fits = []
     for precision in ("float32", "bfloat16"):
         model = scn.SparseODE(3, method="pathreg", per_output=True, lam=0.05, random_state=2, **SMALL)
-        values3 = [v[:, :3] for v in values]
         fits.append(model.fit(times, values3, n_iter=6, refit_iter=0, progress_bar=False, gradient_precision=precision))
     f32, bf16 = fits
     assert f32.history.loss[0] == bf16.history.loss[0]  # the forward pass is float32 in both
