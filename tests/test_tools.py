@@ -166,6 +166,19 @@ def test_edge_list_orders_filters_and_exports():
         scn.tl.edge_list(adata, key="other")
 
 
+def test_edge_list_of_a_graph_without_edges_between_genes_is_empty_with_its_columns():
+    # a search can select a graph of self-loops alone (each gene follows its own level): no edge to list
+    adata = _with_graph()
+    adata.varp["scnode"] = np.diag([1.0, 2.0, 0.0, 0.5]).astype(np.float32)
+    adata.varp["scnode_sign"] = np.diag([-1.0, -1.0, 0.0, 1.0]).astype(np.float32)
+    edges = scn.tl.edge_list(adata)
+    assert edges.empty and list(edges.columns) == ["source", "target", "weight", "sign"]
+    loops = scn.tl.edge_list(adata, self_loops=True)
+    assert list(loops.source) == ["g1", "g0", "g3"] and list(loops.sign) == [-1, -1, 1]
+    assert scn.tl.edge_list(adata, threshold=5.0, self_loops=True).empty
+    assert scn.tl.to_networkx(adata).number_of_edges() == 0
+
+
 def test_evaluate_grn_perfect_reversed_and_formats():
     adata = _with_graph()
     truth = pd.DataFrame({"source": ["g0", "g3", "g2"], "target": ["g1", "g1", "g2"]})  # g2 -> g2: a self-loop

@@ -58,7 +58,10 @@ def edge_list(
     )
     if f"{key}_sign" in adata.varp:
         signs = network(adata, f"{key}_sign").tocsr()
-        edges["sign"] = np.asarray(signs[graph.row[keep], graph.col[keep]]).ravel().astype(int)
+        rows, cols = graph.row[keep], graph.col[keep]
+        # no edge left: index nothing (a sparse matrix indexed by empty arrays returns a sparse matrix)
+        picked = signs[rows, cols] if len(rows) else np.empty(0)
+        edges["sign"] = np.asarray(picked).ravel().astype(int)
     edges = edges.sort_values(["weight", "source", "target"], ascending=[False, True, True], kind="stable")
     if top_k is not None:
         edges = edges.head(top_k)
