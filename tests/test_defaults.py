@@ -207,6 +207,16 @@ def test_degenerate_graphs_are_named():
     adj = np.zeros((4, 4))
     adj[[0, 1, 2, 3], [1, 2, 3, 0]] = 1  # one regulator each
     assert problem(adj) is None
+    # one regulator in the list: each target has it or not, all-or-nothing by construction, so not named
+    single = scn.SparseODE(4, per_output=True, hidden=(4,), inputs=[0], device="cpu")
+    adj = np.zeros((4, 4))
+    adj[[1, 2], 0] = 1  # gene 0 drives targets 1 and 2, not 3
+    assert degenerate_graph(_with_graph(single, adj), adj, sparsity_summary(single, adj)) is None
+    adj[3, 0] = 1
+    assert degenerate_graph(_with_graph(single, adj), adj, sparsity_summary(single, adj)).startswith("it is full")
+    assert degenerate_graph(_with_graph(single, np.eye(4)), np.eye(4), sparsity_summary(single, np.eye(4))).startswith(
+        "it is empty"
+    )
 
 
 def test_degenerate_fits_warn():

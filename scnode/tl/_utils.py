@@ -194,7 +194,9 @@ def degenerate_graph(model: SparseODE, adj: np.ndarray, summary: dict[str, Any])
 
     ``adj``: the model's :meth:`~scnode.SparseODE.adjacency`; ``summary``: its :func:`sparsity_summary`.
     All-or-nothing: most targets have either no regulator or every allowed one, so the graph does
-    not choose regulators target by target.
+    not choose regulators target by target. Where no target may have more than one regulator (one
+    regulator in the list, or two genes) every graph is all-or-nothing by construction, and only an
+    empty or a full graph is named.
     """
     d = model.config.n_vars
     allowed = candidate_mask(model)
@@ -206,7 +208,7 @@ def degenerate_graph(model: SparseODE, adj: np.ndarray, summary: dict[str, Any])
     if edges == int(allowed.sum()):
         return "it is full: every gene drives every other one it may"
     without, full = summary["targets_without_regulators"], summary["targets_with_all_regulators"]
-    if without + full > d / 2:
+    if without + full > d / 2 and allowed.sum(1).max() > 1:
         return (
             f"it is all-or-nothing per target: {without} of {d} targets have no regulator and {full} have every "
             "allowed one"
