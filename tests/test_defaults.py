@@ -1,6 +1,5 @@
 """The single-cell default call and its automatic penalty: graphs, regulators, priors, signs, warnings, the search."""
 
-import gc
 import logging
 import warnings
 
@@ -313,7 +312,10 @@ def test_a_search_that_keeps_its_fits_on_disk_gives_the_same_results(monkeypatch
 
     monkeypatch.setattr(_store, "SPILL_BYTES", 0)  # every fit goes to disk
     monkeypatch.setattr(_store.FitStore, "__init__", recording_init)
-    on_disk = scn.tl.fit_sparse_ode(adata, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)  # no directory is left to the garbage collector
+        on_disk = scn.tl.fit_sparse_ode(adata, **kw)
+        [*models] = scn.tl.lambda_path(adata, lams=[0.1, 1.0], return_models=True, copy=True, **SHORT_SEARCH)[2]
     assert made and all(store.spilled == len(store) > 0 for store in made)
     for key in ("scnode", "scnode_sign", "scnode_path", "scnode_path_sign"):
         np.testing.assert_array_equal(np.asarray(on_disk.varp[key]), np.asarray(in_memory.varp[key]))
@@ -323,6 +325,7 @@ def test_a_search_that_keeps_its_fits_on_disk_gives_the_same_results(monkeypatch
     pd.testing.assert_frame_equal(table, expected)
     dirs = [store.directory for store in made]
     assert all(d is not None for d in dirs)
-    del made[:]  # the stores (and their temporary directories) go with the last reference
-    gc.collect()
-    assert not any(d.exists() for d in dirs)
+    assert not any(d.exists() for d in dirs)  # the calls deleted the spilled fits before returning
+    lams = [m.config.lam for m in models]  # the returned fits were read back first (the grid may extend)
+    assert lams[:2] == [0.1, 1.0] and lams == sorted(lams)
+    assert all(np.isfinite(m.adjacency()).all() for m in models)

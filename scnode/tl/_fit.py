@@ -30,6 +30,8 @@ from ._utils import (
 if TYPE_CHECKING:
     from distributed import Client
 
+    from ._store import FitStore
+
 RETIMED_KEY = "_scnode_retimed"
 """``obs`` column of the refits' times (``refine_time``), in the light copy that carries them."""
 AUTO_REFINE_ROUNDS = 2
@@ -93,7 +95,7 @@ def _fit_prepared(
     keep: float,
     client: Client | str | None,
     search_dir: str | os.PathLike | None,
-) -> tuple[SparseODE, list[SparseODE] | None, dict | None]:
+) -> tuple[SparseODE, FitStore | None, dict | None]:
     """Fit a prepared setup (the penalty search or one fit of a fixed lam): the model, the search's fits, record."""
     if lam != "auto":  # a fixed lam is fitted once
         st.settings["adaptive"] = False
@@ -390,6 +392,7 @@ def fit_sparse_ode(
     fixed_refit = refit_iter
     data, data_layer, fit_time_key, rounds = adata, layer, time_key, []
     candidates = []  # "auto": each fit with its cells' distance to its path and the times it used
+    stores = []  # each search's store of fits, closed before returning
     for round_ in range(max_rounds + 1):
         st = setup(
             data,
@@ -436,6 +439,8 @@ def fit_sparse_ode(
             client=client,
             search_dir=search_dir,
         )
+        if models is not None:
+            stores.append(models)
         if round_ == max_rounds and not auto:
             break
         moved = retime_cells(data, model, st.ts, data_layer)
@@ -476,4 +481,6 @@ def fit_sparse_ode(
         out.append(model)
     if return_models:
         out.append([model] if models is None else sorted(models, key=lambda m: m.config.lam))
+    for store in stores:  # every fit the caller gets is in memory now: the searches' spilled fits leave the disk
+        store.close()
     return None if not out else out[0] if len(out) == 1 else tuple(out)

@@ -167,4 +167,5 @@ def lambda_path(
     if return_models:
         order = sorted(range(len(search.models)), key=lambda i: search.rows[i]["lam"])
         out.append([search.models[i] for i in order])
+    search.models.close()  # the fits returned are in memory now: the spilled ones leave the disk
     return out[0] if len(out) == 1 else tuple(out)
