@@ -215,6 +215,34 @@ def test_cells_without_a_lineage_are_left_out(caplog):
     assert sum(len(t) for t in ts.times) == 54
 
 
+def test_a_stray_small_lineage_is_left_out_by_default_with_a_warning():
+    adata = cells(n_cells=400)  # two lineages of 200 cells, and a stray group of 3 of their cells
+    labels = adata.obs["lineage"].astype(str).to_numpy()
+    labels[[0, 2, 4]] = "stray"
+    adata.obs["lineage"] = pd.Categorical(labels)
+    before = adata.copy()
+    with pytest.warns(UserWarning, match=r"lineage\(s\) 'stray' \(3 cells\) of obs\['lineage'\] are left out"):
+        out = scn.tl.fit_sparse_ode(adata, lineage_key="lineage", copy=True, **FIT)
+    assert list(out.uns["scnode"]["lineages"]) == ["L0", "L1"]
+    assert np.isnan(out.layers["scnode_fitted"][[0, 2, 4]]).all() and not np.isnan(out.layers["scnode_fitted"][1]).any()
+    _same(adata, before)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # kept on request, and no stray group among even lineages
+        kept = scn.pp.prepare_trajectories(adata, lineage_key="lineage", n_bins=100, min_cells=0)
+        even = scn.pp.prepare_trajectories(cells(n_cells=40), lineage_key="lineage", n_bins=100, min_cells="auto")
+    assert kept.lineages == ["L0", "L1", "stray"] and even.lineages == ["L0", "L1"]
+    with pytest.warns(
+        UserWarning, match=r"trajectory\(ies\) 'stray' \(3\) have fewer time points than the window of \\d+"
+    ):
+        scn.tl.fit_sparse_ode(adata, lineage_key="lineage", min_cells=0, copy=True, **FIT)  # kept, but not trained on
+    with pytest.warns(UserWarning, match=r"'L0' \(197 cells\)"):  # an absolute threshold
+        assert scn.pp.prepare_trajectories(adata, lineage_key="lineage", min_cells=199).lineages == ["L1"]
+    with pytest.raises(ValueError, match=r"Every lineage of obs\['lineage'\] has fewer than min_cells=500"):
+        scn.pp.prepare_trajectories(adata, lineage_key="lineage", min_cells=500)
+    with pytest.raises(ValueError, match="min_cells must be 'auto' or an integer >= 0"):
+        scn.pp.prepare_trajectories(adata, lineage_key="lineage", min_cells=-1)
+
+
 def ts_values_full(adata):
     return scn.pp.prepare_trajectories(adata).values[0]
 

@@ -162,6 +162,7 @@ def fit_sparse_ode(
     n_bins: int | str | None = "auto",
     x0_cells: int | str = "auto",
     binning: str = "time",
+    min_cells: int | str = "auto",
     adaptive: bool | str = "auto",
     keep: float = 0.5,
     holdout_every: int = 5,
@@ -272,6 +273,12 @@ def fit_sparse_ode(
         cluster at its cells' mean pseudotime (see :func:`scnode.pp.prepare_trajectories`). Where the
         pseudotime is noisy, state bins keep distinct states apart: on the GRN suite's cells timed by
         the clock plus noise they rank edges better (docs/results.md); an option, not yet the default.
+    min_cells
+        Lineages with fewer cells are left out, with a warning naming them; ``0`` keeps every lineage.
+        ``"auto"`` (order 1): fewer cells than ``n_bins`` and than 5 % of the largest lineage's, a
+        stray group beside real lineages, such as the groups of 29 and 8 cells that ``sc.tl.dpt``
+        split off paul15's 2730 (see :func:`scnode.pp.prepare_trajectories`); order 2 keeps every
+        trajectory.
     adaptive
         With ``lam="auto"``: search the penalty a second time, each (target, input) pair penalised by
         the inverse of its score in the first search's selected fit (relative to the strongest pair,
@@ -421,6 +428,7 @@ def fit_sparse_ode(
             n_bins=n_bins,
             x0_cells=x0_cells,
             binning=binning,
+            min_cells=min_cells,
             adaptive=adaptive,
             device=device,
             random_state=random_state,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -50,8 +51,8 @@ class Setup:
 
 
 ORDER_DEFAULTS: dict[int, dict[str, Any]] = {
-    1: {"scale_by": "lineage", "n_bins": 100, "x0_cells": 5, "within": None, "adaptive": False},
-    2: {"scale_by": "all", "n_bins": None, "x0_cells": 1, "within": 2.0, "adaptive": True},
+    1: {"scale_by": "lineage", "n_bins": 100, "x0_cells": 5, "min_cells": "auto", "within": None, "adaptive": False},
+    2: {"scale_by": "all", "n_bins": None, "x0_cells": 1, "min_cells": 0, "within": 2.0, "adaptive": True},
 }
 """Preprocessing of ``fit_sparse_ode``'s ``"auto"`` settings. Order 1 (cells along pseudotime): each
 lineage scaled on its own, cells averaged in 100 bins, the initial state from the first 5 cells.
@@ -103,6 +104,19 @@ def _field_kwargs(field: str, method: str, order: int, hidden: Sequence[int] | N
     return kwargs
 
 
+def _warn_if_shorter_than_window(ts: TrajectorySet, window: int | None) -> None:
+    """Warn that the trajectories with fewer time points than ``window`` take no part in training."""
+    short = {name: len(t) for name, t in zip(ts.lineages, ts.times, strict=True) if window and len(t) < window}
+    if short:
+        named = ", ".join(f"{k!r} ({v})" for k, v in short.items())
+        warnings.warn(
+            f"scnode: trajectory(ies) {named} have fewer time points than the window of {window}, and the fit "
+            "does not train on them. Pass a shorter window=, or n_bins= for more time points.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _resolve_window(window: int | str | None, ts: TrajectorySet) -> int | None:
     if window is None:
         return None
@@ -144,6 +158,7 @@ def setup(
     n_bins: int | str | None = "auto",
     x0_cells: int | str = "auto",
     binning: str = "time",
+    min_cells: int | str = "auto",
     adaptive: bool | str = "auto",
     device: str = "auto",
     random_state: int = 0,
@@ -178,6 +193,7 @@ def setup(
         x0_cells=x0_cells,
         perturbation_key=perturbation_key,
         binning=binning,
+        min_cells=auto["min_cells"] if isinstance(min_cells, str) and min_cells == "auto" else min_cells,
     )
     kwargs = {**_field_kwargs(field, method, order, hidden), **(model_kwargs or {})}
     settings: dict[str, Any] = {"field": field}
@@ -195,6 +211,7 @@ def setup(
     if fit_kwargs and "batch_time" in fit_kwargs:  # windows given as a fit setting: they are the window
         window = fit_kwargs["batch_time"]
     win = _resolve_window(window, ts)
+    _warn_if_shorter_than_window(ts, win)
     fit_kw: dict[str, Any] = {"n_iter": n_iter, "lr": lr, "progress_bar": progress_bar}
     if win is None and order == 2:  # whole trajectories from a random field blow up: lengthen them gradually
         fit_kw["horizon_warmup"] = round(HORIZON_WARMUP_SHARE * n_iter)

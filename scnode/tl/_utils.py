@@ -30,6 +30,7 @@ PREPARE_KEYS = (
     "x0_cells",
     "perturbation_key",
     "binning",
+    "min_cells",
 )
 """Arguments of :func:`scnode.pp.prepare_trajectories` that a model remembers from its fit."""
 
