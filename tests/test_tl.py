@@ -232,7 +232,7 @@ def test_a_stray_small_lineage_is_left_out_by_default_with_a_warning():
         even = scn.pp.prepare_trajectories(cells(n_cells=40), lineage_key="lineage", n_bins=100, min_cells="auto")
     assert kept.lineages == ["L0", "L1", "stray"] and even.lineages == ["L0", "L1"]
     with pytest.warns(
-        UserWarning, match=r"trajectory\(ies\) 'stray' \(3\) have fewer time points than the window of \\d+"
+        UserWarning, match=r"trajectory\(ies\) 'stray' \(3\) have fewer time points than the window of \d+"
     ):
         scn.tl.fit_sparse_ode(adata, lineage_key="lineage", min_cells=0, copy=True, **FIT)  # kept, but not trained on
     with pytest.warns(UserWarning, match=r"'L0' \(197 cells\)"):  # an absolute threshold
