@@ -18,9 +18,9 @@ SCALINGS = ("minmax", "zscore", "none")
 SCALE_BY = ("lineage", "all")
 BINNINGS = ("time", "states")
 SMALL_LINEAGE_CELLS = 100
-"""``min_cells="auto"`` without ``n_bins``: a lineage of fewer cells than this (with bins, than ``n_bins``) ..."""
+"""``min_cells="auto"``: the cell count below which a lineage may be left out, without bins (with bins: ``n_bins``)."""
 SMALL_LINEAGE_SHARE = 0.05
-"""... and than this share of the largest lineage's cells is left out."""
+"""``min_cells="auto"``: such a lineage is left out when it also has less than this share of the largest one's cells."""
 VELOCITY_POINTS, VELOCITY_DEGREE = 5, 3
 """The initial velocity is the slope at the first time of a cubic fitted to a lineage's first 5 time
 points (least squares): on the paper's second-order system, sampled every 0.2 time units, its error

@@ -106,7 +106,9 @@ def _field_kwargs(field: str, method: str, order: int, hidden: Sequence[int] | N
 
 def _warn_if_shorter_than_window(ts: TrajectorySet, window: int | None) -> None:
     """Warn that the trajectories with fewer time points than ``window`` take no part in training."""
-    short = {name: len(t) for name, t in zip(ts.lineages, ts.times, strict=True) if window and len(t) < window}
+    if window is None:
+        return
+    short = {name: len(t) for name, t in zip(ts.lineages, ts.times, strict=True) if len(t) < window}
     if short:
         named = ", ".join(f"{k!r} ({v})" for k, v in short.items())
         warnings.warn(
@@ -174,9 +176,12 @@ def setup(
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r}.")
     auto = ORDER_DEFAULTS[order]
-    scale_by = auto["scale_by"] if scale_by == "auto" else scale_by
-    n_bins = auto["n_bins"] if isinstance(n_bins, str) and n_bins == "auto" else n_bins
-    x0_cells = auto["x0_cells"] if isinstance(x0_cells, str) and x0_cells == "auto" else x0_cells
+
+    def resolved(value: Any, name: str) -> Any:  # an "auto" preprocessing setting: the order's default
+        return auto[name] if isinstance(value, str) and value == "auto" else value
+
+    scale_by, n_bins = resolved(scale_by, "scale_by"), resolved(n_bins, "n_bins")
+    x0_cells, min_cells = resolved(x0_cells, "x0_cells"), resolved(min_cells, "min_cells")
     if isinstance(window, str) and window == "auto" and order == 2:
         window = None
     ts = prepare_trajectories(
@@ -193,7 +198,7 @@ def setup(
         x0_cells=x0_cells,
         perturbation_key=perturbation_key,
         binning=binning,
-        min_cells=auto["min_cells"] if isinstance(min_cells, str) and min_cells == "auto" else min_cells,
+        min_cells=min_cells,
     )
     kwargs = {**_field_kwargs(field, method, order, hidden), **(model_kwargs or {})}
     settings: dict[str, Any] = {"field": field}
