@@ -438,7 +438,7 @@ def _without_small_lineages(
     small = counts[counts < threshold]
     if small.empty:
         return labels
-    named = ", ".join(f"{k!r} ({v} cells)" for k, v in small.items())
+    named = ", ".join(f"{str(k)!r} ({v} cells)" for k, v in small.items())
     if len(small) == len(counts):
         raise ValueError(f"Every lineage of obs[{key!r}] has {why}: {named}. Lower min_cells (0 keeps every lineage).")
     warnings.warn(

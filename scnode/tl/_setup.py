@@ -110,7 +110,7 @@ def _warn_if_shorter_than_window(ts: TrajectorySet, window: int | None) -> None:
         return
     short = {name: len(t) for name, t in zip(ts.lineages, ts.times, strict=True) if len(t) < window}
     if short:
-        named = ", ".join(f"{k!r} ({v})" for k, v in short.items())
+        named = ", ".join(f"{str(k)!r} ({v})" for k, v in short.items())
         warnings.warn(
             f"scnode: trajectory(ies) {named} have fewer time points than the window of {window}, and the fit "
             "does not train on them. Pass a shorter window=, or n_bins= for more time points.",
