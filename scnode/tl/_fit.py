@@ -15,7 +15,7 @@ from ..core import adjacency
 from ..model import SparseODE
 from ._adaptive import adaptive_factors
 from ._dask import dask_client
-from ._results import mean_jacobian, path_record, record_params, write_results
+from ._results import check_edge_score, mean_jacobian, path_record, record_params, write_results
 from ._retime import retime_cells
 from ._select import LambdaSearch, Search
 from ._setup import Setup, setup
@@ -178,6 +178,7 @@ def fit_sparse_ode(
     client: Client | str | None = None,
     search_dir: str | os.PathLike | None = None,
     refine_time: int | str = 0,
+    edge_score: str = "weights",
 ) -> AnnData | SparseODE | list[SparseODE] | tuple[Any, ...] | None:
     """Fit a sparse neural ODE to cells ordered by pseudotime; the learned gene network goes to ``varp``.
 
@@ -341,6 +342,13 @@ def fit_sparse_ode(
         more and is the fit of ``refine_time=0``. The order rule cannot tell a misordered pseudotime
         from a good time that one path cannot keep in order (a cycle, cells resting at a steady state):
         there it re-times too. See docs/results.md for when it helps.
+    edge_score
+        How ``varp[key_added]`` and ``varp[key_added + "_path"]`` score an edge: ``"weights"`` (the
+        path product of the field's absolute weights, the paper's) or ``"effects"`` (that times the
+        regulator's standard deviation over the training states: what its observed variation does to
+        the target's rate). Weights favour regulators that vary little once cells are averaged into
+        states, such as genes detected in few cells, which need large weights to matter; effects do
+        not (docs/single_cell.md). The graph (which edges exist) is the same.
 
     Returns
     -------
@@ -396,6 +404,7 @@ def fit_sparse_ode(
     if not auto and (isinstance(refine_time, bool) or not isinstance(refine_time, int | np.integer) or refine_time < 0):
         raise ValueError(f"refine_time must be an integer >= 0 or 'auto', got {refine_time!r}.")
     max_rounds = AUTO_REFINE_ROUNDS if auto else int(refine_time)
+    check_edge_score(edge_score, order)
     fixed_refit = refit_iter
     data, data_layer, fit_time_key, rounds = adata, layer, time_key, []
     candidates = []  # "auto": each fit with its cells' distance to its path and the times it used
@@ -473,7 +482,7 @@ def fit_sparse_ode(
     if method != "base":
         warn_if_degenerate(model, f"the {method!r} fit")
     refined = used is not None  # the kept fit ran on new times
-    params = {**record_params(st, model), "refine_time": "auto" if auto else int(refine_time)}
+    params = {**record_params(st, model), "refine_time": "auto" if auto else int(refine_time), "edge_score": edge_score}
     if auto:
         params.update(refine_rounds=round_, refine_chosen=chosen)
     if refined:  # the light copy's settings are the user's; the times of the last fit go beside the user's
@@ -481,7 +490,17 @@ def fit_sparse_ode(
     if rounds:
         extra = {**(extra or {}), "refine_time": {k: np.array([r[k] for r in rounds]) for k in rounds[0]}}
     target = adata.copy() if copy else adata
-    write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window, search_models=models)
+    write_results(
+        target,
+        model,
+        st.ts,
+        key_added,
+        params,
+        extra=extra,
+        window=st.window,
+        search_models=models,
+        edge_score=edge_score,
+    )
     if refined:
         target.obs[f"{key_added}_time"] = used
     out: list[Any] = [target] if copy else []

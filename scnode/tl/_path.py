@@ -10,7 +10,7 @@ from anndata import AnnData
 from ._dask import dask_client
 from ._fit import warn_if_degenerate
 from ._predict import validation_mse
-from ._results import path_record, record_params, write_results
+from ._results import check_edge_score, path_record, record_params, write_results
 from ._select import LambdaSearch
 from ._setup import setup
 from ._utils import writes_nothing_when_interrupted
@@ -34,6 +34,7 @@ def lambda_path(
     return_models: bool = False,
     client: Client | str | None = None,
     search_dir: str | os.PathLike | None = None,
+    edge_score: str = "weights",
     **kwargs: Any,
 ) -> pd.DataFrame | tuple[Any, ...]:
     """Fit a range of penalty weights, tabulate them, and keep the selected one.
@@ -94,6 +95,8 @@ def lambda_path(
     search_dir
         As in :func:`scnode.tl.fit_sparse_ode`: a directory that keeps each fit as it ends, so that an
         interrupted call resumes (not with ``validation``).
+    edge_score
+        As in :func:`scnode.tl.fit_sparse_ode`: ``"weights"`` or ``"effects"``.
     **kwargs
         Preprocessing, model and training arguments of :func:`scnode.tl.fit_sparse_ode` (``time_key``,
         ``lineage_key``, ``genes``, ``regulators``, ``prior``, ``order``, ``lam1``, ``field``,
@@ -128,6 +131,7 @@ def lambda_path(
     kwargs.pop("lam", None)
     if kwargs.pop("adaptive", "auto") is True:
         raise ValueError("lambda_path runs one search; the adaptive second search is fit_sparse_ode's (lam='auto').")
+    check_edge_score(edge_score, kwargs.get("order", 1))
     st = setup(adata, method=method, adaptive=False, **kwargs)
     scorer = None
     if validation is not None:
@@ -156,11 +160,21 @@ def lambda_path(
     lo, hi = float(table["lam"].min()), float(table["lam"].max())
     warn_if_degenerate(model, "the selected fit")
     searcher.warn_if_at_end()
-    params = {**record_params(st, model), "selection": search.reason, "searched": [lo, hi]}
+    params = {**record_params(st, model), "selection": search.reason, "searched": [lo, hi], "edge_score": edge_score}
     params["validation"] = "held-out AnnData" if validation is not None else f"every {holdout_every}th time point"
     target = adata.copy() if copy else adata
     extra = {"path": path_record(search, (lo, hi))}
-    write_results(target, model, st.ts, key_added, params, extra=extra, window=st.window, search_models=search.models)
+    write_results(
+        target,
+        model,
+        st.ts,
+        key_added,
+        params,
+        extra=extra,
+        window=st.window,
+        search_models=search.models,
+        edge_score=edge_score,
+    )
     out: list[Any] = [table]
     if copy:
         out.insert(0, target)

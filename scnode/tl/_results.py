@@ -61,19 +61,60 @@ def mean_jacobian(model: SparseODE, ts: TrajectorySet, *, absolute: bool = False
     return model.jacobian(states[:, :d], states[:, d:], absolute=absolute)
 
 
-def path_network(models: Iterable[SparseODE], ts: TrajectorySet) -> tuple[np.ndarray, np.ndarray]:
+EDGE_SCORES = ("weights", "effects")
+"""How a fit's graph scores its edges: ``"weights"``, the path product of absolute weights
+(:meth:`scnode.SparseODE.adjacency`, the paper's); ``"effects"``, that times each regulator's standard
+deviation over the training states (:func:`regulator_spread`)."""
+
+
+SPREAD_FLOOR = 1e-6
+"""The smallest spread :func:`regulator_spread` returns (scaled units, in which a gene's cells span 1)."""
+
+
+def check_edge_score(edge_score: str, order: int) -> None:
+    """Raise a clear error for an unknown ``edge_score``, or ``"effects"`` with velocities as inputs."""
+    if edge_score not in EDGE_SCORES:
+        raise ValueError(f"edge_score must be one of {EDGE_SCORES}, got {edge_score!r}.")
+    if edge_score == "effects" and order != 1:
+        raise ValueError("edge_score='effects' scales by the genes' spread over first-order states; use order=1.")
+
+
+def regulator_spread(ts: TrajectorySet) -> np.ndarray:
+    """Return each gene's standard deviation over every trajectory's states (scaled units), ``(genes,)``.
+
+    A gene detected in a few cells varies little once its cells are averaged into states; a large
+    weight on it moves a target's rate as little as a small weight on a gene that varies fully.
+    Multiplying an input's weights by its spread scores what the regulator's observed variation does.
+    """
+    d = len(ts.genes)
+    spread = np.concatenate([v[:, :d] for v in ts.values], axis=0).std(axis=0)
+    return np.maximum(spread, SPREAD_FLOOR)  # a constant gene keeps its edges, scored near zero
+
+
+def edge_scores(model: SparseODE, spread: np.ndarray | None) -> np.ndarray:
+    """Return the model's graph (outputs x inputs), its gene columns times ``spread`` where given."""
+    adj = model.adjacency()
+    if spread is not None:
+        adj[:, : len(spread)] *= spread[None, :]
+    return adj
+
+
+def path_network(
+    models: Iterable[SparseODE], ts: TrajectorySet, spread: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Score every pair by the fits of a penalty search together, and sign it (outputs x inputs).
 
     Each fit's graph is divided by its largest entry and the graphs are averaged over the fits (from
     the full graph of the smallest lambda to the empty one of the largest): a pair scores high when
-    its dependence is strong relative to the others and survives stronger penalties. The sign is
-    that of the fits' Jacobians averaged over the training states, each over its largest entry.
+    its dependence is strong relative to the others and survives stronger penalties (``spread``: each
+    graph scored by :func:`edge_scores`). The sign is that of the fits' Jacobians averaged over the
+    training states, each over its largest entry.
     One pass over ``models``: one fit (read back from disk where the search spilled it) and its two
     matrices in memory at a time.
     """
     score, slope = ScaledMean(), ScaledMean()
     for model in models:
-        score.add(model.adjacency())
+        score.add(edge_scores(model, spread))
         slope.add(mean_jacobian(model, ts))
         del model  # before the next fit is read back
     mean = score.mean()
@@ -113,25 +154,30 @@ def write_results(
     extra: dict | None = None,
     window: int | None = None,
     search_models: Iterable[SparseODE] | None = None,
+    edge_score: str = "weights",
 ) -> None:
     """Write a fitted model's graph, signs, fitted values and record (plus ``extra`` entries) into ``adata``.
 
     ``window``: the fit's window length (its training MSE is recorded on windows), ``None`` for whole
     trajectories. ``search_models``: the fits of the penalty search, whose scores of every pair
     (:func:`path_network`) go to ``varp[key_added + "_path"]`` and ``varp[key_added + "_path_sign"]``.
+    ``edge_score``: one of :data:`EDGE_SCORES`; the graph's zero pattern, and so its summary, is the same.
     """
     idx = adata.var_names.get_indexer(ts.genes)
     d = len(ts.genes)
+    spread = regulator_spread(ts) if edge_score == "effects" else None
     varp = {}
     if search_models:  # first, while no other gene x gene matrix is held (each fit's are)
-        path_score, path_sign = path_network(search_models, ts)
+        path_score, path_sign = path_network(search_models, ts, spread)
         varp[f"{key_added}_path"] = _to_varp(adata.n_vars, idx, path_score[:, :d].T)
         varp[f"{key_added}_path_sign"] = _to_varp(adata.n_vars, idx, path_sign[:, :d].T)
         del path_score, path_sign
     adj = model.adjacency()  # outputs x inputs
     sign = np.sign(mean_jacobian(model, ts))
     sign[adj == 0] = 0
-    varp[key_added] = _to_varp(adata.n_vars, idx, adj[:, :d].T)
+    scored = adj if spread is None else adj[:, :d] * spread[None, :]
+    varp[key_added] = _to_varp(adata.n_vars, idx, scored[:, :d].T)
+    del scored
     varp[f"{key_added}_sign"] = _to_varp(adata.n_vars, idx, sign[:, :d].T)
     if model.config.order == 2:
         varp[f"{key_added}_velocity"] = _to_varp(adata.n_vars, idx, adj[:, d:].T)
