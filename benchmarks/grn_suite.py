@@ -13,6 +13,7 @@ Usage::
     python benchmarks/grn_suite.py --pseudotime geodesic  # ... ordered by scnode's geodesic pseudotime
     python benchmarks/grn_suite.py --pseudotime noisy --clock-noise 0.1  # ... ordered by a noisy clock
     python benchmarks/grn_suite.py --pseudotime noisy --binning states   # ... and scnode with state bins
+    python benchmarks/grn_suite.py --edge-scores effects --peers   # scnode's edges also scored by effects
 
 Data: each of BEELINE's six Boolean models (``scn.datasets.boolean_model``, files from the
 ``boolode`` data folder), scanpy's krumsiek11 rules (``scn.datasets.krumsiek11_boolean``, 11 genes)
@@ -219,10 +220,13 @@ def scnode_rows(
     protocol: dict,
     refine_time: int | str = 0,
     binning: str = "time",
+    edge_score: str = "weights",
 ) -> list[dict]:
     """The default call's graph and path ranking (with ``refine_time``: that call with the cells re-timed;
-    with ``binning="states"``: with state bins)."""
+    with ``binning="states"``: with state bins; with ``edge_score="effects"``: edges scored by effects)."""
     kwargs = {"n_iter": 20} if quick else {}
+    if edge_score != "weights":
+        kwargs["edge_score"] = edge_score
     if perturbed:
         kwargs["perturbation_key"] = "perturbation"
     if refine_time:
@@ -237,6 +241,8 @@ def scnode_rows(
     name = f"{SCNODE}, refine_time={refine_time}" if refine_time else SCNODE
     if binning != "time":
         name += f", binning={binning!r}"
+    if edge_score != "weights":
+        name += f", edge_score={edge_score!r}"
     order = {}
     if refine_time and "time" in adata.obs:
         wt = adata.obs["perturbation"].isna().to_numpy() if "perturbation" in adata.obs else slice(None)
@@ -355,6 +361,7 @@ def run_system(
     clock_noise: float = CLOCK_NOISE,
     binnings: Sequence[str] = (),
     peers: Sequence[str] = PEERS,
+    edge_scores: Sequence[str] = (),
 ) -> list[dict]:
     """Both data sets of one model and seed: every row."""
     model = load_model(name)
@@ -391,6 +398,8 @@ def run_system(
             rows.extend({**common, **r} for r in scnode_rows(data, seed, quick, perturbed, protocol, n))
         for binning in binnings:
             rows.extend({**common, **r} for r in scnode_rows(data, seed, quick, perturbed, protocol, binning=binning))
+        for score in edge_scores:
+            rows.extend({**common, **r} for r in scnode_rows(data, seed, quick, perturbed, protocol, edge_score=score))
         print(f"  {name} seed {seed} {common['data']}: done", file=sys.stderr, flush=True)
     return rows
 
@@ -415,7 +424,7 @@ def _tables(rows: list[dict]) -> str:
             )
         best_peer = per.drop(index=[m for m in per.index if m.startswith(SCNODE)]).mean(axis=1)
         lines += [""]
-        for method in (m for m in per.index if m.startswith(SCNODE)):
+        for method in (m for m in per.index if m.startswith(SCNODE) and len(best_peer)):
             lines.append(
                 f"- {method}: mean AUPRC ratio over the best peer's ({best_peer.idxmax()}, {best_peer.max():.2f}): "
                 f"{per.loc[method].mean() / best_peer.max():.2f}"
@@ -470,6 +479,9 @@ def main(argv: list[str] | None = None) -> str:
         "--binning", nargs="*", default=[], choices=["states"], help="also scnode's rows with this binning="
     )
     parser.add_argument("--peers", nargs="*", choices=PEERS, default=PEERS, help="the peers to run (default: all)")
+    parser.add_argument(
+        "--edge-scores", nargs="*", default=[], choices=["effects"], help="also scnode's rows with this edge_score="
+    )
     args = parser.parse_args(argv)
     protocol = dict(PROTOCOLS[args.pseudotime])
     if args.gates:
@@ -483,7 +495,15 @@ def main(argv: list[str] | None = None) -> str:
         for name in models
         for seed in seeds
         for r in run_system(
-            name, seed, args.quick, protocol, args.refine_time, args.clock_noise, args.binning, args.peers
+            name,
+            seed,
+            args.quick,
+            protocol,
+            args.refine_time,
+            args.clock_noise,
+            args.binning,
+            args.peers,
+            args.edge_scores,
         )
     ]
     cells = 300 if args.quick else CELLS

@@ -104,6 +104,16 @@ def prepare(n_genes: int, pseudotime: str = "dpt", lineages: str = "branches") -
     return cells
 
 
+TOP_EDGES = 50
+"""The strongest edges whose sources the report describes."""
+
+
+def detection(adata: sc.AnnData, genes: list[str]) -> pd.Series:
+    """The share of cells in which each gene is detected (a count above zero)."""
+    x = adata[:, genes].X
+    return pd.Series(np.asarray((x > 0).mean(axis=0)).ravel(), index=genes)
+
+
 def _markdown(frame: pd.DataFrame) -> str:
     """A DataFrame as a markdown table (numbers to 4 significant digits)."""
 
@@ -130,6 +140,9 @@ def main(argv: list[str] | None = None) -> str:
         choices=["branches", "dpt"],
         default="branches",
         help="the two curated branches (default), or sc.tl.dpt(n_branchings=1)'s groups on all cells",
+    )
+    parser.add_argument(
+        "--edge-score", choices=["weights", "effects"], default="weights", help="fit_sparse_ode's edge_score"
     )
     parser.add_argument(
         "--gradient-precision", default=None, help="fit_kwargs' gradient_precision (default: the call's own)"
@@ -162,6 +175,7 @@ def main(argv: list[str] | None = None) -> str:
             progress_bar=False,
             refine_time=args.refine_time,
             binning=args.binning,
+            edge_score=args.edge_score,
             **kwargs,
         )
     fit_seconds = time.perf_counter() - t0
@@ -183,6 +197,11 @@ def main(argv: list[str] | None = None) -> str:
         except ValueError as err:
             sanity = str(err)
     regs = params["regulators"]
+    detected = detection(cells, [g for g in record["genes"] if g in set(tfs)])
+    hubs = {}
+    for key in ("scnode", "scnode_path"):
+        top = scn.tl.edge_list(cells, key=key, top_k=TOP_EDGES)  # self-loops left out
+        hubs[key] = (float(detected[top["source"]].median()), top["source"].value_counts().head(3))
     if args.lineages == "dpt":
         lineages, timing = "DPT's groups", "pseudotime: sc.tl.dpt(n_branchings=1) on all cells"
     else:
@@ -210,6 +229,14 @@ def main(argv: list[str] | None = None) -> str:
         f"allowed one, median {metrics['median_regulators']:g} regulators per target; "
         f"{metrics['activating_edges']} activating and {metrics['repressing_edges']} repressing edges",
         f"- krumsiek11 literature network among the fitted regulators (sanity check): AUPRC ratio {sanity}",
+        f"- edges scored by {args.edge_score}; the sources of the {TOP_EDGES} strongest edges between two genes "
+        "(the share of cells that detect a source; the fitted TFs' median "
+        f"{detected.median():.3f}): "
+        + "; ".join(
+            f"{what} median {med:.3f}, most often "
+            + ", ".join(f"{g} ({n}, {detected[g]:.3f})" for g, n in counts.items())
+            for what, (med, counts) in zip(("graph", "search's ranking"), hubs.values(), strict=True)
+        ),
         *(
             [
                 f"- re-timed {args.refine_time}x: rank correlation of each round's new times with its old "
