@@ -345,6 +345,8 @@ def fit(args: argparse.Namespace) -> dict:
             n_bins=args.n_bins,
             x0_cells=args.x0_cells,
             binning=args.binning,
+            min_cells=args.min_cells,
+            edge_score=args.edge_score,
             refine_time=args.refine_time,
             device=args.device,
             random_state=args.seed,
@@ -472,6 +474,18 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
         choices=("time", "states"),
         default="time",
         help="time: equal-width pseudotime bins; states: cells clustered by expression (default %(default)s)",
+    )
+    p.add_argument(
+        "--min-cells",
+        type=_auto_or(int, "an integer"),
+        default="auto",
+        help="leave out lineages with fewer cells, or auto (fewer than the bins and than 5 %% of the largest's)",
+    )
+    p.add_argument(
+        "--edge-score",
+        choices=("weights", "effects"),
+        default="weights",
+        help="score edges by the field's weights, or by effects: times the regulator's spread (default %(default)s)",
     )
     p.add_argument(
         "--refine-time",

@@ -260,6 +260,10 @@ def test_cli_fit_preprocessing_defaults_follow_the_order_as_in_python(tmp_path, 
     assert main(argv) == 0
     params = ad.read_h5ad(out).uns["scnode"]["params"]
     assert params["n_bins"] == 10 and params["x0_cells"] == 5 and params["binning"] == "states"
+    assert params["min_cells"] == "auto" and params["edge_score"] == "weights"
+    assert main([*argv[:-2], "--min-cells", "0", "--edge-score", "effects"]) == 0
+    params = ad.read_h5ad(out).uns["scnode"]["params"]
+    assert params["min_cells"] == 0 and params["edge_score"] == "effects"
     with pytest.raises(SystemExit):
         main(["fit", str(cells), "--out", str(out), *FAST, "--n-bins", "many"])
     assert "argument --n-bins: expected an integer, auto or none, got 'many'" in capsys.readouterr().err
