@@ -65,9 +65,7 @@ def split_lineages(
             )
     if key_added == cell_key:
         raise ValueError(f"key_added and cell_key are both {key_added!r}; they name two columns.")
-    cell, lineage = np.nonzero(member)
-    order = np.lexsort((cell, lineage))  # lineage by lineage, cells in their order
-    cell, lineage = cell[order], lineage[order]
+    lineage, cell = np.nonzero(member.T)  # lineage by lineage, cells in their order
     if len(cell) == 0:
         raise ValueError(f"No cell belongs to any lineage of obsm[{key!r}]" + _hint(threshold) + ".")
     empty = [names[k] for k in range(len(names)) if not member[:, k].any()]

@@ -267,13 +267,13 @@ def prepare_trajectories(
     """
     if time_key not in adata.obs:
         raise KeyError(f"adata.obs has no time column {time_key!r}; available: {list(adata.obs.columns)}.")
-    if lineage_key is not None and lineage_key not in adata.obs and lineage_key in adata.obsm:
-        raise KeyError(
-            f"obs[{lineage_key!r}] should name each cell's lineage, and {lineage_key!r} is in adata.obsm (a cells x "
-            f"lineages membership?): scn.pp.split_lineages(adata, {lineage_key!r}) gives each cell one copy per "
-            "lineage it belongs to, in obs['lineage']."
-        )
     if lineage_key is not None and lineage_key not in adata.obs:
+        if lineage_key in adata.obsm:
+            raise KeyError(
+                f"obs[{lineage_key!r}] should name each cell's lineage, and {lineage_key!r} is in adata.obsm (a cells "
+                f"x lineages membership?): scn.pp.split_lineages(adata, {lineage_key!r}) gives each cell one copy per "
+                "lineage it belongs to, in obs['lineage']."
+            )
         raise KeyError(f"adata.obs has no lineage column {lineage_key!r}; available: {list(adata.obs.columns)}.")
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}.")

@@ -91,12 +91,9 @@ def regulator_spread(ts: TrajectorySet) -> np.ndarray:
     return np.maximum(spread, SPREAD_FLOOR)  # a constant gene keeps its edges, scored near zero
 
 
-def edge_scores(model: SparseODE, spread: np.ndarray | None) -> np.ndarray:
-    """Return the model's graph (outputs x inputs), its gene columns times ``spread`` where given."""
-    adj = model.adjacency()
-    if spread is not None:
-        adj[:, : len(spread)] *= spread[None, :]
-    return adj
+def edge_scores(adj: np.ndarray, spread: np.ndarray | None) -> np.ndarray:
+    """Return a graph's scores (outputs x inputs, order 1): ``adj`` itself, or a copy times ``spread`` per input."""
+    return adj if spread is None else adj * spread[None, :]
 
 
 def path_network(
@@ -114,7 +111,7 @@ def path_network(
     """
     score, slope = ScaledMean(), ScaledMean()
     for model in models:
-        score.add(edge_scores(model, spread))
+        score.add(edge_scores(model.adjacency(), spread))
         slope.add(mean_jacobian(model, ts))
         del model  # before the next fit is read back
     mean = score.mean()
@@ -175,9 +172,7 @@ def write_results(
     adj = model.adjacency()  # outputs x inputs
     sign = np.sign(mean_jacobian(model, ts))
     sign[adj == 0] = 0
-    scored = adj if spread is None else adj[:, :d] * spread[None, :]
-    varp[key_added] = _to_varp(adata.n_vars, idx, scored[:, :d].T)
-    del scored
+    varp[key_added] = _to_varp(adata.n_vars, idx, edge_scores(adj, spread)[:, :d].T)
     varp[f"{key_added}_sign"] = _to_varp(adata.n_vars, idx, sign[:, :d].T)
     if model.config.order == 2:
         varp[f"{key_added}_velocity"] = _to_varp(adata.n_vars, idx, adj[:, d:].T)
